@@ -1,0 +1,85 @@
+import type { VenueName } from '../venues/types.js';
+
+/**
+ * The validated, frozen configuration. Produced once at start by loadConfig() (src/config/load.ts);
+ * every key is documented in docs/configuration.md. Venue-dependent defaults (limits) are already
+ * resolved here: a `null` in the file means "the venue's figure".
+ */
+export interface Config {
+  venue: VenueName;
+  endpoints: {
+    /** Base WebSocket URL, e.g. wss://stream.binance.com:9443 (the combined path is appended). */
+    stream: string;
+    /** Base REST URL, e.g. https://api.binance.com */
+    rest: string;
+    /** WebSocket API URL for spot user data, e.g. wss://ws-api.binance.com:443/ws-api/v3 */
+    wsApi: string;
+  };
+  /** Upper-case symbols, e.g. BTCUSDT. */
+  symbols: string[];
+  /** Stream types applied to every symbol, e.g. trade, bookTicker, depth@100ms, kline_1m. */
+  streams: string[];
+  limits: {
+    streamsPerConnection: number;
+    connectionAttempts: number;
+    connectionAttemptWindowMs: number;
+    messagesPerSecond: number;
+    /** Streams named in one SUBSCRIBE message. */
+    streamsPerSubscribe: number;
+  };
+  connection: {
+    /** No frame of any kind (data, ping, pong) for this long = dead: terminate and replace. */
+    staleAfterMs: number;
+    maxLifetimeMs: number;
+    /** Open the replacement this long before maxLifetimeMs. */
+    rotateBeforeMs: number;
+    /** How long a replacement may take to take over every stream before the old one is closed anyway. */
+    switchoverTimeoutMs: number;
+    /** Time allowed for the WebSocket handshake. */
+    handshakeTimeoutMs: number;
+    backoff: {
+      initialMs: number;
+      maxMs: number;
+      multiplier: number;
+    };
+  };
+  recorder: {
+    enabled: boolean;
+    dir: string;
+    /** Bytes of recorded lines held in memory while the disk is slow; past this, messages are dropped and counted. */
+    maxBufferBytes: number;
+    flushIntervalMs: number;
+    fsyncIntervalMs: number;
+  };
+  ledger: {
+    path: string;
+    /** Where last-seen IDs are checkpointed for daemon_down gaps. */
+    statePath: string;
+  };
+  maintenance: {
+    windows: Array<{ start: string; end: string; reason: string }>;
+    /** Poll GET /sapi/v1/system/status this often (0 = never). */
+    statusPollMs: number;
+  };
+  metrics: {
+    enabled: boolean;
+    host: string;
+    port: number;
+  };
+  log: {
+    level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  };
+  userData: {
+    enabled: boolean;
+    /** node-cron expression (five or six fields) for the listen key keepalive. */
+    keepaliveCron: string;
+    /** Files holding the API key and secret (systemd LoadCredential, Docker secrets). */
+    apiKeyFile: string;
+    apiSecretFile: string;
+    /** Inline credentials: refused unless the config file is mode 0600. */
+    apiKey: string;
+    apiSecret: string;
+    /** Futures private stream events, e.g. ORDER_TRADE_UPDATE/ACCOUNT_UPDATE. */
+    events: string[];
+  };
+}

@@ -1,0 +1,51 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * feedkeeper's metrics, on a registry of its own (never prom-client's global one). Every metric here
+ * is documented in docs/metrics.md; test/metrics-docs.test.ts fails when one is missing there.
+ * Labels are bounded: no per-symbol or per-stream labels.
+ */
+export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'feedkeeper_process_' });
+  const r = [registry];
+  const m = {
+    registry,
+    connectionsOpen: new Gauge({ name: 'feedkeeper_connections_open', help: 'WebSocket connections currently open (replacements during a switch-over included).', registers: r }),
+    connectionsPlanned: new Gauge({ name: 'feedkeeper_connections_planned', help: 'Connections in the plan.', registers: r }),
+    streamsSubscribed: new Gauge({ name: 'feedkeeper_streams_subscribed', help: 'Streams confirmed subscribed on an open connection.', registers: r }),
+    messagesReceived: new Counter({ name: 'feedkeeper_messages_received_total', help: 'Data messages received from the exchange, duplicates from a switch-over included.', registers: r }),
+    messagesDuplicate: new Counter({ name: 'feedkeeper_messages_duplicate_total', help: 'Messages dropped because another connection already delivered them (switch-over overlap).', registers: r }),
+    framesMalformed: new Counter({ name: 'feedkeeper_frames_malformed_total', help: 'Frames that could not be understood (counted, logged, skipped).', registers: r }),
+    connectionStateChanges: new Counter({ name: 'feedkeeper_connection_state_changes_total', help: 'Connection state transitions, by the state entered.', labelNames: ['state'] as const, registers: r }),
+    reconnects: new Counter({ name: 'feedkeeper_reconnects_total', help: 'Connections replaced, by reason.', labelNames: ['reason'] as const, registers: r }),
+    connectionAttempts: new Counter({ name: 'feedkeeper_connection_attempts_total', help: 'WebSocket connection attempts, by outcome.', labelNames: ['outcome'] as const, registers: r }),
+    attemptBudgetRemaining: new Gauge({ name: 'feedkeeper_connection_attempt_budget_remaining', help: 'Connection attempts left in the current attempt window.', registers: r }),
+    outgoingMessages: new Counter({ name: 'feedkeeper_outgoing_messages_total', help: 'Messages sent to the exchange (pongs and control messages), by kind.', labelNames: ['kind'] as const, registers: r }),
+    lastMessageAge: new Gauge({ name: 'feedkeeper_last_message_age_seconds', help: 'Seconds since the oldest-silent open connection last received a frame.', registers: r }),
+    eventLag: new Histogram({
+      name: 'feedkeeper_event_lag_seconds',
+      help: 'Local receive time minus the exchange event time E.',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    }),
+    recorderWritten: new Counter({ name: 'feedkeeper_recorder_messages_written_total', help: 'Messages written to the recording.', registers: r }),
+    recorderDropped: new Counter({ name: 'feedkeeper_recorder_dropped_total', help: 'Messages the recorder had to drop, by reason (buffer_full, write_error).', labelNames: ['reason'] as const, registers: r }),
+    recorderBufferBytes: new Gauge({ name: 'feedkeeper_recorder_buffer_bytes', help: 'Bytes waiting to be written to the recording.', registers: r }),
+    gaps: new Counter({ name: 'feedkeeper_gaps_total', help: 'Gaps closed in the ledger, by cause and whether inside a maintenance window.', labelNames: ['cause', 'maintenance'] as const, registers: r }),
+    gapSeconds: new Counter({ name: 'feedkeeper_gap_seconds_total', help: 'Seconds of gaps closed in the ledger, by cause and maintenance.', labelNames: ['cause', 'maintenance'] as const, registers: r }),
+    missedMessages: new Counter({ name: 'feedkeeper_missed_messages_total', help: 'Sequenced messages known missed (sum of the ledger missed counts).', labelNames: ['maintenance'] as const, registers: r }),
+    gapsOpen: new Gauge({ name: 'feedkeeper_gaps_open', help: 'Gaps currently open.', registers: r }),
+    maintenanceActive: new Gauge({ name: 'feedkeeper_maintenance_active', help: '1 while a maintenance window is in force (calendar, system status or serverShutdown).', registers: r }),
+    ledgerWriteErrors: new Counter({ name: 'feedkeeper_ledger_write_errors_total', help: 'Ledger entries that could not be written.', registers: r }),
+    listenKeyKeepalives: new Counter({ name: 'feedkeeper_listen_key_keepalives_total', help: 'Listen key keepalive PUTs, by outcome.', labelNames: ['outcome'] as const, registers: r }),
+    listenKeyAge: new Gauge({ name: 'feedkeeper_listen_key_age_seconds', help: 'Seconds since the listen key was last created or extended.', registers: r }),
+    listenKeyRenewals: new Counter({ name: 'feedkeeper_listen_key_renewals_total', help: 'Listen keys replaced by a new one (expired or unknown to the exchange).', registers: r }),
+    restRequests: new Counter({ name: 'feedkeeper_rest_requests_total', help: 'REST requests, by status class.', labelNames: ['status'] as const, registers: r }),
+    restUsedWeight: new Gauge({ name: 'feedkeeper_rest_used_weight', help: 'Last X-MBX-USED-WEIGHT-1M reported by the exchange.', registers: r }),
+    restPaused: new Gauge({ name: 'feedkeeper_rest_paused', help: '1 while REST calls are paused after a 429 or 418.', registers: r }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
