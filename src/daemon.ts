@@ -1,17 +1,252 @@
+import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/types.js';
+import { GapLedger } from './ledger/ledger.js';
+import { MaintenanceCalendar, SystemStatusPoller } from './ledger/maintenance.js';
+import { Checkpointer, recoverLastSeen, venueKeyOf } from './ledger/recovery.js';
+import { gapsAnswer } from './ledger/report.js';
+import { resumeGaps } from './ledger/resume.js';
 import type { Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics/registry.js';
+import { GapsQueryError, startHttpServer, type HttpServer } from './metrics/server.js';
+import { StreamRouter, type GapSink } from './pipeline/stream-router.js';
+import { plan, type Plan } from './plan/planner.js';
+import { Recorder } from './recorder/recorder.js';
+import { Supervisor } from './supervisor.js';
+import { getVenue } from './venues/index.js';
+import type { StreamType, Venue } from './venues/types.js';
 
 export interface DaemonOptions {
   logger: Logger;
   /** The config files it was started with, for the log line at start. */
   configFiles: string[];
+  clock?: Clock;
+  /** How often last-seen IDs are checkpointed (default 1 s). */
+  checkpointIntervalMs?: number;
 }
 
 /**
- * Runs the daemon until SIGTERM/SIGINT; returns the process exit code. (Being written: the core
- * issue's supervisor. This signature is the contract the CLI codes against.)
+ * The whole daemon, assembled from a validated Config: gap ledger and maintenance calendar,
+ * recovery of the previous run's last-seen IDs, recorder, router, supervisor with its workers,
+ * checkpoints, the system-status poll, and the HTTP endpoint. Start and stop it; the CLI's
+ * runDaemon() adds the signals.
+ */
+export class Daemon {
+  readonly metrics: Metrics;
+  readonly venue: Venue;
+  readonly plan: Plan;
+  router!: StreamRouter;
+  supervisor!: Supervisor;
+  recorder!: Recorder;
+  ledger!: GapLedger;
+  calendar!: MaintenanceCalendar;
+  http: HttpServer | null = null;
+  private poller: SystemStatusPoller | null = null;
+  private checkpointer!: Checkpointer;
+  private checkpointTimer: ReturnType<typeof setInterval> | undefined;
+  private checkpointing: Promise<void> | null = null;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+
+  constructor(
+    readonly config: Config,
+    private readonly opts: DaemonOptions,
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.logger;
+    this.metrics = createMetrics();
+    this.venue = getVenue(config.venue)!;
+    this.plan = plan(config, this.venue);
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`daemon already ${this.state}`);
+    this.state = 'starting';
+    const { config, metrics, log, clock, venue } = this;
+    log.info(
+      { event: 'daemon_start', venue: venue.name, configFiles: this.opts.configFiles, connections: this.plan.connections.length, streams: this.plan.totalStreams, endpoint: config.endpoints.stream },
+      'feedkeeper starting',
+    );
+    this.calendar = new MaintenanceCalendar({ windows: config.maintenance.windows, logger: log, metrics, clock });
+    this.ledger = new GapLedger({ path: config.ledger.path, logger: log, metrics, calendar: this.calendar, clock });
+    await this.ledger.open();
+    const recovered = await recoverLastSeen({
+      statePath: config.ledger.statePath,
+      recorderDir: config.recorder.dir,
+      venue: venue.name,
+      keyOf: venueKeyOf(venue),
+      logger: log,
+    });
+    this.checkpointer = new Checkpointer({ statePath: config.ledger.statePath, logger: log });
+    this.recorder = new Recorder({
+      dir: config.recorder.dir,
+      venue: venue.name,
+      maxBufferBytes: config.recorder.maxBufferBytes,
+      flushIntervalMs: config.recorder.flushIntervalMs,
+      fsyncIntervalMs: config.recorder.fsyncIntervalMs,
+      logger: log,
+      metrics,
+      clock,
+    });
+    if (config.recorder.enabled) await this.recorder.open();
+
+    const streams = new Map<string, StreamType>();
+    for (const c of this.plan.connections) {
+      for (const name of c.streams) streams.set(name, venue.streamType(name.slice(name.indexOf('@') + 1))!);
+    }
+    const ledger = this.ledger;
+    const calendar = this.calendar;
+    const gaps: GapSink = {
+      openGap: (e) => ledger.openGap(e),
+      closeGap: (id, e) => ledger.closeGap(id, e),
+      instant: (e) => ledger.instant(e),
+      inMaintenance: (t) => calendar.reasonAt(t) !== null,
+    };
+    const recorder = config.recorder.enabled ? this.recorder : { write: () => true };
+    this.router = new StreamRouter({ streams, gaps, recorder, metrics, logger: log });
+    const resumed = resumeGaps({ ledger, recovered, streams: streams.keys(), now: clock.now() });
+    this.router.restore(recovered.streams, resumed);
+    if (resumed.size > 0) {
+      log.info({ event: 'gaps_resumed', streams: resumed.size, clean: recovered.clean, exact: recovered.exact }, 'streams resume from the previous run: their gaps close on the first message');
+    }
+
+    // Before connecting: a crash from here on must not be mistaken for the previous clean stop.
+    await this.checkpoint(false);
+
+    this.supervisor = new Supervisor({
+      config,
+      venue,
+      connections: this.plan.connections,
+      router: this.router,
+      logger: log,
+      metrics,
+      clock,
+      onServerShutdown: (at) => calendar.noteServerShutdown(at),
+    });
+
+    if (venue.systemStatusPath !== null && config.maintenance.statusPollMs > 0) {
+      this.poller = new SystemStatusPoller({
+        restBaseUrl: config.endpoints.rest,
+        path: venue.systemStatusPath,
+        intervalMs: config.maintenance.statusPollMs,
+        calendar,
+        logger: log,
+      });
+      this.poller.start();
+    }
+    if (config.metrics.enabled) {
+      this.http = await startHttpServer({
+        host: config.metrics.host,
+        port: config.metrics.port,
+        metrics,
+        health: this.supervisor,
+        logger: log,
+        gaps: (q) => this.answerGaps(q),
+      });
+      log.info({ event: 'http_listening', url: this.http.url }, 'metrics and health endpoints listening');
+    }
+    this.supervisor.start();
+    const every = this.opts.checkpointIntervalMs ?? 1000;
+    this.checkpointTimer = setInterval(() => void this.checkpoint(false), every);
+    this.checkpointTimer.unref();
+    this.state = 'running';
+  }
+
+  /** SIGHUP: reopen the output files (logrotate moved them). */
+  async reopen(): Promise<void> {
+    if (this.state !== 'running') return;
+    await this.recorder.reopen();
+    this.log.info({ event: 'files_reopened' }, 'output files reopened');
+  }
+
+  /**
+   * Close every connection (each stream gets an open `shutdown` gap, closed at the next start),
+   * flush the recording, write a clean checkpoint, close the ledger.
+   */
+  async stop(reason: string): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped' || this.state === 'new') return;
+    this.state = 'stopping';
+    this.log.info({ event: 'daemon_stop', reason }, 'feedkeeper stopping');
+    clearInterval(this.checkpointTimer);
+    this.poller?.stop();
+    await this.supervisor.stop();
+    await this.checkpointing;
+    await this.checkpoint(true);
+    await this.recorder.close();
+    await this.ledger.close();
+    this.calendar.close();
+    await this.http?.close();
+    this.state = 'stopped';
+    this.log.info({ event: 'daemon_stopped', reason }, 'feedkeeper stopped');
+  }
+
+  /**
+   * Save last-seen IDs with the recording position they belong to, once everything before that
+   * position is on disk (the contract recoverLastSeen relies on for exact daemon_down ranges).
+   */
+  private checkpoint(clean: boolean): Promise<void> {
+    if (this.checkpointing !== null && !clean) return this.checkpointing;
+    const run = (async () => {
+      const streams = this.router.snapshot();
+      const recording = this.config.recorder.enabled ? this.recorder.position() : null;
+      const savedAt = this.clock.now();
+      try {
+        if (this.config.recorder.enabled) await this.recorder.flush();
+        await this.checkpointer.save({ savedAt, recording, streams, clean });
+      } catch (err) {
+        this.log.error({ event: 'checkpoint_failed', err }, 'checkpoint not saved');
+      }
+    })();
+    this.checkpointing = run.finally(() => {
+      if (this.checkpointing === tracked) this.checkpointing = null;
+    });
+    const tracked = this.checkpointing;
+    return run;
+  }
+
+  private async answerGaps(q: URLSearchParams): Promise<unknown> {
+    await this.ledger.flush();
+    const answer = await gapsAnswer(this.config.ledger.path, { since: q.get('since'), until: q.get('until'), stream: q.get('stream') }, this.clock.now());
+    if (answer.status === 400) throw new GapsQueryError(answer.body.error);
+    if (answer.status !== 200) throw new Error(answer.body.error);
+    return answer.body;
+  }
+}
+
+/**
+ * Runs the daemon until SIGTERM/SIGINT; returns the process exit code. SIGHUP reopens the output
+ * files. A second signal during shutdown, or a shutdown that takes more than 5 s, gives up waiting.
  */
 export async function runDaemon(config: Config, opts: DaemonOptions): Promise<number> {
-  opts.logger.info({ venue: config.venue }, 'daemon not yet implemented');
-  return 1;
+  const daemon = new Daemon(config, opts);
+  const log = opts.logger;
+  let resolveStop!: (reason: string) => void;
+  const stopRequested = new Promise<string>((r) => (resolveStop = r));
+  const onTerm = (sig: NodeJS.Signals): void => resolveStop(sig);
+  const onHup = (): void => void daemon.reopen();
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onTerm);
+  process.on('SIGHUP', onHup);
+  try {
+    try {
+      await daemon.start();
+    } catch (err) {
+      log.fatal({ event: 'daemon_start_failed', err }, 'feedkeeper could not start');
+      await daemon.stop('start failed').catch(() => undefined);
+      return 1;
+    }
+    const reason = await stopRequested;
+    const deadline = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 4500).unref());
+    const outcome = await Promise.race([daemon.stop(reason).then(() => 'ok' as const), deadline]);
+    if (outcome === 'timeout') {
+      log.error({ event: 'shutdown_timeout' }, 'shutdown took too long: exiting anyway');
+      return 1;
+    }
+    return 0;
+  } finally {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onTerm);
+    process.off('SIGHUP', onHup);
+    await new Promise<void>((r) => log.flush(() => r()));
+  }
 }

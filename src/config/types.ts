@@ -61,6 +61,10 @@ export interface Config {
     /** Poll GET /sapi/v1/system/status this often (0 = never). */
     statusPollMs: number;
   };
+  health: {
+    /** /readyz fails when an open connection has had no frame for this long (default 25 s: just over Binance's 20 s ping). */
+    silentAfterMs: number;
+  };
   metrics: {
     enabled: boolean;
     host: string;

@@ -33,6 +33,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     recorderDropped: new Counter({ name: 'feedkeeper_recorder_dropped_total', help: 'Messages the recorder had to drop, by reason (buffer_full, write_error).', labelNames: ['reason'] as const, registers: r }),
     recorderWriteErrors: new Counter({ name: 'feedkeeper_recorder_write_errors_total', help: 'Failed writes to the recording (retried while the buffer lasts).', registers: r }),
     recorderBufferBytes: new Gauge({ name: 'feedkeeper_recorder_buffer_bytes', help: 'Bytes waiting to be written to the recording.', registers: r }),
+    recorderBufferLimit: new Gauge({ name: 'feedkeeper_recorder_buffer_limit_bytes', help: 'recorder.maxBufferBytes: past this many buffered bytes, messages are dropped.', registers: r }),
     gaps: new Counter({ name: 'feedkeeper_gaps_total', help: 'Gaps closed in the ledger, by cause and whether inside a maintenance window.', labelNames: ['cause', 'maintenance'] as const, registers: r }),
     gapSeconds: new Counter({ name: 'feedkeeper_gap_seconds_total', help: 'Seconds of gaps closed in the ledger, by cause and maintenance.', labelNames: ['cause', 'maintenance'] as const, registers: r }),
     missedMessages: new Counter({ name: 'feedkeeper_missed_messages_total', help: 'Sequenced messages known missed (sum of the ledger missed counts).', labelNames: ['maintenance'] as const, registers: r }),

@@ -1,0 +1,18 @@
+/** A subcommand: `feedkeeper <name> ...argv`. Resolves to the process exit code. */
+export interface CommandModule {
+  run(argv: string[]): Promise<number>;
+}
+
+export interface CommandEntry {
+  /** One line for `feedkeeper --help`. */
+  summary: string;
+  /** Loaded on use, so one command's dependencies never slow down or break another. */
+  load(): Promise<CommandModule>;
+}
+
+/** The subcommands. Adding one is one line here and a module src/cli/commands/<name>.ts. */
+export const commands: Record<string, CommandEntry> = {
+  run: { summary: 'connect, record and supervise the configured streams', load: () => import('./run.js') },
+  gaps: { summary: 'report the gap ledger: totals per cause and per stream, and the gaps', load: () => import('./gaps.js') },
+  plan: { summary: 'show how the streams split into connections and the share of each limit used', load: () => import('./plan.js') },
+};

@@ -1,0 +1,34 @@
+import { runDaemon } from '../../daemon.js';
+import { createLogger } from '../../log.js';
+import { parseCommandArgs, UsageError } from '../args.js';
+import { loadAndPlan } from '../load.js';
+
+export const USAGE = `Usage: feedkeeper run --config FILE [--config FILE ...]
+
+Connect to the configured streams, record every message and keep the gap ledger,
+until SIGTERM or SIGINT. Config files apply in order (a later one wins), then the
+FEEDKEEPER_* environment variables (docs/configuration.md).
+
+Options:
+  -c, --config FILE  JSON config file (repeatable, at least one)
+  -h, --help         show this help
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs(
+    argv,
+    { config: { type: 'string', short: 'c', multiple: true }, help: { type: 'boolean', short: 'h' } },
+    USAGE,
+  );
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const configFiles = values.config ?? [];
+  if (configFiles.length === 0) throw new UsageError('run needs at least one --config FILE', USAGE);
+
+  // Throws (exit 2) before the logger, the metrics port or any connection exists.
+  const { config } = loadAndPlan(configFiles);
+  const logger = createLogger(config.log.level);
+  return runDaemon(config, { logger, configFiles });
+}

@@ -1,0 +1,190 @@
+import convict from 'convict';
+import { validate as isValidCron } from 'node-cron';
+import { venues } from '../venues/index.js';
+
+/**
+ * The value formats of the config schema. Each is a pure check returning what is wrong (or null),
+ * registered with convict under an `fk-` name. Named formats, rather than inline functions, also keep
+ * convict from "helpfully" coercing strings in a file ("5" → 5, "no" → true): a JSON file must carry
+ * the right JSON type, and environment strings are parsed by us (see env.ts), by `envKind`.
+ */
+
+/** How the text of an environment variable becomes a value. */
+export type EnvKind = 'string' | 'number' | 'boolean' | 'list' | 'json';
+
+export interface Problem {
+  /** Appended to the key, e.g. `[1].end` for maintenance.windows. */
+  at?: string;
+  message: string;
+}
+
+export interface Format {
+  envKind: EnvKind;
+  /** Never put the value into the message when `sensitive`. */
+  check(value: unknown): Problem | null;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** A value as it may appear in an error message: short, JSON-ish. */
+export function show(value: unknown): string {
+  let s: string;
+  if (typeof value === 'number') s = String(value);
+  else if (value === undefined) s = 'nothing';
+  else s = JSON.stringify(value) ?? String(value);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
+const problem = (message: string, at?: string): Problem => (at === undefined ? { message } : { at, message });
+
+function integer(min: number, max: number, what: string): Format {
+  return {
+    envKind: 'number',
+    check: (v) =>
+      typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max ? null : problem(`must be ${what}, got ${show(v)}`),
+  };
+}
+
+function url(protocols: string[]): Format {
+  const want = protocols.map((p) => `${p}//`).join(' or ');
+  return {
+    envKind: 'string',
+    check: (v) => {
+      if (typeof v !== 'string') return problem(`must be a ${want} URL, got ${show(v)}`);
+      let u: URL;
+      try {
+        u = new URL(v);
+      } catch {
+        return problem(`must be a ${want} URL, got ${show(v)}`);
+      }
+      // Credentials in a URL would end up in logs and in this very message: refuse without echoing.
+      if (u.username !== '' || u.password !== '') return problem('must not carry credentials (user:password@)');
+      if (!protocols.includes(u.protocol)) return problem(`must be a ${want} URL, got ${show(v)}`);
+      if (u.hash !== '') return problem(`must not have a #fragment, got ${show(v)}`);
+      return null;
+    },
+  };
+}
+
+function stringList(what: string, itemRule?: { re: RegExp; hint: string }): Format {
+  return {
+    envKind: 'list',
+    check: (v) => {
+      if (!Array.isArray(v)) return problem(`must be a list of ${what}, got ${typeName(v)}`);
+      if (v.length === 0) return problem(`must list at least one ${what.replace(/s$/, '')}`);
+      for (const [i, item] of v.entries()) {
+        if (typeof item !== 'string' || item === '') return problem(`must be a non-empty string, got ${show(item)}`, `[${i}]`);
+        if (itemRule && !itemRule.re.test(item)) return problem(`${itemRule.hint}, got ${show(item)}`, `[${i}]`);
+      }
+      return null;
+    },
+  };
+}
+
+/** ISO 8601 with a time zone: a bare "2026-07-09 07:00" would silently be read as local time. */
+const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/;
+
+export function parseInstant(v: unknown): number | null {
+  if (typeof v !== 'string' || !ISO_WITH_ZONE.test(v)) return null;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? null : t;
+}
+
+const windows: Format = {
+  envKind: 'json',
+  check: (v) => {
+    if (!Array.isArray(v)) return problem(`must be a list of {start, end, reason}, got ${typeName(v)}`);
+    for (const [i, w] of v.entries()) {
+      const at = `[${i}]`;
+      if (typeof w !== 'object' || w === null || Array.isArray(w)) return problem(`must be an object {start, end, reason}, got ${typeName(w)}`, at);
+      const rec = w as Record<string, unknown>;
+      for (const k of Object.keys(rec)) {
+        if (k !== 'start' && k !== 'end' && k !== 'reason') return problem('unknown key (a window has start, end, reason)', `${at}.${k}`);
+      }
+      const start = parseInstant(rec['start']);
+      if (start === null) return problem(`must be an ISO 8601 date with a time zone, e.g. "2026-07-09T07:00:00Z", got ${show(rec['start'])}`, `${at}.start`);
+      const end = parseInstant(rec['end']);
+      if (end === null) return problem(`must be an ISO 8601 date with a time zone, e.g. "2026-07-09T08:00:00Z", got ${show(rec['end'])}`, `${at}.end`);
+      if (end <= start) return problem(`must be after start (${String(rec['start'])}), got ${show(rec['end'])}`, `${at}.end`);
+      if (rec['reason'] !== undefined && typeof rec['reason'] !== 'string') return problem(`must be a string, got ${show(rec['reason'])}`, `${at}.reason`);
+    }
+    return null;
+  },
+};
+
+export const formats = {
+  'fk-venue': {
+    envKind: 'string',
+    check: (v) => (typeof v === 'string' && Object.hasOwn(venues, v) ? null : problem(`must be one of ${Object.keys(venues).join(', ')}, got ${show(v)}`)),
+  },
+  'fk-ws-url': url(['ws:', 'wss:']),
+  'fk-http-url': url(['http:', 'https:']),
+  'fk-symbols': stringList('symbols'),
+  'fk-streams': stringList('stream types'),
+  'fk-events': stringList('event names', { re: /^[A-Z][A-Z0-9_]*$/, hint: 'must be an upper-case event name like ORDER_TRADE_UPDATE' }),
+  'fk-positive-int': integer(1, Number.MAX_SAFE_INTEGER, 'a positive integer'),
+  'fk-nat': integer(0, Number.MAX_SAFE_INTEGER, 'an integer >= 0'),
+  'fk-port': integer(0, 65535, 'a port number 0-65535'),
+  'fk-multiplier': {
+    envKind: 'number',
+    check: (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 1 ? null : problem(`must be a number >= 1, got ${show(v)}`)),
+  },
+  'fk-boolean': {
+    envKind: 'boolean',
+    check: (v) => (typeof v === 'boolean' ? null : problem(`must be true or false, got ${show(v)}`)),
+  },
+  'fk-string': {
+    envKind: 'string',
+    check: (v) => (typeof v === 'string' ? null : problem(`must be a string, got ${show(v)}`)),
+  },
+  'fk-non-empty-string': {
+    envKind: 'string',
+    check: (v) => (typeof v === 'string' && v !== '' ? null : problem(`must be a non-empty string, got ${show(v)}`)),
+  },
+  // Never echo a credential, not even a wrongly typed one.
+  'fk-secret': {
+    envKind: 'string',
+    check: (v) => (typeof v === 'string' ? null : problem(`must be a string, got ${typeName(v)}`)),
+  },
+  'fk-log-level': {
+    envKind: 'string',
+    check: (v) => (typeof v === 'string' && (LOG_LEVELS as readonly string[]).includes(v) ? null : problem(`must be one of ${LOG_LEVELS.join(', ')}, got ${show(v)}`)),
+  },
+  'fk-cron': {
+    envKind: 'string',
+    check: (v) =>
+      typeof v === 'string' && isValidCron(v)
+        ? null
+        : problem(`must be a node-cron expression (5 or 6 fields, e.g. "0 */30 * * * *"), got ${show(v)}`),
+  },
+  'fk-windows': windows,
+} satisfies Record<string, Format>;
+
+export type FormatName = keyof typeof formats;
+
+export function getFormat(name: string): Format | undefined {
+  return Object.hasOwn(formats, name) ? formats[name as FormatName] : undefined;
+}
+
+let registered = false;
+
+/** Register the formats with convict (global to convict; idempotent). */
+export function registerFormats(): void {
+  if (registered) return;
+  for (const [name, f] of Object.entries(formats)) {
+    convict.addFormat({
+      name,
+      validate: (value: unknown) => {
+        const p = f.check(value);
+        if (p) throw new Error(p.at ? `${p.at}: ${p.message}` : p.message);
+      },
+    });
+  }
+  registered = true;
+}

@@ -1,0 +1,210 @@
+import convict from 'convict';
+import { ConfigError } from '../errors.js';
+import { venues, type Venue } from '../venues/index.js';
+import type { Config } from './types.js';
+import { getFormat, registerFormats } from './formats.js';
+import { readConfigFile, type ConfigFile } from './file.js';
+import { readEnv } from './env.js';
+import { suggest } from './suggest.js';
+import { branchKeys, buildSchema, configKeys, venueDefaults, type KeyInfo, type RawConfig } from './schema.js';
+import { checkConnection, checkCredentials, checkEndpoints, checkLimits, checkStreams, checkSymbols, type Finding } from './checks.js';
+
+export interface LoadConfigOptions {
+  /** JSON files, applied in order: a later file wins, key by key (a list is replaced, not merged). */
+  files: string[];
+  /** Defaults to process.env. FEEDKEEPER_* variables win over every file. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Load, validate and freeze the configuration: schema defaults, then each file, then the
+ * environment; venue-dependent nulls resolved; every problem a ConfigError naming its key.
+ * Validation happens here, once: the rest of the daemon trusts the Config it gets.
+ */
+export function loadConfig(opts: LoadConfigOptions): Config {
+  const env = opts.env ?? process.env;
+  registerFormats();
+  const keys = configKeys();
+  const leaves = new Set(keys.map((k) => k.key));
+  const branches = branchKeys();
+  /** key → where its value came from, for the error message. */
+  const sources = new Map<string, string>();
+
+  // env: {} and args: [] keep convict from reading process.env/argv itself: we do the environment.
+  const cv = convict(buildSchema(), { env: {}, args: [] });
+
+  for (const path of opts.files) {
+    const file = readConfigFile(path);
+    checkShape(file, leaves, branches);
+    checkInlineSecrets(file);
+    cv.load(file.data);
+    for (const key of leaves) if (hasPath(file.data, key)) sources.set(key, `in ${file.path}`);
+  }
+
+  const envLayer = readEnv(env, keys);
+  cv.load(envLayer.data);
+  for (const [key, name] of envLayer.sources) sources.set(key, `from ${name}`);
+
+  const fail = (key: string, message: string): ConfigError => {
+    const source = sources.get(key.replace(/\[.*$/, ''));
+    return new ConfigError(key, source ? `${message} (${source})` : message);
+  };
+
+  const raw = cv.getProperties() as RawConfig;
+  checkValues(raw, keys, fail);
+
+  try {
+    cv.validate({ allowed: 'strict', output: () => {} });
+  } catch (err) {
+    // Our own format checks ran first, so this is a backstop: keep convict's key, drop the value.
+    throw fromConvict(err, fail);
+  }
+
+  const venue = venues[raw.venue];
+  const config = resolve(raw, venue);
+
+  const checks: Array<() => Finding> = [
+    () => checkEndpoints(config),
+    () => checkSymbols(config, venue),
+    () => checkStreams(config, venue),
+    () => checkLimits(config, venue),
+    () => checkConnection(config, venue),
+    () => checkCredentials(config, env),
+  ];
+  for (const check of checks) {
+    const finding = check();
+    if (finding) throw fail(finding[0], finding[1]);
+  }
+  return deepFreeze(config);
+}
+
+/** Unknown keys, and objects where the schema has a branch, refused file by file so the file is named. */
+function checkShape(file: ConfigFile, leaves: Set<string>, branches: Set<string>): void {
+  const walk = (obj: Record<string, unknown>, prefix: string): void => {
+    for (const [name, value] of Object.entries(obj)) {
+      const key = prefix === '' ? name : `${prefix}.${name}`;
+      if (leaves.has(key)) continue;
+      if (branches.has(key)) {
+        if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+          throw new ConfigError(key, `must be an object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value} (in ${file.path})`);
+        }
+        walk(value as Record<string, unknown>, key);
+        continue;
+      }
+      const hint = suggest(key, [...leaves, ...branches]);
+      throw new ConfigError(key, `unknown key (in ${file.path})${hint ? `; did you mean ${hint}?` : ''}`);
+    }
+  };
+  walk(file.data, '');
+}
+
+/**
+ * A credential in a file others can read is a leaked credential: inline keys are accepted only from
+ * a file of mode 0600 (or stricter). The environment (FEEDKEEPER_API_KEY / FEEDKEEPER_API_SECRET)
+ * or a credentials file (userData.apiKeyFile) is the better place.
+ */
+function checkInlineSecrets(file: ConfigFile): void {
+  const userData = file.data['userData'];
+  if (typeof userData !== 'object' || userData === null) return;
+  const u = userData as Record<string, unknown>;
+  const present = (k: string): boolean => u[k] !== undefined && u[k] !== '';
+  const key = present('apiSecret') ? 'userData.apiSecret' : present('apiKey') ? 'userData.apiKey' : null;
+  if (key === null || (file.mode & 0o077) === 0) return;
+  throw new ConfigError(
+    key,
+    `inline secrets need a config file of mode 0600 (no group or other access); ${file.path} is mode ${file.mode.toString(8).padStart(4, '0')}: ` +
+      `run chmod 600 ${file.path}, or better, pass the credentials as FEEDKEEPER_API_KEY / FEEDKEEPER_API_SECRET`,
+  );
+}
+
+function checkValues(raw: RawConfig, keys: KeyInfo[], fail: (key: string, message: string) => ConfigError): void {
+  for (const info of keys) {
+    const value = getPath(raw, info.key);
+    if (value === null && info.nullable) continue;
+    const format = getFormat(info.format);
+    const p = format?.check(value);
+    if (p) throw fail(p.at ? `${info.key}${p.at.startsWith('[') ? '' : '.'}${p.at}` : info.key, p.message);
+  }
+}
+
+function fromConvict(err: unknown, fail: (key: string, message: string) => ConfigError): ConfigError {
+  const first = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+  let m = /^configuration param '([^']+)' not declared in the schema/.exec(first);
+  if (m) return fail(m[1]!, 'unknown key');
+  m = /^configuration param '([^']+)' missing from config/.exec(first);
+  if (m) return fail(m[1]!, 'missing: did a file set its parent to something other than an object?');
+  m = /^([\w.[\]]+): (.*?)(?:: value was .*)?$/.exec(first);
+  if (m) return fail(m[1]!, m[2]!);
+  return new ConfigError('config', first);
+}
+
+function resolve(raw: RawConfig, venue: Venue): Config {
+  const d = venueDefaults(venue);
+  // endpoints.stream and .rest are bases that paths are appended to.
+  const base = (u: string): string => u.replace(/\/+$/, '');
+  return {
+    venue: raw.venue,
+    endpoints: {
+      stream: base(raw.endpoints.stream ?? d.endpoints.stream),
+      rest: base(raw.endpoints.rest ?? d.endpoints.rest),
+      wsApi: raw.endpoints.wsApi ?? d.endpoints.wsApi,
+    },
+    symbols: raw.symbols.map((s) => s.toUpperCase()),
+    streams: [...raw.streams],
+    limits: {
+      streamsPerConnection: raw.limits.streamsPerConnection ?? d.limits.streamsPerConnection,
+      connectionAttempts: raw.limits.connectionAttempts ?? d.limits.connectionAttempts,
+      connectionAttemptWindowMs: raw.limits.connectionAttemptWindowMs ?? d.limits.connectionAttemptWindowMs,
+      messagesPerSecond: raw.limits.messagesPerSecond ?? d.limits.messagesPerSecond,
+      streamsPerSubscribe: raw.limits.streamsPerSubscribe,
+    },
+    connection: {
+      staleAfterMs: raw.connection.staleAfterMs ?? d.connection.staleAfterMs,
+      maxLifetimeMs: raw.connection.maxLifetimeMs ?? d.connection.maxLifetimeMs,
+      rotateBeforeMs: raw.connection.rotateBeforeMs,
+      switchoverTimeoutMs: raw.connection.switchoverTimeoutMs,
+      handshakeTimeoutMs: raw.connection.handshakeTimeoutMs,
+      backoff: { ...raw.connection.backoff },
+    },
+    recorder: { ...raw.recorder },
+    ledger: { ...raw.ledger },
+    maintenance: {
+      windows: (raw.maintenance.windows ?? d.maintenance.windows).map((w) => ({
+        start: w.start,
+        end: w.end,
+        reason: w.reason ?? '',
+      })),
+      statusPollMs: raw.maintenance.statusPollMs,
+    },
+    health: { silentAfterMs: raw.health.silentAfterMs ?? d.health.silentAfterMs },
+    metrics: { ...raw.metrics },
+    log: { ...raw.log },
+    userData: { ...raw.userData, events: [...raw.userData.events] },
+  };
+}
+
+function getPath(obj: unknown, key: string): unknown {
+  let node = obj;
+  for (const p of key.split('.')) {
+    if (typeof node !== 'object' || node === null || !Object.hasOwn(node, p)) return undefined;
+    node = (node as Record<string, unknown>)[p];
+  }
+  return node;
+}
+
+function hasPath(obj: unknown, key: string): boolean {
+  let node = obj;
+  for (const p of key.split('.')) {
+    if (typeof node !== 'object' || node === null || !Object.hasOwn(node, p)) return false;
+    node = (node as Record<string, unknown>)[p];
+  }
+  return true;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

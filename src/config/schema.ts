@@ -1,0 +1,223 @@
+import type convict from 'convict';
+import type { Venue, VenueName } from '../venues/index.js';
+import type { Config } from './types.js';
+import { getFormat, type EnvKind, type FormatName } from './formats.js';
+
+/**
+ * The configuration schema: every key, its default and its format. docs/configuration.md documents
+ * each key (test/config-docs.test.ts fails when one is missing there).
+ *
+ * A `null` default means "the venue's figure": loadConfig() resolves it from src/venues (or from
+ * VENUE_EXTRAS below), so a spot config and a USD-M config both get the right limits without
+ * spelling them out.
+ */
+
+type Nullable<T> = { [K in keyof T]: T[K] | null };
+
+/** The configuration as convict holds it: venue-dependent keys may still be null. */
+export interface RawConfig extends Omit<Config, 'endpoints' | 'limits' | 'connection' | 'maintenance' | 'health'> {
+  endpoints: Nullable<Config['endpoints']>;
+  limits: Omit<Config['limits'], 'streamsPerConnection' | 'connectionAttempts' | 'connectionAttemptWindowMs' | 'messagesPerSecond'> &
+    Nullable<Pick<Config['limits'], 'streamsPerConnection' | 'connectionAttempts' | 'connectionAttemptWindowMs' | 'messagesPerSecond'>>;
+  connection: Omit<Config['connection'], 'staleAfterMs' | 'maxLifetimeMs'> & Nullable<Pick<Config['connection'], 'staleAfterMs' | 'maxLifetimeMs'>>;
+  maintenance: { windows: Config['maintenance']['windows'] | null; statusPollMs: number };
+  health: Nullable<Config['health']>;
+}
+
+/**
+ * Venue facts the Venue interface does not carry (yet): they belong in src/venues/<venue>.ts once
+ * it grows these fields.
+ */
+export const VENUE_EXTRAS: Record<VenueName, { wsApi: string; maintenanceWindows: Config['maintenance']['windows'] }> = {
+  'binance-spot': {
+    // Spot user data moved to the WebSocket API when listen keys were removed (2026-02-20).
+    wsApi: 'wss://ws-api.binance.com:443/ws-api/v3',
+    maintenanceWindows: [
+      {
+        start: '2026-07-09T07:00:00Z',
+        end: '2026-07-09T08:00:00Z',
+        reason: 'Binance Spot API infrastructure upgrade (announced for 2026-07-09 07:00 UTC, up to 1 h)',
+      },
+    ],
+  },
+  'binance-usdm': {
+    // USD-M user data uses a listen key on the stream host; the WebSocket API is not used for it.
+    wsApi: 'wss://ws-fapi.binance.com/ws-fapi/v1',
+    maintenanceWindows: [],
+  },
+};
+
+/** Margin over the venue's server ping interval before a silent connection counts as dead. */
+export const STALE_MARGIN_MS = 10_000;
+/** Margin over the venue's server ping interval before a silent connection makes /readyz fail. */
+export const SILENT_MARGIN_MS = 5_000;
+
+/** Venue-dependent defaults, for the keys whose schema default is null. */
+export function venueDefaults(venue: Venue) {
+  return {
+    endpoints: { stream: venue.endpoints.stream, rest: venue.endpoints.rest, wsApi: VENUE_EXTRAS[venue.name].wsApi },
+    limits: {
+      streamsPerConnection: venue.limits.streamsPerConnection,
+      connectionAttempts: venue.limits.connectionAttempts,
+      connectionAttemptWindowMs: venue.limits.connectionAttemptWindowMs,
+      messagesPerSecond: venue.limits.messagesPerSecond,
+    },
+    connection: {
+      // The server pings on a fixed interval, so a healthy connection is never silent for longer.
+      staleAfterMs: venue.limits.serverPingIntervalMs + STALE_MARGIN_MS,
+      maxLifetimeMs: venue.limits.maxLifetimeMs,
+    },
+    maintenance: { windows: VENUE_EXTRAS[venue.name].maintenanceWindows },
+    health: { silentAfterMs: venue.limits.serverPingIntervalMs + SILENT_MARGIN_MS },
+  };
+}
+
+interface Leaf<T> extends convict.SchemaObj<T> {
+  doc: string;
+  format: FormatName;
+}
+
+function leaf<T>(format: FormatName, def: T, doc: string, extra: { nullable?: boolean; sensitive?: boolean } = {}): Leaf<T> {
+  return { doc, format, default: def, ...extra };
+}
+
+function venueLeaf<T>(format: FormatName, doc: string): Leaf<T> {
+  return { doc, format, default: null, nullable: true };
+}
+
+/** A fresh schema object (convict keeps references into it). */
+export function buildSchema(): convict.Schema<RawConfig> {
+  return {
+    venue: leaf('fk-venue', 'binance-spot' as VenueName, 'Exchange venue: binance-spot or binance-usdm.'),
+    endpoints: {
+      stream: venueLeaf('fk-ws-url', 'Base WebSocket URL of the market streams (null: the venue production URL).'),
+      rest: venueLeaf('fk-http-url', 'Base REST URL (null: the venue production URL).'),
+      wsApi: venueLeaf('fk-ws-url', 'WebSocket API URL for spot user data (null: the venue production URL).'),
+    },
+    symbols: leaf('fk-symbols', ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'BNBUSDT', 'XRPUSDT', 'DOGEUSDT'], 'Symbols to follow.'),
+    streams: leaf('fk-streams', ['trade', 'bookTicker'], 'Stream types subscribed for every symbol.'),
+    limits: {
+      streamsPerConnection: venueLeaf('fk-positive-int', 'Streams per connection (null: the venue limit).'),
+      connectionAttempts: venueLeaf('fk-positive-int', 'Connection attempts allowed per window per IP (null: the venue limit).'),
+      connectionAttemptWindowMs: venueLeaf('fk-positive-int', 'The attempt window (null: the venue window).'),
+      messagesPerSecond: venueLeaf('fk-positive-int', 'Messages the client may send per connection per second (null: the venue limit).'),
+      streamsPerSubscribe: leaf('fk-positive-int', 200, 'Streams named in one SUBSCRIBE message.'),
+    },
+    connection: {
+      staleAfterMs: venueLeaf('fk-positive-int', 'Silence after which a connection counts as dead (null: server ping interval + 10 s).'),
+      maxLifetimeMs: venueLeaf('fk-positive-int', 'Lifetime after which the server cuts a connection (null: the venue figure).'),
+      rotateBeforeMs: leaf('fk-positive-int', 300_000, 'Open the replacement this long before maxLifetimeMs.'),
+      switchoverTimeoutMs: leaf('fk-positive-int', 10_000, 'Longest a switch-over may take before the old connection is closed anyway.'),
+      handshakeTimeoutMs: leaf('fk-positive-int', 10_000, 'Time allowed for the WebSocket handshake.'),
+      backoff: {
+        initialMs: leaf('fk-positive-int', 1000, 'First reconnect delay.'),
+        maxMs: leaf('fk-positive-int', 60_000, 'Longest reconnect delay.'),
+        multiplier: leaf('fk-multiplier', 2, 'Growth of the delay per failed attempt.'),
+      },
+    },
+    recorder: {
+      enabled: leaf('fk-boolean', true, 'Record every message.'),
+      dir: leaf('fk-non-empty-string', './data/recordings', 'Directory of the recordings.'),
+      maxBufferBytes: leaf('fk-positive-int', 67_108_864, 'Bytes held in memory while the disk is slow.'),
+      flushIntervalMs: leaf('fk-positive-int', 100, 'Write the buffer this often.'),
+      fsyncIntervalMs: leaf('fk-positive-int', 1000, 'fsync the recording this often.'),
+    },
+    ledger: {
+      path: leaf('fk-non-empty-string', './data/ledger.ndjson', 'The gap ledger (NDJSON).'),
+      statePath: leaf('fk-non-empty-string', './data/state.json', 'Checkpoint of last-seen IDs.'),
+    },
+    maintenance: {
+      windows: venueLeaf('fk-windows', 'Announced maintenance windows (null: the venue calendar).'),
+      statusPollMs: leaf('fk-nat', 60_000, 'Poll the system status endpoint this often (0 = never).'),
+    },
+    health: {
+      silentAfterMs: venueLeaf('fk-positive-int', 'Silence after which /readyz fails (null: server ping interval + 5 s).'),
+    },
+    metrics: {
+      enabled: leaf('fk-boolean', true, 'Serve Prometheus metrics.'),
+      host: leaf('fk-non-empty-string', '127.0.0.1', 'Metrics listen address.'),
+      port: leaf('fk-port', 9464, 'Metrics listen port.'),
+    },
+    log: {
+      level: leaf('fk-log-level', 'info' as Config['log']['level'], 'Log level.'),
+    },
+    userData: {
+      enabled: leaf('fk-boolean', false, 'Follow the account user data stream.'),
+      keepaliveCron: leaf('fk-cron', '0 */30 * * * *', 'node-cron schedule of the listen key keepalive.'),
+      apiKeyFile: leaf('fk-string', '', 'File holding the API key.'),
+      apiSecretFile: leaf('fk-string', '', 'File holding the API secret.'),
+      apiKey: leaf('fk-secret', '', 'Inline API key (config file must be mode 0600).', { sensitive: true }),
+      apiSecret: leaf('fk-secret', '', 'Inline API secret (config file must be mode 0600).', { sensitive: true }),
+      events: leaf('fk-events', ['ORDER_TRADE_UPDATE', 'ACCOUNT_UPDATE'], 'Futures private stream events.'),
+    },
+  };
+}
+
+/** `limits.streamsPerConnection` → `FEEDKEEPER_LIMITS_STREAMS_PER_CONNECTION`. */
+export function envName(key: string): string {
+  return `FEEDKEEPER_${key
+    .split('.')
+    .map((seg) => seg.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase())
+    .join('_')}`;
+}
+
+/**
+ * Environment variables feedkeeper reads that are not config keys: the recommended source of the
+ * API credentials, read by src/userdata (they never enter Config).
+ */
+export const NON_CONFIG_ENV = ['FEEDKEEPER_API_KEY', 'FEEDKEEPER_API_SECRET'] as const;
+
+export interface KeyInfo {
+  /** Dotted path, e.g. `limits.streamsPerConnection`. */
+  key: string;
+  env: string;
+  format: FormatName;
+  envKind: EnvKind;
+  /** null: the venue's figure. */
+  default: unknown;
+  doc: string;
+  nullable: boolean;
+  sensitive: boolean;
+}
+
+function isLeaf(node: unknown): node is Leaf<unknown> {
+  return typeof node === 'object' && node !== null && 'default' in node;
+}
+
+/** Every leaf key of the schema, in schema order. */
+export function configKeys(): KeyInfo[] {
+  const out: KeyInfo[] = [];
+  const walk = (node: Record<string, unknown>, prefix: string): void => {
+    for (const [name, child] of Object.entries(node)) {
+      const key = prefix === '' ? name : `${prefix}.${name}`;
+      if (isLeaf(child)) {
+        const format = getFormat(child.format);
+        if (!format) throw new Error(`schema key ${key} has unknown format ${child.format}`);
+        out.push({
+          key,
+          env: envName(key),
+          format: child.format,
+          envKind: format.envKind,
+          default: child.default,
+          doc: child.doc,
+          nullable: child.nullable === true,
+          sensitive: child.sensitive === true,
+        });
+      } else {
+        walk(child as Record<string, unknown>, key);
+      }
+    }
+  };
+  walk(buildSchema() as unknown as Record<string, unknown>, '');
+  return out;
+}
+
+/** The branch keys (objects) of the schema, e.g. `limits`, `connection.backoff`. */
+export function branchKeys(): Set<string> {
+  const out = new Set<string>();
+  for (const { key } of configKeys()) {
+    const parts = key.split('.');
+    for (let i = 1; i < parts.length; i++) out.add(parts.slice(0, i).join('.'));
+  }
+  return out;
+}

@@ -1,0 +1,290 @@
+import WebSocket from 'ws';
+import type { Clock } from '../clock.js';
+import { FeedkeeperError, ErrorCodes, UpgradeRejectedError, parseRetryAfter } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/registry.js';
+import type { GapCause, SessionRef, StreamRouter } from '../pipeline/stream-router.js';
+import { OutgoingLimiter } from './outgoing-limiter.js';
+import { StaleWatchdog } from './stale-watchdog.js';
+
+/** How a session ended. */
+export interface SessionEnd {
+  cause: GapCause;
+  code: number | null;
+  detail: string;
+  planned: boolean;
+}
+
+export interface SessionOptions {
+  /** Planned connection id, e.g. `c0`. */
+  connectionId: string;
+  /** Base URL + combined path, e.g. wss://stream.binance.com:9443/stream */
+  url: string;
+  streams: readonly string[];
+  streamsPerSubscribe: number;
+  messagesPerSecond: number;
+  staleAfterMs: number;
+  handshakeTimeoutMs: number;
+  router: StreamRouter;
+  logger: Logger;
+  metrics: Metrics;
+  clock: Clock;
+  /** A serverShutdown event arrived: the worker opens a replacement at once. */
+  onShutdownNotice: (session: Session) => void;
+}
+
+const SHUTDOWN_BANG = 0x21; // '!' — `{"stream":"!serverShutdown",...}`
+const STREAM_PREFIX_LEN = '{"stream":"'.length;
+let sessionSeq = 0;
+
+/**
+ * One WebSocket to the exchange, from upgrade to close. Subscribes its streams (the first batch in
+ * the URL, the rest by SUBSCRIBE messages paced by the outgoing limiter), answers pings through the
+ * same limiter, feeds every data frame to the router, and ends exactly once with a cause.
+ */
+export class Session implements SessionRef {
+  readonly id: string;
+  /** Order of creation: a replacement is always newer than the connection it replaces. */
+  readonly seq: number;
+  readonly connectionId: string;
+  readonly ended: Promise<SessionEnd>;
+  openedAt = 0;
+  private ws: WebSocket | null = null;
+  private readonly limiter: OutgoingLimiter;
+  private readonly watchdog: StaleWatchdog;
+  private resolveEnd!: (e: SessionEnd) => void;
+  private endInfo: SessionEnd | null = null;
+  private plannedClose: { cause: GapCause; detail: string } | null = null;
+  private isOpen = false;
+  private pongPayload: Buffer | null = null;
+  private subscribedCounted = false;
+  private nextId = 1;
+  private readonly waitingReplies = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+
+  constructor(private readonly opts: SessionOptions, attempt: number) {
+    this.seq = ++sessionSeq;
+    this.connectionId = opts.connectionId;
+    this.id = `${opts.connectionId}#${attempt}`;
+    this.limiter = new OutgoingLimiter(opts.messagesPerSecond, opts.clock);
+    this.watchdog = new StaleWatchdog(opts.staleAfterMs, (silent) => this.onStale(silent), opts.clock);
+    this.ended = new Promise((resolve) => (this.resolveEnd = resolve));
+  }
+
+  get alive(): boolean {
+    return this.isOpen && this.endInfo === null;
+  }
+
+  get lastFrameAt(): number {
+    return this.watchdog.lastFrameAt;
+  }
+
+  /**
+   * Connect and subscribe. Resolves once every stream is confirmed subscribed; rejects with
+   * UpgradeRejectedError (429/418/503...), FK_ERR_CONNECT or FK_ERR_SUBSCRIBE.
+   */
+  async open(): Promise<void> {
+    const { streams, streamsPerSubscribe } = this.opts;
+    const first = streams.slice(0, streamsPerSubscribe);
+    const url = `${this.opts.url}?streams=${first.join('/')}`;
+    await this.dial(url);
+    this.isOpen = true;
+    this.openedAt = this.opts.clock.now();
+    this.watchdog.start();
+    this.opts.metrics.connectionsOpen.inc();
+    const subscribed = Promise.all(
+      chunk(streams.slice(streamsPerSubscribe), streamsPerSubscribe).map((batch) => this.request('SUBSCRIBE', batch)),
+    );
+    const timeoutMs = this.opts.handshakeTimeoutMs + Math.ceil(streams.length / streamsPerSubscribe) * 1200;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        subscribed,
+        this.ended.then((e) => Promise.reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `closed while subscribing: ${e.detail}`))),
+        new Promise((_, reject) => {
+          timer = this.opts.clock.setTimeout(
+            () => reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `no SUBSCRIBE reply within ${timeoutMs} ms`)),
+            timeoutMs,
+          );
+        }),
+      ]);
+    } catch (err) {
+      this.terminate('network_error', (err as Error).message);
+      throw err;
+    } finally {
+      this.opts.clock.clearTimeout(timer);
+    }
+    this.opts.metrics.streamsSubscribed.inc(streams.length);
+    this.subscribedCounted = true;
+  }
+
+  /** Close politely on purpose (rotation, shutdown): the end is `planned`. */
+  close(cause: GapCause, detail: string): void {
+    if (this.endInfo !== null) return;
+    this.plannedClose = { cause, detail };
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.close(1000, detail.slice(0, 100));
+      // A peer that does not answer the close handshake is cut after a moment.
+      const t = this.opts.clock.setTimeout(() => this.ws?.terminate(), 2000);
+      void this.ended.then(() => this.opts.clock.clearTimeout(t));
+    } else {
+      this.ws?.terminate();
+      this.finish({ cause, code: null, detail, planned: true });
+    }
+  }
+
+  /** Cut the socket without a close handshake (stale connection, failed subscribe). */
+  terminate(cause: GapCause, detail: string): void {
+    if (this.endInfo !== null) return;
+    this.ws?.terminate();
+    this.finish({ cause, code: null, detail, planned: this.plannedClose !== null });
+  }
+
+  private dial(url: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, {
+        autoPong: false,
+        perMessageDeflate: false,
+        handshakeTimeout: this.opts.handshakeTimeoutMs,
+        maxPayload: 16 * 1024 * 1024,
+      });
+      this.ws = ws;
+      let settled = false;
+      ws.on('unexpected-response', (req, res) => {
+        const err = new UpgradeRejectedError(res.statusCode ?? 0, parseRetryAfter(res.headers['retry-after']));
+        res.resume();
+        req.destroy();
+        if (!settled) {
+          settled = true;
+          reject(err);
+        }
+        this.finish({ cause: 'rate_limited', code: res.statusCode ?? null, detail: err.message, planned: false });
+      });
+      ws.on('open', () => {
+        settled = true;
+        resolve();
+      });
+      ws.on('error', (err) => {
+        if (!settled) {
+          settled = true;
+          reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `cannot connect: ${err.message}`, { cause: err }));
+        }
+        this.finish({ cause: 'network_error', code: null, detail: err.message, planned: this.plannedClose !== null });
+      });
+      ws.on('close', (code, reason) => {
+        if (!settled) {
+          settled = true;
+          reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `closed during the handshake (${code})`));
+        }
+        const planned = this.plannedClose !== null;
+        // 1008 is Binance's "too many requests" close (the client broke a message rate limit).
+        const cause: GapCause = planned ? this.plannedClose!.cause : code === 1008 ? 'rate_limited' : 'server_close';
+        const detail = planned ? this.plannedClose!.detail : `closed by the server: ${code} ${reason.toString()}`.trim();
+        this.finish({ cause, code, detail, planned });
+      });
+      ws.on('ping', (data) => {
+        this.watchdog.touch(this.opts.clock.now());
+        // Pong with the ping's payload, through the limiter: pongs count against the message rate.
+        // Only the newest ping needs an answer, so at most one pong waits: pings arriving faster
+        // than the rate allows never crowd out everything else.
+        const queued = this.pongPayload !== null;
+        this.pongPayload = data;
+        if (queued) return;
+        this.limiter.enqueue(() => {
+          const payload = this.pongPayload;
+          this.pongPayload = null;
+          if (payload !== null && ws.readyState === WebSocket.OPEN) {
+            ws.pong(payload);
+            this.opts.metrics.outgoingMessages.inc({ kind: 'pong' });
+          }
+        }, true);
+      });
+      ws.on('pong', () => this.watchdog.touch(this.opts.clock.now()));
+      ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    });
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    const now = this.opts.clock.now();
+    this.watchdog.touch(now);
+    if (!isBinary && data.length > STREAM_PREFIX_LEN && data[0] === 0x7b && data[2] === 0x73 && data[STREAM_PREFIX_LEN] !== SHUTDOWN_BANG) {
+      // `{"s...`: a combined-stream data frame, the hot path.
+      this.opts.router.route(this, data, now);
+      return;
+    }
+    this.onControl(data, now);
+  }
+
+  private onControl(data: Buffer, now: number): void {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(data.toString('utf8'));
+    } catch {
+      this.opts.router.route(this, data, now); // counts and logs it as malformed
+      return;
+    }
+    if (typeof msg !== 'object' || msg === null) return this.opts.router.route(this, data, now);
+    const m = msg as { id?: unknown; result?: unknown; error?: { code?: number; msg?: string }; stream?: string; data?: { e?: string }; e?: string };
+    if (m.stream === '!serverShutdown' || m.e === 'serverShutdown' || m.data?.e === 'serverShutdown') {
+      this.opts.logger.warn({ event: 'server_shutdown', connection: this.id }, 'exchange announced serverShutdown: opening a replacement now');
+      this.opts.onShutdownNotice(this);
+      return;
+    }
+    if (typeof m.id === 'number' && this.waitingReplies.has(m.id)) {
+      const w = this.waitingReplies.get(m.id)!;
+      this.waitingReplies.delete(m.id);
+      if (m.error) w.reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `exchange refused request ${m.id}: ${m.error.code} ${m.error.msg}`));
+      else w.resolve();
+      return;
+    }
+    if (typeof m.stream === 'string') {
+      this.opts.router.route(this, data, now);
+      return;
+    }
+    this.opts.logger.debug({ event: 'control_message', connection: this.id, text: data.toString('utf8', 0, 200) }, 'unexpected control message');
+  }
+
+  private request(method: string, params: string[]): Promise<void> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waitingReplies.set(id, { resolve, reject });
+      this.limiter.enqueue(() => {
+        const ws = this.ws;
+        if (ws && ws.readyState === WebSocket.OPEN) {
+          ws.send(JSON.stringify({ method, params, id }));
+          this.opts.metrics.outgoingMessages.inc({ kind: method.toLowerCase() });
+        }
+      });
+    });
+  }
+
+  private onStale(silentMs: number): void {
+    this.opts.logger.warn({ event: 'connection_stale', connection: this.id, silentMs, streams: this.opts.streams.length }, 'no frame within staleAfterMs: terminating');
+    this.terminate('stale', `no frame for ${silentMs} ms`);
+  }
+
+  private finish(end: SessionEnd): void {
+    if (this.endInfo !== null) return;
+    this.endInfo = end;
+    this.watchdog.stop();
+    this.limiter.close();
+    for (const w of this.waitingReplies.values()) w.reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `connection ended: ${end.detail}`));
+    this.waitingReplies.clear();
+    if (this.subscribedCounted) this.opts.metrics.streamsSubscribed.dec(this.opts.streams.length);
+    if (this.isOpen) {
+      this.opts.metrics.connectionsOpen.dec();
+      this.isOpen = false;
+    }
+    this.resolveEnd(end);
+  }
+
+  /** Streams subscribed were counted into the gauge only after a full subscribe. */
+  get streamCount(): number {
+    return this.opts.streams.length;
+  }
+}
+
+function chunk<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

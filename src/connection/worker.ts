@@ -1,0 +1,261 @@
+import { delay, type Clock, type Timer } from '../clock.js';
+import type { Config } from '../config/types.js';
+import { UpgradeRejectedError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/registry.js';
+import type { StreamRouter } from '../pipeline/stream-router.js';
+import type { AttemptBudget } from './attempt-budget.js';
+import { Backoff } from './backoff.js';
+import { Session, type SessionEnd } from './session.js';
+
+/**
+ * One planned connection, kept up for as long as the daemon runs. The state is one field, and every
+ * transition is logged once and counted:
+ *
+ *   idle ─► connecting ─► open ─► rotating ─► open ...
+ *              ▲   │        │        (lifetime or serverShutdown: replacement first, then switch)
+ *              │   ▼        ▼
+ *            backoff ◄── (dropped, stale, refused)          any ─► closed (stop)
+ *
+ * The reconnect is one loop running one attempt at a time (nats.js dialLoop); every attempt is
+ * taken from the supervisor-wide AttemptBudget; every delay is cancellable, so stop() cuts a
+ * backoff short.
+ */
+export type WorkerState = 'idle' | 'connecting' | 'open' | 'rotating' | 'backoff' | 'closed';
+
+export interface WorkerOptions {
+  id: string;
+  streams: readonly string[];
+  /** Base URL + combined path. */
+  url: string;
+  config: Config;
+  budget: AttemptBudget;
+  router: StreamRouter;
+  logger: Logger;
+  metrics: Metrics;
+  clock: Clock;
+  /** The exchange announced a shutdown (maintenance hint for the ledger). */
+  onServerShutdown?: (at: number) => void;
+  random?: () => number;
+}
+
+/** 418 without Retry-After: Binance bans for 2 min to 3 days; start at 2 min. */
+const DEFAULT_BAN_MS = 120_000;
+
+export class ConnectionWorker {
+  readonly id: string;
+  private stateValue: WorkerState = 'idle';
+  private readonly abort = new AbortController();
+  private readonly backoff: Backoff;
+  private current: Session | null = null;
+  private replacement: Session | null = null;
+  private attempts = 0;
+  private rotateTimer: Timer | undefined;
+  private wakeRotate: ((reason: string) => void) | null = null;
+  private loop: Promise<void> | null = null;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: WorkerOptions) {
+    this.id = opts.id;
+    this.backoff = new Backoff(opts.config.connection.backoff, opts.random);
+    this.log = opts.logger.child({ connection: opts.id, streams: opts.streams.length });
+  }
+
+  get state(): WorkerState {
+    return this.stateValue;
+  }
+
+  /** The socket currently delivering (null while down). */
+  get session(): Session | null {
+    return this.current;
+  }
+
+  get streams(): readonly string[] {
+    return this.opts.streams;
+  }
+
+  start(): void {
+    if (this.stateValue !== 'idle') return;
+    this.loop = this.run().catch((err: unknown) => {
+      this.log.error({ event: 'worker_failed', err }, 'connection worker failed');
+    });
+  }
+
+  /** Close the connection for good (daemon shutdown). Resolves when it is closed. */
+  async stop(): Promise<void> {
+    if (this.stateValue === 'closed') return;
+    this.abort.abort(new Error('stopping'));
+    this.opts.clock.clearTimeout(this.rotateTimer);
+    for (const s of [this.replacement, this.current]) s?.close('shutdown', 'daemon shutting down');
+    this.setState('closed', 'shutdown');
+    await this.loop;
+    await Promise.all([this.current?.ended, this.replacement?.ended]);
+  }
+
+  /** Ask for a switch-over now (serverShutdown, tests, operator). */
+  rotate(reason: string): void {
+    this.wakeRotate?.(reason);
+  }
+
+  private setState(next: WorkerState, reason: string, extra: Record<string, unknown> = {}): void {
+    if (this.stateValue === next) return;
+    if (this.stateValue === 'closed') return;
+    const from = this.stateValue;
+    this.stateValue = next;
+    this.opts.metrics.connectionStateChanges.inc({ state: next });
+    const level = next === 'backoff' ? 'warn' : 'info';
+    this.log[level]({ event: 'connection_state', from, state: next, reason, ...extra }, `connection ${this.id} ${next}`);
+  }
+
+  private get stopped(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  private async run(): Promise<void> {
+    let reason = 'start';
+    while (!this.stopped) {
+      const session = await this.connectWithRetry(reason);
+      if (session === null) break;
+      this.current = session;
+      this.setState('open', reason, { session: session.id, attempts: this.attempts });
+      const end = await this.serve(session);
+      if (this.stopped) break;
+      reason = end.cause;
+      this.opts.metrics.reconnects.inc({ reason: end.cause });
+      // A connection that dies soon after opening keeps growing the backoff; one that lived
+      // long enough starts again from the initial delay.
+      if (this.opts.clock.now() - session.openedAt >= this.opts.config.connection.backoff.maxMs) this.backoff.reset();
+      const wait = this.backoff.next();
+      this.setState('backoff', end.cause, { code: end.code, detail: end.detail, delayMs: wait });
+      try {
+        await delay(wait, this.abort.signal, this.opts.clock);
+      } catch {
+        break;
+      }
+    }
+    this.current = null;
+  }
+
+  /** Attempts until one connects and subscribes, with backoff between failures. Null when stopped. */
+  private async connectWithRetry(reason: string, keepTrying: () => boolean = () => true): Promise<Session | null> {
+    for (;;) {
+      if (this.stopped || !keepTrying()) return null;
+      this.setState(this.current?.alive ? 'rotating' : 'connecting', reason);
+      try {
+        return await this.attempt();
+      } catch (err) {
+        if (this.stopped) return null;
+        let wait = this.backoff.next();
+        let code: number | null = null;
+        if (err instanceof UpgradeRejectedError) {
+          code = err.status;
+          if (err.status === 429 || err.status === 418) {
+            const retryAfter = err.retryAfterMs ?? (err.status === 418 ? DEFAULT_BAN_MS : wait);
+            wait = Math.max(wait, retryAfter);
+            // The limit is per IP: every worker waits, not only this one.
+            this.opts.budget.pauseUntil(this.opts.clock.now() + retryAfter);
+          } else if (err.retryAfterMs !== null) {
+            wait = Math.max(wait, err.retryAfterMs);
+          }
+        }
+        reason = err instanceof UpgradeRejectedError ? `upgrade_${err.status}` : 'connect_failed';
+        if (!this.current?.alive) this.setState('backoff', reason, { code, detail: (err as Error).message, delayMs: wait });
+        else this.log.warn({ event: 'replacement_failed', code, detail: (err as Error).message, delayMs: wait }, 'replacement connection failed');
+        try {
+          await delay(wait, this.abort.signal, this.opts.clock);
+        } catch {
+          return null;
+        }
+      }
+    }
+  }
+
+  private async attempt(): Promise<Session> {
+    await this.opts.budget.acquire(this.abort.signal);
+    this.attempts++;
+    const c = this.opts.config;
+    const session = new Session(
+      {
+        connectionId: this.id,
+        url: this.opts.url,
+        streams: this.opts.streams,
+        streamsPerSubscribe: c.limits.streamsPerSubscribe,
+        messagesPerSecond: c.limits.messagesPerSecond,
+        staleAfterMs: c.connection.staleAfterMs,
+        handshakeTimeoutMs: c.connection.handshakeTimeoutMs,
+        router: this.opts.router,
+        logger: this.log,
+        metrics: this.opts.metrics,
+        clock: this.opts.clock,
+        onShutdownNotice: (s) => {
+          this.opts.onServerShutdown?.(this.opts.clock.now());
+          if (s === this.current) this.rotate('server_shutdown');
+        },
+      },
+      this.attempts,
+    );
+    this.replacement = session;
+    // Whenever it ends, the router learns it once (its streams go dark or move on).
+    void session.ended.then((end) => this.opts.router.sessionClosed(session, this.opts.clock.now(), end));
+    try {
+      await session.open();
+      this.opts.metrics.connectionAttempts.inc({ outcome: 'ok' });
+      return session;
+    } catch (err) {
+      const outcome = err instanceof UpgradeRejectedError ? `http_${err.status}` : 'error';
+      this.opts.metrics.connectionAttempts.inc({ outcome });
+      throw err;
+    } finally {
+      this.replacement = null;
+    }
+  }
+
+  /**
+   * Serve one session until it ends; meanwhile rotate it before its lifetime ends or when the
+   * exchange announces a shutdown. Returns how the last session ended.
+   */
+  private async serve(first: Session): Promise<SessionEnd> {
+    let session = first;
+    for (;;) {
+      const c = this.opts.config.connection;
+      const rotateIn = Math.max(0, session.openedAt + c.maxLifetimeMs - c.rotateBeforeMs - this.opts.clock.now());
+      const wake = new Promise<string>((resolve) => {
+        this.wakeRotate = resolve;
+        this.rotateTimer = this.opts.clock.setTimeout(() => resolve('lifetime'), rotateIn);
+      });
+      const ev = await Promise.race([session.ended.then((end) => ({ end })), wake.then((why) => ({ why }))]);
+      this.opts.clock.clearTimeout(this.rotateTimer);
+      this.wakeRotate = null;
+      if ('end' in ev) {
+        this.current = null;
+        if (!this.stopped) this.log.warn({ event: 'connection_lost', session: session.id, cause: ev.end.cause, code: ev.end.code, detail: ev.end.detail }, 'connection lost');
+        return ev.end;
+      }
+      if (this.stopped) return session.ended;
+      const next = await this.switchOver(session, ev.why);
+      if (next === null) {
+        // The old one died before a replacement came up, or we are stopping.
+        return session.ended;
+      }
+      session = next;
+    }
+  }
+
+  /** Open a replacement, let it take every stream over, then close the old one. */
+  private async switchOver(old: Session, why: string): Promise<Session | null> {
+    this.setState('rotating', why, { session: old.id });
+    const next = await this.connectWithRetry(why, () => old.alive);
+    if (next === null) return null;
+    this.current = next;
+    const deadline = this.opts.clock.now() + this.opts.config.connection.switchoverTimeoutMs;
+    // The router moves each stream once the two connections overlap on it.
+    while (old.alive && this.opts.router.ownedBy(old, this.opts.streams) > 0 && this.opts.clock.now() < deadline && !this.stopped) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const left = this.opts.router.ownedBy(old, this.opts.streams);
+    old.close('switchover', why === 'lifetime' ? 'lifetime rotation' : `switch-over: ${why}`);
+    this.opts.metrics.reconnects.inc({ reason: why });
+    this.setState('open', why, { session: next.id, replaced: old.id, streamsNotOverlapped: left });
+    return next;
+  }
+}

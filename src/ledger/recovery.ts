@@ -1,0 +1,332 @@
+import { mkdir, open, readFile, readdir, rename, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { ErrorCodes, FeedkeeperError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import type { Venue } from '../venues/types.js';
+import { fsyncDir } from './ledger.js';
+import { scanLines } from './lines.js';
+import { sequenceKeys } from './missed.js';
+
+/**
+ * Exact last-seen IDs for daemon_down gaps (docs/gap-ledger.md, "daemon_down is exact").
+ *
+ * The contract with the router: it saves {streams as of T0, recording position P0 taken at T0}
+ * only after recorder.flush() resolved, so the recording holds every line before P0. At the next
+ * start, the checkpoint gives the last IDs up to P0 and a scan of the recording from P0 (through
+ * every later hourly file) gives everything recorded after; the last line of each stream is the
+ * last message the previous run recorded.
+ */
+
+export interface StreamSeen {
+  /** The stream's last sequence key (for diff depth, the event's `u`). */
+  key: number;
+  /** Epoch ms the message was received. */
+  recv: number;
+}
+
+export interface CheckpointState {
+  /** Epoch ms. */
+  savedAt: number;
+  /** recorder.position() at the time the streams were taken, after flush(); null without recorder. */
+  recording: { file: string; offset: number } | null;
+  streams: Record<string, StreamSeen>;
+  /** True only for the checkpoint written at a clean shutdown. */
+  clean: boolean;
+}
+
+const FORMAT_VERSION = 1;
+
+export interface CheckpointerOptions {
+  statePath: string;
+  logger?: Logger;
+}
+
+export class Checkpointer {
+  readonly statePath: string;
+  private readonly logger: Logger;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(opts: CheckpointerOptions) {
+    this.statePath = opts.statePath;
+    this.logger = opts.logger ?? silentLogger();
+  }
+
+  /**
+   * Atomically replaces the checkpoint: write a temporary file, fsync it, rename it over the old
+   * one, fsync the directory. Saves run one at a time, in call order. Rejects with
+   * FK_ERR_LEDGER_WRITE on failure (the previous checkpoint is then still intact).
+   */
+  save(state: CheckpointState): Promise<void> {
+    const text = JSON.stringify({ v: FORMAT_VERSION, ...state }) + '\n';
+    const run = this.chain.then(() => this.write(text));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The last checkpoint, or null when there is none (or it is unreadable: logged). */
+  async load(): Promise<CheckpointState | null> {
+    let text: string;
+    try {
+      text = await readFile(this.statePath, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      this.logger.warn({ err, path: this.statePath }, 'checkpoint unreadable: ignored');
+      return null;
+    }
+    const state = parseCheckpoint(text);
+    if (state === null) this.logger.warn({ path: this.statePath }, 'checkpoint is not valid: ignored');
+    return state;
+  }
+
+  private async write(text: string): Promise<void> {
+    const dir = dirname(this.statePath);
+    const tmp = `${this.statePath}.tmp`;
+    try {
+      await mkdir(dir, { recursive: true });
+      const fh = await open(tmp, 'w', 0o644);
+      try {
+        await fh.writeFile(text, 'utf8');
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, this.statePath);
+      await fsyncDir(dir);
+    } catch (err) {
+      throw new FeedkeeperError(ErrorCodes.FK_ERR_LEDGER_WRITE, `cannot save the checkpoint ${this.statePath}`, { cause: err });
+    }
+  }
+}
+
+function isSeen(v: unknown): v is StreamSeen {
+  if (typeof v !== 'object' || v === null) return false;
+  const s = v as Record<string, unknown>;
+  return typeof s.key === 'number' && Number.isFinite(s.key) && typeof s.recv === 'number' && Number.isFinite(s.recv);
+}
+
+export function parseCheckpoint(text: string): CheckpointState | null {
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof o !== 'object' || o === null) return null;
+  const r = o as Record<string, unknown>;
+  if (r.v !== FORMAT_VERSION || typeof r.savedAt !== 'number' || typeof r.clean !== 'boolean') return null;
+  let recording: CheckpointState['recording'] = null;
+  if (r.recording !== null) {
+    const rec = r.recording as Record<string, unknown> | undefined;
+    if (typeof rec !== 'object' || typeof rec.file !== 'string' || typeof rec.offset !== 'number' || rec.offset < 0) return null;
+    recording = { file: rec.file, offset: rec.offset };
+  }
+  if (typeof r.streams !== 'object' || r.streams === null) return null;
+  const streams: Record<string, StreamSeen> = {};
+  for (const [name, v] of Object.entries(r.streams)) {
+    if (!isSeen(v)) return null;
+    streams[name] = { key: v.key, recv: v.recv };
+  }
+  return { savedAt: r.savedAt, recording, streams, clean: r.clean };
+}
+
+/** A stream's last sequence key from a recorded line's `data` JSON text; null to skip the line. */
+export type KeyOf = (stream: string, dataJsonText: string) => number | null;
+
+export interface RecoverOptions {
+  statePath: string;
+  /** The recorder's root (config recorder.dir). */
+  recorderDir: string;
+  venue: string;
+  keyOf: KeyOf;
+  logger?: Logger;
+}
+
+export interface Recovered {
+  /** Last key and receive time per stream, as recorded by the previous run. */
+  streams: Map<string, StreamSeen>;
+  /** The previous run ended with a clean shutdown (its final checkpoint says so and nothing was recorded after it). */
+  clean: boolean;
+  /** The previous run's last sign of life: the latest of the checkpoint time and the last line recorded. */
+  stoppedAt: number | null;
+  /**
+   * False when the recording could not be scanned as the contract requires (no checkpoint, no
+   * recording, the checkpoint's file missing or shorter than its offset): then a missed range may
+   * start too early. Logged as a warning.
+   */
+  exact: boolean;
+  /** Lines read from the recording. */
+  linesScanned: number;
+}
+
+const HOUR_FILE = /^(.+)-(\d{4}-\d{2}-\d{2}T\d{2})\.ndjson$/;
+const DAY_DIR = /^\d{4}-\d{2}-\d{2}$/;
+
+interface RecordingFile {
+  /** YYYY-MM-DDTHH: sorts by time. */
+  hour: string;
+  path: string;
+}
+
+/** The venue's hourly recordings, oldest first. */
+export async function listRecordings(recorderDir: string, venue: string): Promise<RecordingFile[]> {
+  const venueDir = join(recorderDir, venue);
+  const out: RecordingFile[] = [];
+  for (const day of (await readdirOrEmpty(venueDir)).filter((d) => DAY_DIR.test(d))) {
+    for (const name of await readdirOrEmpty(join(venueDir, day))) {
+      const m = HOUR_FILE.exec(name);
+      if (m && m[1] === venue) out.push({ hour: m[2]!, path: join(venueDir, day, name) });
+    }
+  }
+  return out.sort((a, b) => (a.hour < b.hour ? -1 : a.hour > b.hour ? 1 : 0));
+}
+
+async function readdirOrEmpty(path: string): Promise<string[]> {
+  try {
+    return await readdir(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw err;
+  }
+}
+
+export interface RecordedLine {
+  recv: number;
+  stream: string;
+  /** The `data` value's JSON text, as recorded. */
+  data: string;
+}
+
+const PREFIX = '{"recv":';
+const STREAM = '"stream":"';
+const DATA = ',"data":';
+
+/**
+ * Splits a recorded line `{"recv":<ms>,"stream":"<name>","data":{...}}` without parsing `data`
+ * (the recorder writes the exchange's frame verbatim after the recv field). Falls back to
+ * JSON.parse for anything else; null when the line is not a recorded message.
+ */
+export function parseRecordedLine(line: string): RecordedLine | null {
+  if (line.startsWith(PREFIX) && line.endsWith('}')) {
+    const comma = line.indexOf(',', PREFIX.length);
+    if (comma !== -1 && line.startsWith(STREAM, comma + 1)) {
+      const s0 = comma + 1 + STREAM.length;
+      const s1 = line.indexOf('"', s0);
+      const recv = Number(line.slice(PREFIX.length, comma));
+      if (s1 !== -1 && line.startsWith(DATA, s1 + 1) && Number.isFinite(recv) && !line.slice(s0, s1).includes('\\')) {
+        return { recv, stream: line.slice(s0, s1), data: line.slice(s1 + 1 + DATA.length, line.length - 1) };
+      }
+    }
+  }
+  try {
+    const o = JSON.parse(line) as { recv?: unknown; stream?: unknown; data?: unknown };
+    if (typeof o.recv !== 'number' || typeof o.stream !== 'string' || o.data === undefined) return null;
+    return { recv: o.recv, stream: o.stream, data: JSON.stringify(o.data) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The previous run's last-seen keys per stream: the checkpoint, then the recording from the
+ * checkpoint's position through every later hourly file. A torn last line is ignored.
+ */
+export async function recoverLastSeen(opts: RecoverOptions): Promise<Recovered> {
+  const logger = opts.logger ?? silentLogger();
+  const cp = await new Checkpointer({ statePath: opts.statePath, logger }).load();
+  const streams = new Map<string, StreamSeen>(Object.entries(cp?.streams ?? {}).map(([k, v]) => [k, { ...v }]));
+  let stoppedAt = cp?.savedAt ?? null;
+  let exact = true;
+  const files = await listRecordings(opts.recorderDir, opts.venue);
+
+  const plan: Array<{ path: string; start: number }> = [];
+  if (cp === null) {
+    // No checkpoint: the newest file alone is the best guess.
+    const last = files[files.length - 1];
+    if (last !== undefined) {
+      plan.push({ path: last.path, start: 0 });
+      exact = false;
+      logger.warn({ statePath: opts.statePath }, 'no checkpoint: last-seen IDs taken from the newest recording only');
+    }
+  } else if (cp.recording === null || cp.recording.file === '') {
+    exact = false;
+    logger.warn({ statePath: opts.statePath }, 'checkpoint without a recording position: last-seen IDs as of the checkpoint');
+  } else {
+    const m = HOUR_FILE.exec(basename(cp.recording.file));
+    const hour = m?.[2];
+    const i = hour === undefined ? -1 : files.findIndex((f) => f.hour === hour);
+    if (i !== -1) {
+      plan.push({ path: files[i]!.path, start: cp.recording.offset });
+      for (const f of files.slice(i + 1)) plan.push({ path: f.path, start: 0 });
+    } else {
+      exact = false;
+      logger.warn({ file: cp.recording.file }, "the checkpoint's recording file is missing: scanning later files only");
+      for (const f of files) if (hour !== undefined && f.hour > hour) plan.push({ path: f.path, start: 0 });
+    }
+  }
+
+  let linesScanned = 0;
+  let lastRecv = -Infinity;
+  for (const part of plan) {
+    let start = part.start;
+    let size: number;
+    try {
+      size = (await stat(part.path)).size;
+    } catch (err) {
+      exact = false;
+      logger.warn({ err, file: part.path }, 'recording vanished during recovery');
+      continue;
+    }
+    if (start > size) {
+      exact = false;
+      logger.warn({ file: part.path, offset: start, size }, 'recording shorter than the checkpoint offset');
+      start = size;
+    }
+    const { tornBytes } = await scanLines(part.path, start, (text) => {
+      const l = parseRecordedLine(text);
+      if (l === null) return;
+      linesScanned++;
+      if (l.recv > lastRecv) lastRecv = l.recv;
+      let key: number | null;
+      try {
+        key = opts.keyOf(l.stream, l.data);
+      } catch {
+        key = null;
+      }
+      const seen = streams.get(l.stream);
+      if (key !== null) streams.set(l.stream, { key, recv: l.recv });
+      else if (seen !== undefined) seen.recv = l.recv;
+    });
+    if (tornBytes > 0) logger.info({ file: part.path, bytes: tornBytes }, 'recording ends with a torn line: ignored');
+  }
+  if (lastRecv > (stoppedAt ?? -Infinity)) stoppedAt = lastRecv;
+  // A clean checkpoint is the last thing a run writes: lines after it come from a later run that
+  // did not stop cleanly.
+  const clean = (cp?.clean ?? false) && linesScanned === 0;
+  logger.info(
+    { streams: streams.size, clean, exact, stoppedAt: stoppedAt === null ? null : new Date(stoppedAt).toISOString(), linesScanned },
+    'last-seen IDs recovered',
+  );
+  return { streams, clean, stoppedAt, exact, linesScanned };
+}
+
+/**
+ * A KeyOf for a venue: the stream type after the `@` gives the sequence rule, the key is the
+ * message's last sequence ID (diff depth: `u`; trade: `t`; others: their ordered field).
+ */
+export function venueKeyOf(venue: Pick<Venue, 'streamType'>): KeyOf {
+  const rules = new Map<string, ReturnType<Venue['streamType']>>();
+  return (stream, dataJsonText) => {
+    let st = rules.get(stream);
+    if (st === undefined) {
+      const at = stream.indexOf('@');
+      st = at === -1 ? null : venue.streamType(stream.slice(at + 1));
+      rules.set(stream, st);
+    }
+    if (st === null) return null;
+    const data = JSON.parse(dataJsonText) as unknown;
+    if (typeof data !== 'object' || data === null) return null;
+    return sequenceKeys(st.sequence, data as Record<string, unknown>)?.last ?? null;
+  };
+}

@@ -1,0 +1,149 @@
+import type { Config } from '../config/types.js';
+import { ConfigError, PlanOverBudgetError } from '../errors.js';
+import type { Venue } from '../venues/index.js';
+
+export interface PlannedConnection {
+  /** 'c0', 'c1', ...: the same config gives the same ids. */
+  id: string;
+  symbols: string[];
+  /** Wire names, e.g. btcusdt@trade (venue.streamName), a symbol's streams next to each other. */
+  streams: string[];
+}
+
+export interface PlanUsage {
+  streamsPerConnection: {
+    limit: number;
+    max: number;
+    mean: number;
+    /** max / limit × 100. */
+    maxPercent: number;
+    meanPercent: number;
+  };
+  /** Connections against the attempt budget: what a drop of every connection at once would cost. */
+  connectionAttempts: {
+    connections: number;
+    budget: number;
+    windowMs: number;
+    percent: number;
+  };
+  subscribe: {
+    streamsPerSubscribe: number;
+    /** SUBSCRIBE messages the fullest connection needs: ceil(streams / streamsPerSubscribe). */
+    messagesPerConnection: number;
+    /** SUBSCRIBE messages over all connections. */
+    messagesTotal: number;
+    /** messagesPerSecond - 1: one slot per second stays free for pongs. */
+    sendRatePerSecond: number;
+    /** Seconds the fullest connection takes to send its SUBSCRIBE messages at sendRatePerSecond. */
+    secondsPerConnection: number;
+  };
+}
+
+export interface Plan {
+  venue: Venue;
+  connections: PlannedConnection[];
+  totalStreams: number;
+  /** Symbols on the fullest connection (the others have the same or one fewer). */
+  symbolsPerConnection: number;
+  usage: PlanUsage;
+}
+
+/**
+ * Split the configured symbols × stream types into connections.
+ *
+ * - As few connections as limits.streamsPerConnection allows: each one costs an attempt from the
+ *   per-IP budget when it (re)connects, and every one of them reconnects after a maintenance drop.
+ * - A symbol's streams stay on one connection, so a dropped connection leaves a symbol either whole
+ *   or absent, never half-recorded.
+ * - Symbols spread evenly over that minimum number of connections (625 symbols at 4 streams and
+ *   1024 per connection → 209/208/208, not 256/256/113), so no connection sits at the limit
+ *   while another is a third full.
+ *
+ * Throws ConfigError('streams') when one symbol's streams alone exceed the per-connection limit,
+ * and PlanOverBudgetError when the connections exceed limits.connectionAttempts: a mass drop could
+ * not reconnect them all inside one attempt window from one IP.
+ */
+export function plan(config: Config, venue: Venue): Plan {
+  const { limits } = config;
+  const perSymbol = config.streams.length;
+  const symbolCount = config.symbols.length;
+  if (perSymbol === 0 || symbolCount === 0) {
+    throw new ConfigError(perSymbol === 0 ? 'streams' : 'symbols', 'nothing to subscribe: the list is empty');
+  }
+  if (perSymbol > limits.streamsPerConnection) {
+    throw new ConfigError(
+      'streams',
+      `${perSymbol} stream types per symbol exceed limits.streamsPerConnection (${limits.streamsPerConnection}); a symbol's streams must share one connection`,
+    );
+  }
+
+  const symbolsCapacity = Math.floor(limits.streamsPerConnection / perSymbol);
+  const count = Math.ceil(symbolCount / symbolsCapacity);
+
+  if (count > limits.connectionAttempts) {
+    const hosts = Math.ceil(count / limits.connectionAttempts);
+    throw new PlanOverBudgetError(
+      `the plan needs ${count} connections (${symbolCount} symbols × ${perSymbol} streams at ${limits.streamsPerConnection} per connection), ` +
+        `but one IP may make only ${limits.connectionAttempts} connection attempts per ${formatSeconds(limits.connectionAttemptWindowMs)} (limits.connectionAttempts): ` +
+        `after a drop of every connection (maintenance) they could not all reconnect within one window. ` +
+        `Split the symbols across ${hosts} hosts (IPs), at most ${limits.connectionAttempts * symbolsCapacity} symbols each`,
+      count,
+      hosts,
+    );
+  }
+
+  const base = Math.floor(symbolCount / count);
+  const extra = symbolCount % count;
+  const connections: PlannedConnection[] = [];
+  let next = 0;
+  for (let i = 0; i < count; i++) {
+    const size = base + (i < extra ? 1 : 0);
+    const symbols = config.symbols.slice(next, next + size);
+    next += size;
+    const streams = symbols.flatMap((s) => config.streams.map((type) => venue.streamName(s, type)));
+    connections.push({ id: `c${i}`, symbols, streams });
+  }
+
+  const totalStreams = symbolCount * perSymbol;
+  const maxStreams = (base + (extra > 0 ? 1 : 0)) * perSymbol;
+  const meanStreams = totalStreams / count;
+  const messagesPerConnection = Math.ceil(maxStreams / limits.streamsPerSubscribe);
+  const sendRate = Math.max(1, limits.messagesPerSecond - 1);
+
+  return {
+    venue,
+    connections,
+    totalStreams,
+    symbolsPerConnection: base + (extra > 0 ? 1 : 0),
+    usage: {
+      streamsPerConnection: {
+        limit: limits.streamsPerConnection,
+        max: maxStreams,
+        mean: meanStreams,
+        maxPercent: percent(maxStreams, limits.streamsPerConnection),
+        meanPercent: percent(meanStreams, limits.streamsPerConnection),
+      },
+      connectionAttempts: {
+        connections: count,
+        budget: limits.connectionAttempts,
+        windowMs: limits.connectionAttemptWindowMs,
+        percent: percent(count, limits.connectionAttempts),
+      },
+      subscribe: {
+        streamsPerSubscribe: limits.streamsPerSubscribe,
+        messagesPerConnection,
+        messagesTotal: connections.reduce((n, c) => n + Math.ceil(c.streams.length / limits.streamsPerSubscribe), 0),
+        sendRatePerSecond: sendRate,
+        secondsPerConnection: messagesPerConnection / sendRate,
+      },
+    },
+  };
+}
+
+function percent(part: number, whole: number): number {
+  return Math.round((part / whole) * 1000) / 10;
+}
+
+function formatSeconds(ms: number): string {
+  return ms % 60_000 === 0 ? `${ms / 60_000} min` : `${ms / 1000} s`;
+}

@@ -1,0 +1,80 @@
+import type { Plan, PlannedConnection, PlanUsage } from './planner.js';
+
+/** The plan as plain JSON (the venue by name): what `feedkeeper plan --json` prints. */
+export interface PlanJSON {
+  venue: string;
+  totalStreams: number;
+  symbolsPerConnection: number;
+  connections: PlannedConnection[];
+  usage: PlanUsage;
+}
+
+export function planToJSON(plan: Plan): PlanJSON {
+  return {
+    venue: plan.venue.name,
+    totalStreams: plan.totalStreams,
+    symbolsPerConnection: plan.symbolsPerConnection,
+    connections: plan.connections,
+    usage: plan.usage,
+  };
+}
+
+/** A readable table: one line per connection, then the share of each limit the plan uses. */
+export function formatPlan(plan: Plan): string {
+  const { usage, connections } = plan;
+  const symbols = connections.reduce((n, c) => n + c.symbols.length, 0);
+  const types = symbols === 0 ? 0 : plan.totalStreams / symbols;
+  const lines: string[] = [];
+  lines.push(
+    `${plan.venue.name}: ${symbols} symbols × ${types} stream types = ${plan.totalStreams} streams on ${connections.length} connection${connections.length === 1 ? '' : 's'}`,
+    '',
+  );
+
+  const rows = connections.map((c) => [
+    c.id,
+    String(c.streams.length),
+    String(c.symbols.length),
+    c.symbols.length === 1 ? c.symbols[0]! : `${c.symbols[0]} .. ${c.symbols[c.symbols.length - 1]}`,
+  ]);
+  lines.push(...table(['connection', 'streams', 'symbols', 'symbol range'], rows, [false, true, true, false]), '');
+
+  const s = usage.streamsPerConnection;
+  const a = usage.connectionAttempts;
+  const sub = usage.subscribe;
+  lines.push(
+    'Limits used',
+    ...table(
+      ['limit', 'used', 'share'],
+      [
+        ['streams per connection (max)', `${s.max} of ${s.limit}`, `${fmt(s.maxPercent)}%`],
+        ['streams per connection (mean)', `${fmt(Math.round(s.mean * 10) / 10)} of ${s.limit}`, `${fmt(s.meanPercent)}%`],
+        [
+          `connection attempts per ${a.windowMs / 1000} s`,
+          `${a.connections} of ${a.budget}`,
+          `${fmt(a.percent)}%`,
+        ],
+        [
+          'SUBSCRIBE messages per connection',
+          `${sub.messagesPerConnection} (${sub.streamsPerSubscribe} streams each)`,
+          `${fmt(Math.round(sub.secondsPerConnection * 100) / 100)} s at ${sub.sendRatePerSecond}/s`,
+        ],
+      ],
+      [false, true, true],
+    ),
+    '',
+    `A drop of every connection (maintenance) costs ${a.connections} of the ${a.budget} attempts one IP may make per ${a.windowMs / 1000} s; ` +
+      `one message per second per connection is kept for pongs.`,
+  );
+  return lines.join('\n') + '\n';
+}
+
+function fmt(n: number): string {
+  return Number.isInteger(n) ? String(n) : n.toFixed(n < 10 ? 2 : 1).replace(/0+$/, '').replace(/\.$/, '');
+}
+
+function table(header: string[], rows: string[][], rightAlign: boolean[]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string =>
+    '  ' + cells.map((c, i) => (rightAlign[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)];
+}

@@ -1,0 +1,101 @@
+/**
+ * Building a recorded line by copying bytes. This is the per-message part of the recorder, so it
+ * allocates nothing and never goes through a string:
+ *
+ *   frame:  {"stream":"btcusdt@trade","data":{...}}
+ *   line:   {"recv":1633998512068,"stream":"btcusdt@trade","data":{...}}\n
+ *
+ * The line is the 8-byte prefix `{"recv":`, the decimal digits of recvMs, then the whole frame copied
+ * in one TypedArray.set with its opening `{` overwritten by `,`, then `\n`. Copying the whole frame
+ * rather than `frame.subarray(1)` avoids allocating a view per message.
+ */
+
+/** Bytes a line adds around the frame: `{"recv":` (8) + `,` (1) + `\n` (1) - the frame's `{` (1). */
+export const LINE_OVERHEAD = 9;
+
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const NEWLINE = 0x0a;
+const ZERO = 0x30;
+
+/** The largest recvMs accepted: the largest time a JavaScript Date can hold (year 275760). */
+export const MAX_RECV_MS = 8.64e15;
+
+/** Number of decimal digits of a non-negative integer below 2^53. */
+export function decimalLength(v: number): number {
+  let digits = 1;
+  let pow = 10;
+  while (pow <= v) {
+    digits++;
+    pow *= 10;
+  }
+  return digits;
+}
+
+/**
+ * True when `frame` can be spliced: it opens with `{"` and closes with `}`. Anything else (an empty
+ * object, leading whitespace, a raw frame without the combined-stream envelope) would produce a line
+ * that is not JSON, so the recorder refuses it rather than write it.
+ */
+export function isSpliceable(frame: Buffer): boolean {
+  const n = frame.length;
+  return n >= 3 && frame[0] === OPEN_BRACE && frame[1] === QUOTE && frame[n - 1] === CLOSE_BRACE;
+}
+
+/**
+ * Writes the line for `frame` received at `recvMs` into `out` at `pos` and returns the position after
+ * its `\n`. `recvMs` must be an integer in [0, MAX_RECV_MS], `digits` its decimalLength(), and `out`
+ * must have `frame.length + digits + LINE_OVERHEAD` bytes free at `pos`.
+ */
+export function encodeLine(out: Buffer, pos: number, frame: Buffer, recvMs: number, digits: number): number {
+  out[pos] = OPEN_BRACE;
+  out[pos + 1] = QUOTE;
+  out[pos + 2] = 0x72; // r
+  out[pos + 3] = 0x65; // e
+  out[pos + 4] = 0x63; // c
+  out[pos + 5] = 0x76; // v
+  out[pos + 6] = QUOTE;
+  out[pos + 7] = 0x3a; // :
+  const comma = pos + 8 + digits;
+  let p = comma;
+  // Digits right to left. Split off the low 8 digits so that every division is on a small integer
+  // (a 13-digit millisecond time does not fit in 32 bits; the two halves do).
+  let high = recvMs;
+  if (recvMs >= 1e8) {
+    high = Math.floor(recvMs / 1e8);
+    let low = recvMs - high * 1e8;
+    // Near 2^53 the division can round up to the next integer.
+    if (low < 0) {
+      high--;
+      low += 1e8;
+    }
+    low |= 0;
+    for (let i = 0; i < 8; i++) {
+      const q = (low / 10) | 0;
+      out[--p] = ZERO + low - q * 10;
+      low = q;
+    }
+  }
+  high |= 0;
+  do {
+    const q = (high / 10) | 0;
+    out[--p] = ZERO + high - q * 10;
+    high = q;
+  } while (high > 0);
+  out.set(frame, comma);
+  out[comma] = COMMA;
+  const end = comma + frame.length;
+  out[end] = NEWLINE;
+  return end + 1;
+}
+
+/**
+ * A raw newline inside a frame can only be JSON whitespace (JSON strings cannot hold one), so the
+ * recorder writes it as a space: one line is always one message. Binance sends none; checking costs
+ * a memchr per message.
+ */
+export function blankNewlines(buf: Buffer, from: number, to: number): void {
+  for (let i = buf.indexOf(NEWLINE, from); i !== -1 && i < to; i = buf.indexOf(NEWLINE, i + 1)) buf[i] = 0x20;
+}

@@ -1,0 +1,420 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
+import type { Venue } from '../venues/index.js';
+import { SimConnection, type ConnectionHost, type ConnectionInit, type ConnectionSettings } from './connection.js';
+import { MarketProtocol } from './control.js';
+import { MarketFeed } from './feed.js';
+import { AttemptLimiter, WeightCounter } from './limits.js';
+import { builtinRoutes, errorBody, refuseUpgrade, sendJson } from './rest.js';
+import { parseMarketPath, parseStreamName, type StreamSpec } from './streams.js';
+import type {
+  ConnectionFilter,
+  ConnectionInfo,
+  DropOptions,
+  Note,
+  RouteHandler,
+  Simulator,
+  UpgradeAttempt,
+  Violation,
+  ViolationRule,
+  WsRouteHandler,
+} from './types.js';
+
+/** Options after defaults from the venue were applied. */
+export interface ExchangeSettings extends ConnectionSettings {
+  host: string;
+  port: number;
+  venue: Venue;
+  eventsPerSecond: number;
+  tickMs: number;
+  streamsPerConnection: number;
+  connectionAttempts: number;
+  connectionAttemptWindowMs: number;
+  clock: () => number;
+  shutdownGraceMs: number;
+  maxBufferedBytes: number;
+  idHistoryLimit: number;
+  advanceWhileIdle: boolean;
+  onViolation: ((v: Violation) => void) | undefined;
+}
+
+const ALL: ConnectionFilter = () => true;
+/** Client messages larger than this are refused by the WebSocket layer (close 1009). */
+const MAX_CLIENT_PAYLOAD = 1 << 20;
+const MAX_HEADER_BYTES = 64 * 1024;
+
+/**
+ * A Binance-compatible exchange on loopback: HTTP (REST) and WebSocket upgrades on one port, the
+ * venue's limits enforced and recorded, and fault controls for rehearsals and tests.
+ */
+export class Exchange implements Simulator {
+  totalConnections = 0;
+  readonly upgradeAttempts: UpgradeAttempt[] = [];
+  readonly violations: Violation[] = [];
+  readonly notes: Note[] = [];
+  onViolation: ((v: Violation) => void) | undefined;
+
+  private readonly server: Server;
+  private readonly wss: WebSocketServer;
+  private readonly feed: MarketFeed;
+  private readonly protocol: MarketProtocol;
+  private readonly attempts: AttemptLimiter;
+  private readonly weights = new WeightCounter();
+  private readonly conns = new Map<number, SimConnection>();
+  private readonly routes = new Map<string, RouteHandler>();
+  private readonly wsRoutes: Array<{ prefix: string; handler: WsRouteHandler }> = [];
+  private readonly host: ConnectionHost;
+  private nextId = 1;
+  private address = '';
+  private boundPort = 0;
+  private maintenanceUntil = -1;
+  private maintenanceRefusal = { status: 503, retryAfterS: 0 };
+  private refusal: { remaining: number; status: number; retryAfterS: number } | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(private readonly settings: ExchangeSettings) {
+    this.onViolation = settings.onViolation;
+    this.attempts = new AttemptLimiter(settings.connectionAttempts, settings.connectionAttemptWindowMs);
+    this.feed = new MarketFeed({
+      venue: settings.venue.name,
+      eventsPerSecond: settings.eventsPerSecond,
+      tickMs: settings.tickMs,
+      clock: settings.clock,
+      idHistoryLimit: settings.idHistoryLimit,
+      advanceWhileIdle: settings.advanceWhileIdle,
+      maxBufferedBytes: settings.maxBufferedBytes,
+    });
+    this.protocol = new MarketProtocol({
+      venue: settings.venue,
+      streamsPerConnection: settings.streamsPerConnection,
+      attach: (conn, spec) => this.feed.attach(conn, spec),
+      detach: (conn, name) => this.feed.detach(conn, name),
+      violation: (conn, rule, detail) => this.violation(conn.id, rule, detail),
+    });
+    this.host = {
+      violation: (conn, rule, detail) => this.violation(conn.id, rule, detail),
+      slowConsumer: (conn, bytes) =>
+        this.notes.push({
+          at: settings.clock(),
+          connId: conn.id,
+          kind: 'slow_consumer',
+          detail: `${bytes} bytes waiting to be sent (limit ${settings.maxBufferedBytes}): connection cut`,
+        }),
+      closed: (conn) => {
+        for (const name of conn.streams) this.feed.detach(conn, name);
+        this.conns.delete(conn.id);
+      },
+    };
+    const wsOptions: ServerOptions & { closeTimeout: number } = {
+      noServer: true,
+      // A stalled connection must not answer pings; SimConnection answers them itself.
+      autoPong: false,
+      // Off, as on Binance; and textFrame() relies on it (see frame.ts).
+      perMessageDeflate: false,
+      clientTracking: false,
+      maxPayload: MAX_CLIENT_PAYLOAD,
+      // How long a close handshake may wait for the client before the socket is destroyed (a ws option
+      // that @types/ws does not list).
+      closeTimeout: 5000,
+    };
+    this.wss = new WebSocketServer(wsOptions);
+    this.wss.on('wsClientError', (err: Error, socket: Duplex, req: IncomingMessage) => {
+      const status = req.method === 'GET' ? 400 : 405;
+      this.recordAttempt(status, req);
+      refuseUpgrade(socket, status, errorBody(-1, err.message), null);
+    });
+    // Binance does not document a URL length limit; 64 KiB lets a combined URL name 1024 streams
+    // (Node's default of 16 KiB would refuse about 700 with 431).
+    this.server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => this.onRequest(req, res));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    for (const [method, pathname, handler] of builtinRoutes(settings.venue.name, {
+      inMaintenance: () => this.inMaintenance(),
+      now: settings.clock,
+    })) {
+      this.route(method, pathname, handler);
+    }
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.settings.port, this.settings.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = this.server.address() as AddressInfo;
+    this.boundPort = addr.port;
+    this.address = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    this.feed.start();
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get wsUrl(): string {
+    return `ws://${this.address}:${this.boundPort}`;
+  }
+
+  get httpUrl(): string {
+    return `http://${this.address}:${this.boundPort}`;
+  }
+
+  // ------------------------------------------------------------------ faults
+
+  dropAll(opts: DropOptions = {}): number {
+    let n = 0;
+    for (const c of [...this.conns.values()]) {
+      if (c.state === 'closing' || c.state === 'closed') continue;
+      this.dropConn(c, opts);
+      n++;
+    }
+    return n;
+  }
+
+  drop(connId: number, opts: DropOptions = {}): void {
+    const c = this.conns.get(connId);
+    if (c !== undefined) this.dropConn(c, opts);
+  }
+
+  stall(filter: ConnectionFilter = ALL): number {
+    let n = 0;
+    for (const c of this.conns.values()) if (filter(c) && c.stall()) n++;
+    return n;
+  }
+
+  serverShutdown(filter: ConnectionFilter = ALL, opts: { graceMs?: number } = {}): number {
+    const graceMs = opts.graceMs ?? this.settings.shutdownGraceMs;
+    const E = this.settings.clock();
+    let n = 0;
+    for (const c of this.conns.values()) {
+      if (!filter(c)) continue;
+      const t = c.micro ? E * 1000 : E;
+      const event = `{"e":"serverShutdown","E":${t}}`;
+      if (c.serverShutdown(c.combined ? `{"stream":"!serverShutdown","data":${event}}` : event, graceMs)) n++;
+    }
+    return n;
+  }
+
+  maintenance(ms: number, opts: { status?: number; retryAfterS?: number } = {}): void {
+    this.maintenanceUntil = performance.now() + ms;
+    this.maintenanceRefusal = { status: opts.status ?? 503, retryAfterS: opts.retryAfterS ?? -1 };
+    this.dropAll({ code: 1001 });
+  }
+
+  refuseUpgrades(count: number, status: number, retryAfterS = 1): void {
+    this.refusal = count > 0 ? { remaining: count, status, retryAfterS } : null;
+  }
+
+  skip(stream: string, n: number): void {
+    const spec = parseStreamName(this.settings.venue, stream);
+    if (spec === null) throw new TypeError(`skip(): ${this.settings.venue.name} has no stream ${stream}`);
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`skip(): n must be a non-negative integer, got ${n}`);
+    this.feed.skip(spec, n);
+  }
+
+  pause(): void {
+    this.feed.pause();
+  }
+
+  resume(): void {
+    this.feed.resume();
+  }
+
+  // ------------------------------------------------------------------ observation
+
+  connections(): ConnectionInfo[] {
+    return [...this.conns.values()].filter((c) => c.state !== 'closed');
+  }
+
+  sentIds(stream: string): number[] {
+    return this.feed.sentIds(stream);
+  }
+
+  skippedIds(stream: string): number[] {
+    return this.feed.skippedIds(stream);
+  }
+
+  generated(stream: string): number {
+    return this.feed.generated(stream);
+  }
+
+  // ------------------------------------------------------------------ extension
+
+  route(method: string, pathname: string, handler: RouteHandler): void {
+    this.routes.set(`${method.toUpperCase()} ${pathname}`, handler);
+  }
+
+  wsRoute(pathPrefix: string, handler: WsRouteHandler): void {
+    this.wsRoutes.push({ prefix: pathPrefix, handler });
+    this.wsRoutes.sort((a, b) => b.prefix.length - a.prefix.length); // the most specific prefix wins
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.feed.stop();
+      for (const c of this.conns.values()) c.destroy();
+      this.wss.close();
+      this.server.closeAllConnections();
+      await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    })();
+    return this.closing;
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private dropConn(c: SimConnection, opts: DropOptions): void {
+    if (opts.abrupt) c.destroy();
+    else c.close(opts.code ?? 1001, 'dropped by simulator');
+  }
+
+  private inMaintenance(): boolean {
+    return this.maintenanceUntil > performance.now();
+  }
+
+  private violation(connId: number, rule: ViolationRule, detail: string): void {
+    const v: Violation = { at: this.settings.clock(), connId, rule, detail };
+    this.violations.push(v);
+    try {
+      this.onViolation?.(v);
+    } catch {
+      // an observer's bug must not take the exchange down
+    }
+  }
+
+  private recordAttempt(status: number, req: IncomingMessage): void {
+    this.upgradeAttempts.push({
+      at: this.settings.clock(),
+      status,
+      path: (req.url ?? '/').split('?')[0]!,
+      remoteAddress: req.socket.remoteAddress ?? '',
+    });
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', this.httpUrl);
+    const used = this.weights.add(req.socket.remoteAddress ?? '', 1, Date.now());
+    res.setHeader('X-MBX-USED-WEIGHT-1M', String(used));
+    const handler = this.routes.get(`${req.method} ${url.pathname}`);
+    if (handler === undefined) {
+      sendJson(res, 404, errorBody(-1, `Unknown endpoint: ${req.method} ${url.pathname}`));
+      return;
+    }
+    try {
+      handler(req, res, url);
+    } catch {
+      if (!res.headersSent) sendJson(res, 500, errorBody(-1000, 'An unknown error occurred while processing the request.'));
+      else res.destroy();
+    }
+  }
+
+  /**
+   * Order of the checks: every attempt counts against the IP's budget first (a client that hammers a
+   * refusing server stays refused), then injected refusals, then maintenance, then the path.
+   */
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => {});
+    if (this.closing !== null) {
+      socket.destroy();
+      return;
+    }
+    const refuse = (status: number, body: string, retryAfterS: number | null): void => {
+      this.recordAttempt(status, req);
+      refuseUpgrade(socket, status, body, retryAfterS);
+    };
+    const ip = req.socket.remoteAddress ?? '';
+    const wait = this.attempts.hit(ip, performance.now());
+    if (wait !== null) {
+      const { connectionAttempts: n, connectionAttemptWindowMs: w } = this.settings;
+      this.violation(0, 'connection_attempts', `more than ${n} connection attempts from ${ip} within ${w} ms`);
+      refuse(429, errorBody(-1003, `Too many connection attempts; current limit is ${n} per ${w} ms.`), Math.ceil(wait / 1000));
+      return;
+    }
+    if (this.refusal !== null) {
+      const { status, retryAfterS } = this.refusal;
+      if (--this.refusal.remaining <= 0) this.refusal = null;
+      refuse(status, errorBody(status === 418 ? -1003 : -1, `Upgrade refused by the simulator (HTTP ${status}).`), retryAfterS);
+      return;
+    }
+    if (this.inMaintenance()) {
+      const { status, retryAfterS } = this.maintenanceRefusal;
+      const left = Math.ceil((this.maintenanceUntil - performance.now()) / 1000);
+      refuse(status, errorBody(-1016, 'System is under maintenance.'), retryAfterS >= 0 ? retryAfterS : left);
+      return;
+    }
+
+    const url = new URL(req.url ?? '/', 'http://simulator');
+    const custom = this.wsRoutes.find((r) => url.pathname.startsWith(r.prefix));
+    if (custom !== undefined) {
+      this.accept(req, socket, head, { path: url.pathname, kind: 'custom', combined: false, micro: false }, (conn, ws) =>
+        custom.handler(ws, req, conn),
+      );
+      return;
+    }
+    const target = parseMarketPath(this.settings.venue, url);
+    if (target === null) {
+      refuse(404, errorBody(-1, `No WebSocket endpoint at ${url.pathname}`), null);
+      return;
+    }
+    const specs: StreamSpec[] = [];
+    for (const name of target.names) {
+      const spec = parseStreamName(this.settings.venue, name);
+      if (spec === null) {
+        refuse(400, errorBody(-1100, `Invalid stream name: ${name}`), null);
+        return;
+      }
+      specs.push(spec);
+    }
+    // timeUnit=MICROSECOND switches event times to µs (spot only).
+    let micro = false;
+    const timeUnit = url.searchParams.get('timeUnit');
+    if (timeUnit !== null && this.settings.venue.name === 'binance-spot') {
+      const u = timeUnit.toUpperCase();
+      if (u !== 'MICROSECOND' && u !== 'MILLISECOND') {
+        refuse(400, errorBody(-1100, `Invalid timeUnit: ${timeUnit}`), null);
+        return;
+      }
+      micro = u === 'MICROSECOND';
+    }
+    this.accept(req, socket, head, { path: url.pathname, kind: 'market', combined: target.combined, micro }, (conn) => {
+      conn.onText = (text) => this.protocol.message(conn, text);
+      this.protocol.open(conn, specs);
+    });
+  }
+
+  private accept(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    init: Pick<ConnectionInit, 'path' | 'kind' | 'combined' | 'micro'>,
+    setup: (conn: SimConnection, ws: WebSocket) => void,
+  ): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      if (this.closing !== null) {
+        ws.terminate();
+        return;
+      }
+      this.recordAttempt(101, req);
+      this.totalConnections++;
+      const conn = new SimConnection(
+        ws,
+        socket,
+        {
+          ...init,
+          id: this.nextId++,
+          openedAt: this.settings.clock(),
+          remoteAddress: req.socket.remoteAddress ?? '',
+          remotePort: req.socket.remotePort ?? 0,
+        },
+        this.settings,
+        this.host,
+      );
+      this.conns.set(conn.id, conn);
+      setup(conn, ws);
+    });
+  }
+}

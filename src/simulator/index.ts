@@ -1,0 +1,75 @@
+import { getVenue } from '../venues/index.js';
+import { Exchange, type ExchangeSettings } from './exchange.js';
+import type { Simulator, SimulatorOptions } from './types.js';
+
+export type {
+  ConnectionFilter,
+  ConnectionInfo,
+  ConnectionState,
+  DropOptions,
+  Note,
+  RouteHandler,
+  Simulator,
+  SimulatorLimits,
+  SimulatorOptions,
+  UpgradeAttempt,
+  Violation,
+  ViolationRule,
+  WsRouteHandler,
+} from './types.js';
+
+/**
+ * Starts a Binance-compatible exchange on loopback (docs/simulator.md). Resolves once it listens.
+ * Throws RangeError on an option out of range.
+ */
+export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
+  const exchange = new Exchange(resolveOptions(opts));
+  await exchange.listen();
+  return exchange;
+}
+
+function resolveOptions(opts: SimulatorOptions): ExchangeSettings {
+  const venueName = opts.venue ?? 'binance-spot';
+  const venue = getVenue(venueName);
+  if (venue === undefined) throw new RangeError(`venue: unknown venue ${String(venueName)}`);
+  const l = venue.limits;
+  const s: ExchangeSettings = {
+    host: opts.host ?? '127.0.0.1',
+    port: opts.port ?? 0,
+    venue,
+    eventsPerSecond: opts.eventsPerSecond ?? 2,
+    tickMs: opts.tickMs ?? 100,
+    streamsPerConnection: opts.limits?.streamsPerConnection ?? l.streamsPerConnection,
+    messagesPerSecond: opts.limits?.messagesPerSecond ?? l.messagesPerSecond,
+    connectionAttempts: opts.limits?.connectionAttempts ?? l.connectionAttempts,
+    connectionAttemptWindowMs: opts.limits?.connectionAttemptWindowMs ?? l.connectionAttemptWindowMs,
+    pingIntervalMs: opts.pingIntervalMs ?? l.serverPingIntervalMs,
+    pongTimeoutMs: opts.pongTimeoutMs ?? l.pongTimeoutMs,
+    maxLifetimeMs: opts.maxLifetimeMs ?? l.maxLifetimeMs,
+    clock: opts.clock ?? Date.now,
+    shutdownGraceMs: opts.shutdownGraceMs ?? 2000,
+    maxBufferedBytes: opts.maxBufferedBytes ?? 8 * 1024 * 1024,
+    idHistoryLimit: opts.idHistoryLimit ?? Number.POSITIVE_INFINITY,
+    advanceWhileIdle: opts.advanceWhileIdle ?? true,
+    onViolation: opts.onViolation,
+  };
+  const atLeast = (key: string, v: number, min: number): void => {
+    if (!(v >= min)) throw new RangeError(`${key}: must be at least ${min}, got ${v}`);
+  };
+  if (!Number.isInteger(s.port) || s.port < 0 || s.port > 65_535) throw new RangeError(`port: not a port number: ${s.port}`);
+  atLeast('eventsPerSecond', s.eventsPerSecond, 0);
+  atLeast('tickMs', s.tickMs, 1);
+  atLeast('limits.streamsPerConnection', s.streamsPerConnection, 1);
+  atLeast('limits.messagesPerSecond', s.messagesPerSecond, 1);
+  atLeast('limits.connectionAttempts', s.connectionAttempts, 1);
+  atLeast('limits.connectionAttemptWindowMs', s.connectionAttemptWindowMs, 1);
+  atLeast('pingIntervalMs', s.pingIntervalMs, 1);
+  atLeast('pongTimeoutMs', s.pongTimeoutMs, 1);
+  atLeast('maxLifetimeMs', s.maxLifetimeMs, 1);
+  atLeast('shutdownGraceMs', s.shutdownGraceMs, 0);
+  atLeast('maxBufferedBytes', s.maxBufferedBytes, 1);
+  atLeast('idHistoryLimit', s.idHistoryLimit, 0);
+  // Node timers cap at 2^31-1 ms (~24.8 days).
+  if (s.maxLifetimeMs > 2 ** 31 - 1) throw new RangeError(`maxLifetimeMs: at most ${2 ** 31 - 1}`);
+  return s;
+}

@@ -1,0 +1,77 @@
+/**
+ * The two rate limits Binance enforces on WebSocket clients (facts sheet, "Spot market streams"):
+ * messages a client sends per connection per second, and connection attempts per IP per window.
+ */
+
+/** Rolling-window counter of one connection's incoming frames. */
+export class MessageRate {
+  private readonly ring: Float64Array;
+  private count = 0;
+  private head = 0;
+
+  constructor(
+    private readonly limit: number,
+    private readonly windowMs = 1000,
+  ) {
+    this.ring = new Float64Array(Math.max(1, limit));
+  }
+
+  /** Records a message at `now` (ms, monotonic); true when it is one more than the window allows. */
+  hit(now: number): boolean {
+    if (this.limit <= 0) return true;
+    if (this.count < this.limit) {
+      this.ring[(this.head + this.count) % this.limit] = now;
+      this.count++;
+      return false;
+    }
+    if (now - this.ring[this.head]! < this.windowMs) return true;
+    this.ring[this.head] = now;
+    this.head = (this.head + 1) % this.limit;
+    return false;
+  }
+}
+
+/**
+ * Connection attempts per IP in a sliding window. Every attempt counts, refused ones included: a
+ * client that keeps knocking while refused stays refused (changelog 2023-02-17: a rate of attempts).
+ */
+export class AttemptLimiter {
+  private readonly byIp = new Map<string, number[]>();
+
+  constructor(
+    private readonly limit: number,
+    private readonly windowMs: number,
+  ) {}
+
+  /** Records an attempt; null when within budget, else the ms until an attempt would be allowed again. */
+  hit(ip: string, now: number): number | null {
+    let times = this.byIp.get(ip);
+    if (times === undefined) {
+      times = [];
+      this.byIp.set(ip, times);
+    }
+    let expired = 0;
+    while (expired < times.length && times[expired]! <= now - this.windowMs) expired++;
+    if (expired > 0) times.splice(0, expired);
+    times.push(now);
+    if (times.length <= this.limit) return null;
+    // Allowed again once all but limit-1 of the recorded attempts have left the window.
+    return Math.max(0, times[times.length - this.limit]! + this.windowMs - now);
+  }
+}
+
+/** REST request weight per IP per calendar minute, for the X-MBX-USED-WEIGHT-1M header. */
+export class WeightCounter {
+  private readonly byIp = new Map<string, { minute: number; used: number }>();
+
+  add(ip: string, weight: number, nowMs: number): number {
+    const minute = Math.floor(nowMs / 60_000);
+    let w = this.byIp.get(ip);
+    if (w === undefined || w.minute !== minute) {
+      w = { minute, used: 0 };
+      this.byIp.set(ip, w);
+    }
+    w.used += weight;
+    return w.used;
+  }
+}

@@ -1,0 +1,96 @@
+import t from 'tap';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { checkMetricRefs, registryMetrics } from './metrics-names.js';
+import { externalTool, run } from './metrics-tool.js';
+
+/** deploy/grafana/feedkeeper-dashboard.json: valid JSON, a data source variable, real metrics only. */
+interface Target {
+  expr: string;
+  datasource?: { uid?: string };
+}
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  datasource?: { type?: string; uid?: string };
+  targets?: Target[];
+  gridPos: { x: number; y: number; w: number; h: number };
+}
+interface Dashboard {
+  uid: string;
+  title: string;
+  panels: Panel[];
+  templating: { list: Array<{ name: string; type: string; query: unknown }> };
+  annotations: { list: Array<{ expr?: string }> };
+}
+
+const text = readFileSync(fileURLToPath(new URL('../deploy/grafana/feedkeeper-dashboard.json', import.meta.url)), 'utf8');
+const dashboard = JSON.parse(text) as Dashboard;
+const queryPanels = dashboard.panels.filter((p) => p.type !== 'row');
+const exprs = [
+  ...queryPanels.flatMap((p) => (p.targets ?? []).map((x) => ({ where: p.title, expr: x.expr }))),
+  ...dashboard.annotations.list.filter((a) => a.expr !== undefined).map((a) => ({ where: 'annotation', expr: a.expr! })),
+];
+
+t.test('a Prometheus data source variable used by every panel', async (t) => {
+  const ds = dashboard.templating.list.find((v) => v.type === 'datasource');
+  t.ok(ds, 'a datasource variable');
+  t.equal(ds?.query, 'prometheus');
+  for (const p of queryPanels) {
+    t.equal(p.datasource?.uid, `\${${ds?.name}}`, `${p.title}: panel data source`);
+    for (const x of p.targets ?? []) t.equal(x.datasource?.uid, `\${${ds?.name}}`, `${p.title}: target data source`);
+  }
+  t.equal(dashboard.uid, 'feedkeeper');
+});
+
+t.test('panels: unique ids, inside the 24-column grid, not overlapping', async (t) => {
+  const ids = dashboard.panels.map((p) => p.id);
+  t.equal(new Set(ids).size, ids.length);
+  const owner = new Map<string, string>();
+  const problems: string[] = [];
+  for (const p of dashboard.panels) {
+    if (p.gridPos.x + p.gridPos.w > 24) problems.push(`${p.title} is wider than the grid`);
+    for (let x = p.gridPos.x; x < p.gridPos.x + p.gridPos.w; x++) {
+      for (let y = p.gridPos.y; y < p.gridPos.y + p.gridPos.h; y++) {
+        const other = owner.get(`${x},${y}`);
+        if (other !== undefined) problems.push(`${p.title} overlaps ${other} at ${x},${y}`);
+        owner.set(`${x},${y}`, p.title);
+      }
+    }
+  }
+  t.same(problems, []);
+});
+
+t.test('every expression refers only to metrics and label values the registry has', async (t) => {
+  const known = await registryMetrics();
+  t.ok(exprs.length > 20, `${exprs.length} expressions`);
+  for (const { where, expr } of exprs) t.same(checkMetricRefs(expr, known), [], `${where}: ${expr}`);
+});
+
+t.test('every feedkeeper metric is on the dashboard', async (t) => {
+  const known = await registryMetrics();
+  const all = exprs.map((e) => e.expr).join('\n');
+  const ours = [...known.keys()].filter((n) => !n.startsWith('feedkeeper_process_'));
+  const absent = ours.filter((n) => !new RegExp(`\\b${n}(_bucket|_sum|_count)?\\b`).test(all));
+  t.same(absent, [], 'metrics without a panel');
+});
+
+const promtool = externalTool('promtool', 'apt-get install prometheus');
+
+t.test('every expression parses as PromQL (promtool)', promtool.testOpts, async (t) => {
+  const bin = promtool.need(t);
+  if (bin === undefined) return;
+  // Grafana's variables replaced by what they expand to.
+  const rules = exprs.map(({ expr }, i) => {
+    const promql = expr.replaceAll('$__rate_interval', '5m').replaceAll('$instance', '.*');
+    return `      - record: dashboard:expr_${i}\n        expr: ${JSON.stringify(promql)}`;
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'feedkeeper-dash-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'rules.yml'), `groups:\n  - name: dashboard\n    rules:\n${rules.join('\n')}\n`);
+  const r = run(bin, ['check', 'rules', join(dir, 'rules.yml')]);
+  t.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+});
