@@ -13,6 +13,10 @@ import { plan, type Plan } from './plan/planner.js';
 import { Recorder } from './recorder/recorder.js';
 import { Supervisor } from './supervisor.js';
 import { getVenue } from './venues/index.js';
+import { USER_DATA_STREAM, UserDataStream, userDataStreamType } from './userdata/user-stream.js';
+import { Backoff } from './connection/backoff.js';
+import { delay } from './clock.js';
+import type { Readiness } from './supervisor.js';
 import type { StreamType, Venue } from './venues/types.js';
 
 export interface DaemonOptions {
@@ -22,6 +26,8 @@ export interface DaemonOptions {
   clock?: Clock;
   /** How often last-seen IDs are checkpointed (default 1 s). */
   checkpointIntervalMs?: number;
+  /** Where FEEDKEEPER_API_KEY / FEEDKEEPER_API_SECRET are read (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -40,6 +46,9 @@ export class Daemon {
   ledger!: GapLedger;
   calendar!: MaintenanceCalendar;
   http: HttpServer | null = null;
+  userData: UserDataStream | null = null;
+  private userDataStart: Promise<void> | null = null;
+  private readonly stopping = new AbortController();
   private poller: SystemStatusPoller | null = null;
   private checkpointer!: Checkpointer;
   private checkpointTimer: ReturnType<typeof setInterval> | undefined;
@@ -89,11 +98,13 @@ export class Daemon {
       clock,
     });
     if (config.recorder.enabled) await this.recorder.open();
+    metrics.recorderBufferLimit.set(config.recorder.maxBufferBytes);
 
     const streams = new Map<string, StreamType>();
     for (const c of this.plan.connections) {
       for (const name of c.streams) streams.set(name, venue.streamType(name.slice(name.indexOf('@') + 1))!);
     }
+    if (config.userData.enabled) streams.set(USER_DATA_STREAM, userDataStreamType);
     const ledger = this.ledger;
     const calendar = this.calendar;
     const gaps: GapSink = {
@@ -139,17 +150,56 @@ export class Daemon {
         host: config.metrics.host,
         port: config.metrics.port,
         metrics,
-        health: this.supervisor,
+        health: this,
         logger: log,
         gaps: (q) => this.answerGaps(q),
       });
       log.info({ event: 'http_listening', url: this.http.url }, 'metrics and health endpoints listening');
     }
     this.supervisor.start();
+    if (config.userData.enabled) {
+      this.userData = new UserDataStream({ config, venue, router: this.router, budget: this.supervisor.budget, logger: log, metrics, clock, env: this.opts.env });
+      this.userDataStart = this.startUserData(this.userData);
+    }
     const every = this.opts.checkpointIntervalMs ?? 1000;
     this.checkpointTimer = setInterval(() => void this.checkpoint(false), every);
     this.checkpointTimer.unref();
     this.state = 'running';
+  }
+
+  /** /readyz: every market connection, and the user-data connection when enabled. */
+  readiness(): Readiness {
+    const r = this.supervisor.readiness();
+    if (this.userData === null) return r;
+    const w = this.userData.worker;
+    const open = w.session !== null && w.session.alive;
+    return {
+      ready: r.ready && open,
+      reasons: open ? r.reasons : [...r.reasons, `user-data connection is ${w.state}`],
+      connections: { planned: r.connections.planned + 1, open: r.connections.open + (open ? 1 : 0) },
+    };
+  }
+
+  /**
+   * The listen key's first POST may fail (no network, a REST ban): keep trying with backoff, as the
+   * market connections do, rather than failing the daemon.
+   */
+  private async startUserData(ud: UserDataStream): Promise<void> {
+    const backoff = new Backoff(this.config.connection.backoff);
+    while (!this.stopping.signal.aborted) {
+      try {
+        await ud.start();
+        return;
+      } catch (err) {
+        const wait = backoff.next();
+        this.log.warn({ event: 'user_data_start_failed', err, delayMs: wait }, 'user-data stream could not start: retrying');
+        try {
+          await delay(wait, this.stopping.signal, this.clock);
+        } catch {
+          return;
+        }
+      }
+    }
   }
 
   /** SIGHUP: reopen the output files (logrotate moved them). */
@@ -168,8 +218,10 @@ export class Daemon {
     this.state = 'stopping';
     this.log.info({ event: 'daemon_stop', reason }, 'feedkeeper stopping');
     clearInterval(this.checkpointTimer);
+    this.stopping.abort();
     this.poller?.stop();
-    await this.supervisor.stop();
+    await this.userDataStart;
+    await Promise.all([this.supervisor.stop(), this.userData?.stop()]);
     await this.checkpointing;
     await this.checkpoint(true);
     await this.recorder.close();

@@ -54,7 +54,7 @@ export class Supervisor {
         new ConnectionWorker({
           id: c.id,
           streams: c.streams,
-          url,
+          url: () => url,
           config: opts.config,
           budget: this.budget,
           router: opts.router,

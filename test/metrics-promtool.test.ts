@@ -1,5 +1,6 @@
 import t from 'tap';
 import { silentLogger } from '../src/log.js';
+import { METRIC_LABEL_VALUES } from '../src/metrics/labels.js';
 import { createMetrics, type Metrics } from '../src/metrics/registry.js';
 import { startHttpServer } from '../src/metrics/server.js';
 import { externalTool, run } from './metrics-tool.js';
@@ -83,6 +84,13 @@ t.test('a scrape of /metrics passes promtool check metrics', promtool.testOpts, 
   for (const m of await metrics.registry.getMetricsAsJSON()) {
     if (m.name.startsWith('feedkeeper_process_')) continue; // prom-client's, some only after a GC
     t.ok(m.values.some((v) => v.value !== 0), `${m.name} was touched`);
+    const bounded = (METRIC_LABEL_VALUES as Record<string, Record<string, readonly string[]>>)[m.name] ?? {};
+    for (const v of m.values) {
+      for (const [label, value] of Object.entries(v.labels)) {
+        if (label === 'le') continue;
+        t.ok(bounded[label]?.includes(String(value)), `${m.name}{${label}="${value}"} is a documented value`);
+      }
+    }
     t.match(body, new RegExp(`^# TYPE ${m.name} ${m.type}$`, 'm'), `${m.name} is exposed`);
   }
 

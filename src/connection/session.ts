@@ -15,11 +15,36 @@ export interface SessionEnd {
   planned: boolean;
 }
 
+/** What a custom protocol (user data) may do with its socket. */
+export interface SessionIO {
+  readonly session: Session;
+  /** Send a text message, paced by the connection's outgoing limiter. */
+  send(text: string): void;
+}
+
+/**
+ * A connection that is not a combined market-data stream (the user-data stream, the WebSocket
+ * API): it subscribes its own way and reads every frame itself, on the same machinery (pings,
+ * stale detection, rotation, attempt budget).
+ */
+export interface SessionProtocol {
+  /** After the upgrade: subscribe; resolves once the exchange confirmed. */
+  onOpen(io: SessionIO): Promise<void>;
+  /** Every text frame. */
+  onText(io: SessionIO, data: Buffer, now: number): void;
+}
+
 export interface SessionOptions {
   /** Planned connection id, e.g. `c0`. */
   connectionId: string;
-  /** Base URL + combined path, e.g. wss://stream.binance.com:9443/stream */
-  url: string;
+  /**
+   * The URL to dial: base URL + combined path for market data (e.g.
+   * wss://stream.binance.com:9443/stream); for user data it carries a listen key that may change
+   * between attempts, so it is asked for each time. Never logged.
+   */
+  url: () => string | Promise<string>;
+  /** Set for connections that are not combined market-data streams. */
+  protocol?: SessionProtocol;
   streams: readonly string[];
   streamsPerSubscribe: number;
   messagesPerSecond: number;
@@ -83,17 +108,16 @@ export class Session implements SessionRef {
    * UpgradeRejectedError (429/418/503...), FK_ERR_CONNECT or FK_ERR_SUBSCRIBE.
    */
   async open(): Promise<void> {
-    const { streams, streamsPerSubscribe } = this.opts;
-    const first = streams.slice(0, streamsPerSubscribe);
-    const url = `${this.opts.url}?streams=${first.join('/')}`;
-    await this.dial(url);
+    const { streams, streamsPerSubscribe, protocol } = this.opts;
+    const base = await this.opts.url();
+    await this.dial(protocol ? base : `${base}?streams=${streams.slice(0, streamsPerSubscribe).join('/')}`);
     this.isOpen = true;
     this.openedAt = this.opts.clock.now();
     this.watchdog.start();
     this.opts.metrics.connectionsOpen.inc();
-    const subscribed = Promise.all(
-      chunk(streams.slice(streamsPerSubscribe), streamsPerSubscribe).map((batch) => this.request('SUBSCRIBE', batch)),
-    );
+    const subscribed = protocol
+      ? protocol.onOpen(this.io)
+      : Promise.all(chunk(streams.slice(streamsPerSubscribe), streamsPerSubscribe).map((batch) => this.request('SUBSCRIBE', batch)));
     const timeoutMs = this.opts.handshakeTimeoutMs + Math.ceil(streams.length / streamsPerSubscribe) * 1200;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -115,7 +139,20 @@ export class Session implements SessionRef {
     }
     this.opts.metrics.streamsSubscribed.inc(streams.length);
     this.subscribedCounted = true;
+    this.opts.router.sessionReady(this, streams, this.opts.clock.now());
   }
+
+  /** The protocol's handle on this socket. */
+  readonly io: SessionIO = {
+    session: this,
+    send: (text: string) =>
+      this.limiter.enqueue(() => {
+        if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+          this.ws.send(text);
+          this.opts.metrics.outgoingMessages.inc({ kind: 'request' });
+        }
+      }),
+  };
 
   /** Close politely on purpose (rotation, shutdown): the end is `planned`. */
   close(cause: GapCause, detail: string): void {
@@ -206,6 +243,10 @@ export class Session implements SessionRef {
   private onMessage(data: Buffer, isBinary: boolean): void {
     const now = this.opts.clock.now();
     this.watchdog.touch(now);
+    if (this.opts.protocol) {
+      this.opts.protocol.onText(this.io, data, now);
+      return;
+    }
     if (!isBinary && data.length > STREAM_PREFIX_LEN && data[0] === 0x7b && data[2] === 0x73 && data[STREAM_PREFIX_LEN] !== SHUTDOWN_BANG) {
       // `{"s...`: a combined-stream data frame, the hot path.
       this.opts.router.route(this, data, now);

@@ -6,7 +6,7 @@ import type { Metrics } from '../metrics/registry.js';
 import type { StreamRouter } from '../pipeline/stream-router.js';
 import type { AttemptBudget } from './attempt-budget.js';
 import { Backoff } from './backoff.js';
-import { Session, type SessionEnd } from './session.js';
+import { Session, type SessionEnd, type SessionProtocol } from './session.js';
 
 /**
  * One planned connection, kept up for as long as the daemon runs. The state is one field, and every
@@ -23,11 +23,16 @@ import { Session, type SessionEnd } from './session.js';
  */
 export type WorkerState = 'idle' | 'connecting' | 'open' | 'rotating' | 'backoff' | 'closed';
 
+/** Why a connection is switched over to a replacement (a bounded metric label). */
+export type RotateReason = 'lifetime' | 'server_shutdown' | 'listen_key_renewed';
+
 export interface WorkerOptions {
   id: string;
   streams: readonly string[];
-  /** Base URL + combined path. */
-  url: string;
+  /** The URL to dial, asked for each attempt (see SessionOptions.url). */
+  url: () => string | Promise<string>;
+  /** For connections that are not combined market-data streams (user data). */
+  protocol?: SessionProtocol;
   config: Config;
   budget: AttemptBudget;
   router: StreamRouter;
@@ -51,7 +56,7 @@ export class ConnectionWorker {
   private replacement: Session | null = null;
   private attempts = 0;
   private rotateTimer: Timer | undefined;
-  private wakeRotate: ((reason: string) => void) | null = null;
+  private wakeRotate: ((reason: RotateReason) => void) | null = null;
   private loop: Promise<void> | null = null;
   private readonly log: Logger;
 
@@ -93,7 +98,7 @@ export class ConnectionWorker {
   }
 
   /** Ask for a switch-over now (serverShutdown, tests, operator). */
-  rotate(reason: string): void {
+  rotate(reason: RotateReason): void {
     this.wakeRotate?.(reason);
   }
 
@@ -178,6 +183,7 @@ export class ConnectionWorker {
       {
         connectionId: this.id,
         url: this.opts.url,
+        protocol: this.opts.protocol,
         streams: this.opts.streams,
         streamsPerSubscribe: c.limits.streamsPerSubscribe,
         messagesPerSecond: c.limits.messagesPerSecond,
@@ -219,7 +225,7 @@ export class ConnectionWorker {
     for (;;) {
       const c = this.opts.config.connection;
       const rotateIn = Math.max(0, session.openedAt + c.maxLifetimeMs - c.rotateBeforeMs - this.opts.clock.now());
-      const wake = new Promise<string>((resolve) => {
+      const wake = new Promise<RotateReason>((resolve) => {
         this.wakeRotate = resolve;
         this.rotateTimer = this.opts.clock.setTimeout(() => resolve('lifetime'), rotateIn);
       });
@@ -242,7 +248,7 @@ export class ConnectionWorker {
   }
 
   /** Open a replacement, let it take every stream over, then close the old one. */
-  private async switchOver(old: Session, why: string): Promise<Session | null> {
+  private async switchOver(old: Session, why: RotateReason): Promise<Session | null> {
     this.setState('rotating', why, { session: old.id });
     const next = await this.connectWithRetry(why, () => old.alive);
     if (next === null) return null;

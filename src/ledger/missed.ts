@@ -17,6 +17,7 @@ function num(v: unknown): number | null {
 
 /** Reads a message's sequence IDs from its `data` object; null when a field is missing. */
 export function sequenceKeys(rule: SequenceRule, data: Readonly<Record<string, unknown>>): SequenceKeys | null {
+  if (rule.kind === 'none') return null;
   if (rule.kind === 'range') {
     const first = num(data.U);
     const last = num(data.u);
@@ -40,7 +41,7 @@ export function sequenceKeys(rule: SequenceRule, data: Readonly<Record<string, u
  * - range, futures (next pu = previous u): from = last u + 1, to = next pu, count null.
  */
 export function missedBetween(rule: SequenceRule, lastKey: number | null, next: SequenceKeys | null): Missed | null {
-  if (rule.kind === 'ordered' || lastKey === null || next === null) return null;
+  if (rule.kind === 'ordered' || rule.kind === 'none' || lastKey === null || next === null) return null;
   const from = lastKey + 1;
   let to: number;
   if (rule.kind === 'contiguous') to = next.first - 1;

@@ -1,5 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
-import type { WorkerState } from '../connection/worker.js';
+import type { RotateReason, WorkerState } from '../connection/worker.js';
 import { GAP_CAUSES } from '../ledger/types.js';
 import type { GapCause as SessionEndCause } from '../pipeline/stream-router.js';
 import type { DropReason } from '../recorder/recorder.js';
@@ -18,8 +18,8 @@ export const METRIC_LABEL_VALUES = {
   },
   feedkeeper_reconnects_total: {
     // A planned switch-over counts its trigger (lifetime, server_shutdown); a lost connection its end cause.
-    reason: ['lifetime', 'server_shutdown', 'server_close', 'network_error', 'stale', 'rate_limited'] satisfies Array<
-      SessionEndCause | 'lifetime' | 'server_shutdown'
+    reason: ['lifetime', 'server_shutdown', 'listen_key_renewed', 'server_close', 'network_error', 'stale', 'rate_limited'] satisfies Array<
+      SessionEndCause | RotateReason
     >,
   },
   feedkeeper_connection_attempts_total: {
@@ -27,7 +27,8 @@ export const METRIC_LABEL_VALUES = {
     outcome: ['ok', 'error', 'http_429', 'http_418'],
   },
   feedkeeper_outgoing_messages_total: {
-    kind: ['pong', 'subscribe', 'unsubscribe'],
+    // request: a user-data protocol message (WebSocket API subscribe).
+    kind: ['pong', 'subscribe', 'request'],
   },
   feedkeeper_recorder_dropped_total: {
     reason: ['buffer_full', 'malformed', 'closed'] satisfies DropReason[],

@@ -30,7 +30,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       registers: r,
     }),
     recorderWritten: new Counter({ name: 'feedkeeper_recorder_messages_written_total', help: 'Messages written to the recording.', registers: r }),
-    recorderDropped: new Counter({ name: 'feedkeeper_recorder_dropped_total', help: 'Messages the recorder had to drop, by reason (buffer_full, write_error).', labelNames: ['reason'] as const, registers: r }),
+    recorderDropped: new Counter({ name: 'feedkeeper_recorder_dropped_total', help: 'Messages the recorder refused, by reason (buffer_full, malformed, closed).', labelNames: ['reason'] as const, registers: r }),
     recorderWriteErrors: new Counter({ name: 'feedkeeper_recorder_write_errors_total', help: 'Failed writes to the recording (retried while the buffer lasts).', registers: r }),
     recorderBufferBytes: new Gauge({ name: 'feedkeeper_recorder_buffer_bytes', help: 'Bytes waiting to be written to the recording.', registers: r }),
     recorderBufferLimit: new Gauge({ name: 'feedkeeper_recorder_buffer_limit_bytes', help: 'recorder.maxBufferBytes: past this many buffered bytes, messages are dropped.', registers: r }),

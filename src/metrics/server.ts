@@ -131,8 +131,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   loop.start();
 
   const port = (server.address() as AddressInfo).port;
+  // The caller logs the url once it is up (event http_listening).
   const url = `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
-  log.info({ url }, 'http server listening');
 
   let closing: Promise<void> | undefined;
   return {

@@ -57,8 +57,11 @@ interface StreamState {
   readonly type: StreamType;
   readonly rule: SequenceRule;
   /** Key patterns to read, prepared once. */
-  readonly firstKey: Buffer;
-  readonly lastKey: Buffer;
+  /** Null for streams without an order key (rule `none`). */
+  readonly firstKey: Buffer | null;
+  readonly lastKey: Buffer | null;
+  /** Rule `none`: the last frames accepted, to drop the same event delivered twice in a switch-over. */
+  readonly recent: Set<string> | null;
   readonly fallbackKey: Buffer | null;
   readonly linkKey: Buffer | null;
   /** Last accepted order key (trade t, aggTrade a, depth u, bookTicker u, E...). NaN: none yet. */
@@ -76,6 +79,7 @@ interface StreamState {
 
 const E_KEY = keyPattern('E');
 const MAX_PENDING = 10_000;
+const RECENT_EVENTS = 256;
 
 export interface RouterOptions {
   /** Stream name → type, for every planned stream. */
@@ -147,7 +151,7 @@ export class StreamRouter {
     this.metrics.messagesReceived.inc();
     const from = dataOffset(name.length);
     if (!this.extract(st, frame, from)) {
-      this.malformed(session, frame, `no ${st.rule.field} in ${st.type.type} payload`);
+      this.malformed(session, frame, `no ${st.rule.kind === 'none' ? 'key' : st.rule.field} in ${st.type.type} payload`);
       // Keep the data: record it when it comes from the owner, without sequence tracking.
       if (st.owner === null || st.owner === session || !st.owner.alive) this.recorder.write(frame, recv);
       return;
@@ -226,6 +230,32 @@ export class StreamRouter {
     }
   }
 
+  /**
+   * A connection finished subscribing. Streams without an order key (user data) may stay silent for
+   * hours, so for them being subscribed is being back: the connection takes them and their gap
+   * closes now, not at their next event.
+   */
+  sessionReady(session: SessionRef, names: readonly string[], at: number): void {
+    for (const name of names) {
+      const st = this.streams.get(name);
+      if (!st || st.rule.kind !== 'none') continue;
+      if (st.owner === null || !st.owner.alive || st.owner.seq < session.seq) st.owner = session;
+      if (st.gapId !== null) {
+        this.gaps.closeGap(st.gapId, { end: at, missed: null });
+        st.gapId = null;
+        st.gapCause = null;
+      }
+    }
+  }
+
+  /** Open a gap on a stream for a reason only its protocol knows (listen key expired, stream terminated). */
+  markGap(name: string, session: SessionRef, cause: GapCause, at: number, detail?: string): void {
+    const st = this.streams.get(name);
+    if (!st || st.gapId !== null) return;
+    st.gapId = this.gaps.openGap({ stream: name, connection: session.connectionId, start: at, cause, detail });
+    st.gapCause = cause;
+  }
+
   /** Streams' last keys and receive times, for the checkpoint. */
   snapshot(): Record<string, { key: number; recv: number }> {
     const out: Record<string, { key: number; recv: number }> = {};
@@ -267,6 +297,10 @@ export class StreamRouter {
   // ---------------------------------------------------------------------------------------------
 
   private extract(st: StreamState, frame: Buffer, from: number): boolean {
+    if (st.firstKey === null || st.lastKey === null) {
+      this.first = this.last = this.prev = NaN;
+      return true;
+    }
     let last = readInt(frame, st.lastKey, from);
     if (last !== last && st.fallbackKey !== null) last = readInt(frame, st.fallbackKey, from);
     if (last !== last) return false;
@@ -287,6 +321,8 @@ export class StreamRouter {
         return st.rule.linkedBy === 'pu' && m.prev === m.prev ? m.prev <= st.key : m.first <= st.key + 1;
       case 'ordered':
         return m.last <= st.key;
+      case 'none':
+        return true;
     }
   }
 
@@ -294,6 +330,16 @@ export class StreamRouter {
     if (last <= st.key) {
       this.metrics.messagesDuplicate.inc();
       return;
+    }
+    if (st.recent !== null) {
+      // Low-volume streams without an order key: remember the last events by their bytes.
+      const text = frame.toString('latin1');
+      if (st.recent.has(text)) {
+        this.metrics.messagesDuplicate.inc();
+        return;
+      }
+      st.recent.add(text);
+      if (st.recent.size > RECENT_EVENTS) st.recent.delete(st.recent.values().next().value!);
     }
     if (!this.recorder.write(frame, recv)) {
       // The recorder is full: this message is lost to the recording. The key stays where it was,
@@ -356,8 +402,8 @@ export class StreamRouter {
 
 function newState(name: string, type: StreamType): StreamState {
   const rule = type.sequence;
-  let firstKey: Buffer;
-  let lastKey: Buffer;
+  let firstKey: Buffer | null = null;
+  let lastKey: Buffer | null = null;
   let fallbackKey: Buffer | null = null;
   let linkKey: Buffer | null = null;
   switch (rule.kind) {
@@ -374,6 +420,8 @@ function newState(name: string, type: StreamType): StreamState {
       // Futures partial depth carries `u` where spot carries lastUpdateId.
       if (rule.field === 'lastUpdateId') fallbackKey = keyPattern('u');
       break;
+    case 'none':
+      break;
   }
   return {
     name,
@@ -383,6 +431,7 @@ function newState(name: string, type: StreamType): StreamState {
     lastKey,
     fallbackKey,
     linkKey,
+    recent: rule.kind === 'none' ? new Set() : null,
     key: NaN,
     lastRecv: 0,
     owner: null,

@@ -109,7 +109,7 @@ export class SimConnection implements ConnectionInfo, Subscriber {
     ws.on('ping', (data: Buffer) => {
       if (ws.readyState === WebSocket.OPEN) ws.pong(data);
     });
-    ws.on('pong', (data: Buffer) => this.heartbeat.pong(data.toString('latin1')));
+    ws.on('pong', (data: Buffer) => this.heartbeat.pong(data.toString('utf8')));
     ws.on('error', () => {}); // followed by 'close'
     ws.on('close', () => this.finish());
 

@@ -10,7 +10,9 @@ export type SequenceRule =
   /** Diff depth: each event covers [U;u]; spot: next U = previous u + 1; futures: next pu = previous u. */
   | { kind: 'range'; field: 'U/u'; linkedBy: 'U' | 'pu' }
   /** Increasing, but jumps are normal (bookTicker `u`, partial depth `lastUpdateId`, event time `E`). */
-  | { kind: 'ordered'; field: string };
+  | { kind: 'ordered'; field: string }
+  /** No order key (user-data events: two may share one `E`): duplicates are told by their bytes. */
+  | { kind: 'none' };
 
 export interface StreamType {
   /** As written in config, e.g. `trade`, `depth@100ms`, `kline_1m`. */

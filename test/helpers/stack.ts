@@ -20,10 +20,10 @@ function merge(a: Json, b: Json): Json {
 }
 
 /** A config file for a daemon pointed at a loopback simulator, through the real loader. */
-export function testConfig(dir: string, sim: Simulator, overrides: Json = {}): Config {
+export function testConfig(dir: string, sim: Simulator, overrides: Json = {}, env: NodeJS.ProcessEnv = {}): Config {
   mkdirSync(dir, { recursive: true });
   const base: Json = {
-    endpoints: { stream: sim.wsUrl, rest: sim.httpUrl },
+    endpoints: { stream: sim.wsUrl, rest: sim.httpUrl, wsApi: `${sim.wsUrl}/ws-api/v3` },
     recorder: { dir: join(dir, 'rec'), flushIntervalMs: 20 },
     ledger: { path: join(dir, 'ledger.ndjson'), statePath: join(dir, 'state.json') },
     metrics: { port: 0 },
@@ -32,7 +32,7 @@ export function testConfig(dir: string, sim: Simulator, overrides: Json = {}): C
   };
   const file = join(dir, 'config.json');
   writeFileSync(file, JSON.stringify(merge(base, overrides)));
-  return loadConfig({ files: [file], env: {} });
+  return loadConfig({ files: [file], env });
 }
 
 export interface Stack {
@@ -55,12 +55,22 @@ export function tempDir(t: { teardown(fn: () => unknown): void }): string {
  */
 export async function startStack(
   t: { teardown(fn: () => unknown): void },
-  opts: { sim?: SimulatorOptions; config?: Json; logger?: Logger; startDaemon?: boolean; dir?: string } = {},
+  opts: {
+    sim?: SimulatorOptions;
+    config?: Json;
+    logger?: Logger;
+    startDaemon?: boolean;
+    dir?: string;
+    env?: NodeJS.ProcessEnv;
+    /** Runs after the simulator starts and before the daemon does (install extra routes). */
+    beforeDaemon?: (sim: Simulator) => void;
+  } = {},
 ): Promise<Stack> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'feedkeeper-test-'));
   const sim = await startSimulator(opts.sim ?? {});
-  const config = testConfig(dir, sim, opts.config ?? {});
-  const daemon = new Daemon(config, { logger: opts.logger ?? silentLogger(), configFiles: [] });
+  opts.beforeDaemon?.(sim);
+  const config = testConfig(dir, sim, opts.config ?? {}, opts.env ?? {});
+  const daemon = new Daemon(config, { logger: opts.logger ?? silentLogger(), configFiles: [], env: opts.env ?? {} });
   t.teardown(async () => {
     await daemon.stop('test over').catch(() => undefined);
     await sim.close();

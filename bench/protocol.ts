@@ -1,0 +1,95 @@
+/**
+ * What bench/run.ts and its two kinds of child process (the flood source and a consumer) say to
+ * each other over the fork IPC channel, and the shape of one measured phase.
+ */
+import type { SourceMode } from './flood-server.js';
+
+export type Role = 'baseline' | 'feedkeeper';
+export type PhaseKind = 'throughput' | 'latency' | 'rss';
+
+export interface SourceStats {
+  sent: number;
+  skipped: number;
+  connections: number;
+  /** process.cpuUsage() user + system, µs. */
+  cpuMicros: number;
+  /** performance.now() of the source when the stats were taken. */
+  at: number;
+}
+
+export type SourceRequest = { id: number; cmd: 'mode'; mode: SourceMode } | { id: number; cmd: 'stats' } | { id: number; cmd: 'close' };
+
+export type SourceReply =
+  | { id: number; type: 'ok' }
+  | { id: number; type: 'stats'; stats: SourceStats }
+  | { id: 0; type: 'listening'; port: number; url: string };
+
+/** One consumer run against the source: connect, wait until every stream delivered, measure, stop. */
+export interface PhaseSpec {
+  role: Role;
+  kind: PhaseKind;
+  /** The source's base URL (ws://127.0.0.1:port). */
+  url: string;
+  /** Streams subscribed in total (symbols × 4 types). */
+  streams: number;
+  /** Connections wanted; limits.streamsPerConnection is derived from it (feedkeeper's planner splits). */
+  connections: number;
+  /** After every stream delivered, run this long before measuring. */
+  warmupMs: number;
+  windowMs: number;
+  /** Give up when the streams have not all delivered by then. */
+  readyTimeoutMs: number;
+  /** Where the feedkeeper consumer puts its temporary directory (default: os.tmpdir()). */
+  tmpRoot?: string;
+}
+
+export interface LatencySummary {
+  samples: number;
+  minMs: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+}
+
+/** What the feedkeeper consumer checked after stopping: nothing lost, nothing doubled. */
+export interface Integrity {
+  /** Messages the router counted (every stream's `received`). */
+  received: number;
+  /** recorder.write() calls that returned true. */
+  accepted: number;
+  /** Lines the recorder handed to the OS by the end (after stop: all of them). */
+  written: number;
+  dropped: number;
+  /** Ledger entries other than the `shutdown` gaps every stop opens, by cause. */
+  gaps: Record<string, number>;
+  /** Warnings and errors feedkeeper logged (first few). */
+  warnings: string[];
+}
+
+export interface PhaseResult {
+  role: Role;
+  kind: PhaseKind;
+  streams: number;
+  connections: number;
+  /** ms from start until every stream had delivered at least once. */
+  readyMs: number;
+  /** Messages fully handled in the window (baseline: parsed; feedkeeper: accepted by the recorder). */
+  messages: number;
+  seconds: number;
+  rate: number;
+  cpuSeconds: number;
+  cpuSecPerMillion: number;
+  latency: LatencySummary | null;
+  /** Largest RSS sampled during the window, and the last sample. */
+  rssMb: number;
+  rssEndMb: number;
+  heapUsedMb: number;
+  integrity: Integrity | null;
+}
+
+export type ConsumerRequest = { cmd: 'run'; spec: PhaseSpec };
+export type ConsumerEvent =
+  | { type: 'window'; edge: 'start' | 'end' }
+  | { type: 'result'; result: PhaseResult }
+  | { type: 'error'; message: string };

@@ -1,0 +1,324 @@
+import { cpus, loadavg } from 'node:os';
+import type { SourceMode } from './flood-server.js';
+import type { PhaseKind, PhaseResult, PhaseSpec, Role, SourceStats } from './protocol.js';
+import { median, ratio } from './stats.js';
+
+/**
+ * The order of the phases and the report built from them. Whoever drives it supplies the source
+ * and a way to run one consumer phase (bench/run.ts: child processes; test/bench.test.ts: all in
+ * one process at toy scale), so the report's shape is the same either way.
+ */
+
+export interface SuiteSettings {
+  mode: 'quick' | 'full' | 'smoke';
+  warmupMs: number;
+  throughputMs: number;
+  latencyMs: number;
+  rssMs: number;
+  /** Baseline/feedkeeper pairs per throughput and latency figure (the median is reported). */
+  reps: number;
+  throughputStreams: number;
+  connections: number[];
+  latencyRate: number;
+  latencyConnections: number;
+  latencyStreams: number;
+  rssStreams: number[];
+  rssRate: number;
+  readyTimeoutMs: number;
+  tmpRoot?: string;
+}
+
+export const QUICK: SuiteSettings = {
+  mode: 'quick',
+  warmupMs: 500,
+  throughputMs: 2000,
+  latencyMs: 3000,
+  rssMs: 1000,
+  reps: 1,
+  throughputStreams: 256,
+  connections: [1, 8, 16],
+  latencyRate: 50_000,
+  latencyConnections: 8,
+  latencyStreams: 256,
+  rssStreams: [1000, 5000, 10_000, 15_000],
+  rssRate: 20_000,
+  readyTimeoutMs: 30_000,
+};
+
+export const FULL: SuiteSettings = { ...QUICK, mode: 'full', warmupMs: 1500, throughputMs: 6000, latencyMs: 10_000, rssMs: 3000, reps: 3 };
+
+export interface Driver {
+  setMode(mode: SourceMode): Promise<void>;
+  sourceStats(): Promise<SourceStats>;
+  /** Runs one phase; `window` is called at the start and the end of its measurement window. */
+  run(spec: PhaseSpec, window: (edge: 'start' | 'end') => void): Promise<PhaseResult>;
+  readonly url: string;
+}
+
+export interface Measured extends PhaseResult {
+  /** The source's CPU over the window, % of one core: near 100 means the source set the pace. */
+  sourceCpuPct: number;
+  sourceSkipped: number;
+}
+
+export interface SuiteResults {
+  settings: SuiteSettings;
+  startedAt: Date;
+  loadStart: number[];
+  loadEnd: number[];
+  throughput: Record<string, Record<Role, Measured[]>>;
+  latency: Record<Role, Measured[]>;
+  rss: Record<string, Record<Role, Measured[]>>;
+}
+
+const ROLES: readonly Role[] = ['baseline', 'feedkeeper'];
+
+async function measure(driver: Driver, spec: PhaseSpec, mode: SourceMode): Promise<Measured> {
+  await driver.setMode(mode);
+  let a: Promise<SourceStats> | null = null;
+  let b: Promise<SourceStats> | null = null;
+  try {
+    const result = await driver.run(spec, (edge) => {
+      if (edge === 'start') a = driver.sourceStats();
+      else b = driver.sourceStats();
+    });
+    const s0 = await (a as Promise<SourceStats> | null);
+    const s1 = await (b as Promise<SourceStats> | null);
+    const sourceCpuPct = s0 && s1 && s1.at > s0.at ? Math.round(((s1.cpuMicros - s0.cpuMicros) / 1000 / (s1.at - s0.at)) * 100) : NaN;
+    return { ...result, sourceCpuPct, sourceSkipped: s0 && s1 ? s1.skipped - s0.skipped : NaN };
+  } finally {
+    await driver.setMode({ kind: 'idle' });
+  }
+}
+
+export async function runSuite(settings: SuiteSettings, driver: Driver, log: (line: string) => void = () => undefined): Promise<SuiteResults> {
+  const s = settings;
+  const results: SuiteResults = {
+    settings: s,
+    startedAt: new Date(),
+    loadStart: loadavg(),
+    loadEnd: [],
+    throughput: {},
+    latency: { baseline: [], feedkeeper: [] },
+    rss: {},
+  };
+  const spec = (role: Role, kind: PhaseKind, streams: number, connections: number, windowMs: number): PhaseSpec => ({
+    role,
+    kind,
+    url: driver.url,
+    streams,
+    connections,
+    warmupMs: s.warmupMs,
+    windowMs,
+    readyTimeoutMs: s.readyTimeoutMs,
+    tmpRoot: s.tmpRoot,
+  });
+  // Pairs back to back, the first of the pair alternating per repetition: drift on a shared machine
+  // then falls on both sides equally.
+  const order = (rep: number): readonly Role[] => (rep % 2 === 0 ? ROLES : [...ROLES].reverse());
+  const show = (m: Measured, extra = ''): void =>
+    log(
+      `  ${m.kind.padEnd(10)} ${m.role.padEnd(10)} ${String(m.connections).padStart(2)} conn ${String(m.streams).padStart(5)} streams: ${m.rate.toLocaleString('en-US').padStart(9)} msg/s, ` +
+        `${m.cpuSecPerMillion} CPU s/M, RSS ${m.rssMb} MB, source CPU ${m.sourceCpuPct}%${extra}`,
+    );
+
+  for (let rep = 0; rep < s.reps; rep++) {
+    for (const c of s.connections) {
+      const slot = (results.throughput[String(c)] ??= { baseline: [], feedkeeper: [] });
+      for (const role of order(rep)) {
+        const m = await measure(driver, spec(role, 'throughput', s.throughputStreams, c, s.throughputMs), { kind: 'flood' });
+        slot[role].push(m);
+        show(m);
+      }
+    }
+    for (const role of order(rep)) {
+      const m = await measure(driver, spec(role, 'latency', s.latencyStreams, s.latencyConnections, s.latencyMs), { kind: 'paced', rate: s.latencyRate });
+      results.latency[role].push(m);
+      show(m, `, latency p50 ${m.latency?.p50Ms} p99 ${m.latency?.p99Ms} max ${m.latency?.maxMs} ms`);
+    }
+  }
+  for (const n of s.rssStreams) {
+    const slot = (results.rss[String(n)] ??= { baseline: [], feedkeeper: [] });
+    for (const role of ROLES) {
+      const m = await measure(driver, spec(role, 'rss', n, Math.ceil(n / 1024), s.rssMs), { kind: 'paced', rate: s.rssRate });
+      slot[role].push(m);
+      show(m, `, ready in ${m.readyMs} ms`);
+    }
+  }
+  results.loadEnd = loadavg();
+  return results;
+}
+
+// ---- the report ---------------------------------------------------------------------------------
+
+export interface Pair {
+  baseline: number;
+  feedkeeper: number;
+  /** feedkeeper / baseline. */
+  ratio: number;
+}
+
+export interface BenchReport {
+  meta: {
+    date: string;
+    node: string;
+    platform: string;
+    cpus: number;
+    cpuModel: string;
+    loadAverage: { start: number[]; end: number[] };
+    mode: SuiteSettings['mode'];
+    settings: SuiteSettings;
+  };
+  /** Sustained messages/s under flood at 1 connection (the headline), and per connection count. */
+  throughput: Pair & { byConnections: Record<string, Pair & { sourceCpuPct: { baseline: number; feedkeeper: number } }> };
+  /** CPU seconds per million messages: flooded at 1 connection, and paced at latencyRate. */
+  cpuSecPerMillion: { flood: Pair; paced: Pair & { rate: number } };
+  /** feedkeeper's send-to-recorder-write latency at latencyRate (baseline: send-to-parsed). */
+  latencyMs: {
+    p50: number;
+    p99: number;
+    p999: number;
+    max: number;
+    rate: number;
+    connections: number;
+    samples: number;
+    baseline: { p50: number; p99: number; p999: number; max: number };
+    ratio: { p50: number; p99: number; max: number };
+  };
+  /** feedkeeper's RSS (max over the window) per subscribed stream count, the baseline's, the ratios. */
+  rssMb: Record<string, number> & { baseline: Record<string, number>; ratio: Record<string, number> };
+  /** What the feedkeeper phases recorded: every accepted message written, none dropped, no gap. */
+  integrity: { ok: boolean; received: number; accepted: number; written: number; dropped: number; gaps: Record<string, number>; warnings: string[] };
+  targets: {
+    throughput: { target: string; ratio: number; met: boolean };
+    latencyP99: { targetMs: number; valueMs: number; met: boolean };
+    rss: { streams: number; targetMb: number; valueMb: number; met: boolean } | null;
+  };
+  runs: Measured[];
+}
+
+const med = (ms: Measured[], f: (m: Measured) => number | undefined): number => median(ms.map((m) => f(m) ?? NaN));
+
+/** Median over the repetitions, and the median of the per-repetition ratios (pairs). */
+function pair(slot: Record<Role, Measured[]>, f: (m: Measured) => number | undefined): Pair {
+  const ratios = slot.baseline.map((b, i) => ratio(f(slot.feedkeeper[i]!) ?? NaN, f(b) ?? NaN));
+  return { baseline: med(slot.baseline, f), feedkeeper: med(slot.feedkeeper, f), ratio: Math.round(median(ratios) * 1000) / 1000 };
+}
+
+export function buildReport(r: SuiteResults): BenchReport {
+  const s = r.settings;
+  const byConnections: BenchReport['throughput']['byConnections'] = {};
+  for (const [c, slot] of Object.entries(r.throughput)) {
+    byConnections[c] = { ...pair(slot, (m) => m.rate), sourceCpuPct: { baseline: med(slot.baseline, (m) => m.sourceCpuPct), feedkeeper: med(slot.feedkeeper, (m) => m.sourceCpuPct) } };
+  }
+  const first = r.throughput[String(s.connections[0])] ?? { baseline: [], feedkeeper: [] };
+  const head = pair(first, (m) => m.rate);
+  const lat = r.latency;
+  const fk = lat.feedkeeper;
+  const rssMb = { baseline: {}, ratio: {} } as BenchReport['rssMb'];
+  for (const [n, slot] of Object.entries(r.rss)) {
+    const p = pair(slot, (m) => m.rssMb);
+    rssMb[n] = p.feedkeeper;
+    rssMb.baseline[n] = p.baseline;
+    rssMb.ratio[n] = p.ratio;
+  }
+  const runs = [...Object.values(r.throughput), r.latency, ...Object.values(r.rss)].flatMap((slot) => [...slot.baseline, ...slot.feedkeeper]);
+  const fkRuns = runs.filter((m) => m.integrity !== null);
+  const integrity: BenchReport['integrity'] = { ok: true, received: 0, accepted: 0, written: 0, dropped: 0, gaps: {}, warnings: [] };
+  for (const m of fkRuns) {
+    const i = m.integrity!;
+    integrity.received += i.received;
+    integrity.accepted += i.accepted;
+    integrity.written += i.written;
+    integrity.dropped += i.dropped;
+    for (const [cause, n] of Object.entries(i.gaps)) integrity.gaps[cause] = (integrity.gaps[cause] ?? 0) + n;
+    for (const w of i.warnings) if (integrity.warnings.length < 10) integrity.warnings.push(`${m.kind}/${m.connections}c/${m.streams}s: ${w}`);
+  }
+  integrity.ok = integrity.dropped === 0 && Object.keys(integrity.gaps).length === 0 && integrity.accepted === integrity.written && integrity.received === integrity.accepted;
+
+  const p99 = med(fk, (m) => m.latency?.p99Ms);
+  const rssTarget = s.rssStreams.includes(15_000) ? 15_000 : null;
+  return {
+    meta: {
+      date: r.startedAt.toISOString(),
+      node: process.version,
+      platform: `${process.platform} ${process.arch}`,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      loadAverage: { start: r.loadStart.map((v) => Math.round(v * 100) / 100), end: r.loadEnd.map((v) => Math.round(v * 100) / 100) },
+      mode: s.mode,
+      settings: s,
+    },
+    throughput: { ...head, byConnections },
+    cpuSecPerMillion: {
+      flood: pair(first, (m) => m.cpuSecPerMillion),
+      paced: { ...pair(lat, (m) => m.cpuSecPerMillion), rate: s.latencyRate },
+    },
+    latencyMs: {
+      p50: med(fk, (m) => m.latency?.p50Ms),
+      p99,
+      p999: med(fk, (m) => m.latency?.p999Ms),
+      max: Math.max(...fk.map((m) => m.latency?.maxMs ?? NaN)),
+      rate: med(fk, (m) => m.rate),
+      connections: s.latencyConnections,
+      samples: fk.reduce((n, m) => n + (m.latency?.samples ?? 0), 0),
+      baseline: {
+        p50: med(lat.baseline, (m) => m.latency?.p50Ms),
+        p99: med(lat.baseline, (m) => m.latency?.p99Ms),
+        p999: med(lat.baseline, (m) => m.latency?.p999Ms),
+        max: Math.max(...lat.baseline.map((m) => m.latency?.maxMs ?? NaN)),
+      },
+      ratio: {
+        p50: pair(lat, (m) => m.latency?.p50Ms).ratio,
+        p99: pair(lat, (m) => m.latency?.p99Ms).ratio,
+        max: pair(lat, (m) => m.latency?.maxMs).ratio,
+      },
+    },
+    rssMb,
+    integrity,
+    targets: {
+      throughput: { target: 'feedkeeper >= baseline (messages/s, 1 connection)', ratio: head.ratio, met: head.ratio >= 1 },
+      latencyP99: { targetMs: 1, valueMs: p99, met: p99 < 1 },
+      rss: rssTarget === null ? null : { streams: rssTarget, targetMb: 200, valueMb: rssMb[String(rssTarget)] ?? NaN, met: (rssMb[String(rssTarget)] ?? Infinity) < 200 },
+    },
+    runs,
+  };
+}
+
+// ---- the table ----------------------------------------------------------------------------------
+
+const num = (v: number, digits = 0): string => (Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
+
+export function formatTable(rep: BenchReport): string {
+  const rows: [string, string, string, string][] = [];
+  const add = (label: string, p: Pair, digits = 0): void => void rows.push([label, num(p.baseline, digits), num(p.feedkeeper, digits), num(p.ratio, 2)]);
+  for (const [c, p] of Object.entries(rep.throughput.byConnections)) {
+    add(`throughput, ${c} connection${c === '1' ? '' : 's'} (msg/s)`, p);
+  }
+  add('CPU s per million msgs, flood 1 conn', rep.cpuSecPerMillion.flood, 2);
+  add(`CPU s per million msgs, paced ${num(rep.cpuSecPerMillion.paced.rate)}/s`, rep.cpuSecPerMillion.paced, 2);
+  const l = rep.latencyMs;
+  const lr = `${num(rep.meta.settings.latencyRate)}/s, ${l.connections} conn`;
+  add(`latency p50 (ms) at ${lr}`, { baseline: l.baseline.p50, feedkeeper: l.p50, ratio: l.ratio.p50 }, 3);
+  add(`latency p99 (ms) at ${lr}`, { baseline: l.baseline.p99, feedkeeper: l.p99, ratio: l.ratio.p99 }, 3);
+  add(`latency max (ms) at ${lr}`, { baseline: l.baseline.max, feedkeeper: l.max, ratio: l.ratio.max }, 3);
+  for (const n of Object.keys(rep.rssMb.baseline)) {
+    add(`RSS (MB), ${num(Number(n))} streams`, { baseline: rep.rssMb.baseline[n]!, feedkeeper: rep.rssMb[n] as number, ratio: rep.rssMb.ratio[n]! }, 1);
+  }
+  const w = [Math.max(...rows.map((r) => r[0].length)), 12, 12, 12];
+  const line = (r: string[]): string => `| ${r[0]!.padEnd(w[0]!)} | ${r[1]!.padStart(w[1]!)} | ${r[2]!.padStart(w[2]!)} | ${r[3]!.padStart(w[3]!)} |`;
+  const out = [line(['', 'baseline', 'feedkeeper', 'fk / base']), `|${'-'.repeat(w[0]! + 2)}|${'-'.repeat(w[1]! + 1)}:|${'-'.repeat(w[2]! + 1)}:|${'-'.repeat(w[3]! + 1)}:|`];
+  for (const r of rows) out.push(line(r));
+  const t = rep.targets;
+  const yes = (b: boolean): string => (b ? 'met' : 'NOT met');
+  out.push('');
+  out.push(`targets: throughput >= baseline: ${yes(t.throughput.met)} (ratio ${num(t.throughput.ratio, 2)}); ` +
+    `p99 < 1 ms: ${yes(t.latencyP99.met)} (${num(t.latencyP99.valueMs, 3)} ms)` +
+    (t.rss ? `; RSS < ${t.rss.targetMb} MB at ${num(t.rss.streams)} streams: ${yes(t.rss.met)} (${num(t.rss.valueMb, 1)} MB)` : ''));
+  const i = rep.integrity;
+  out.push(`integrity (feedkeeper phases): ${i.ok ? 'ok' : 'PROBLEM'}: ${num(i.received)} received, ${num(i.accepted)} accepted, ${num(i.written)} written, ${num(i.dropped)} dropped, gaps ${JSON.stringify(i.gaps)}`);
+  for (const wline of i.warnings) out.push(`  ${wline}`);
+  const src = Object.entries(rep.throughput.byConnections).map(([c, p]) => `${c} conn ${num(p.sourceCpuPct.baseline)}%/${num(p.sourceCpuPct.feedkeeper)}%`);
+  out.push(`source CPU during flood windows (baseline/feedkeeper, % of a core; near 100 = source-bound): ${src.join(', ')}`);
+  return out.join('\n');
+}

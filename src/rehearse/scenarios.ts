@@ -1,0 +1,257 @@
+import { VENUE_EXTRAS } from '../config/schema.js';
+import { SERVER_SHUTDOWN_REASON } from '../ledger/maintenance.js';
+import type { GapEntry } from '../ledger/types.js';
+import type { Rig, RigOptions } from './rig.js';
+
+/**
+ * The rehearsals `feedkeeper rehearse` plays (docs/gap-ledger.md, "Rehearsals"). Each sets up the
+ * rig, plays its faults against the daemon, stops it, and says what the ledger must then hold; the
+ * runner (rehearse.ts) adds the invariant check and the report.
+ */
+
+export interface RehearsalCheck {
+  name: string;
+  ok: boolean;
+  detail?: string;
+}
+
+export interface Scenario {
+  name: string;
+  /** One line, for the usage text. */
+  summary: string;
+  /** The rig: what is subscribed, how the exchange and the daemon are set up. */
+  rig(): Omit<RigOptions, 'log' | 'keep' | 'signal'>;
+  /** Start the daemon, play the faults, end with the final stop (rig.stopDaemon or SIGTERM). */
+  play(rig: Rig): Promise<void>;
+  /** What the ledger must hold afterwards: `gaps` are the entries opened before the final stop. */
+  expect(rig: Rig, gaps: GapEntry[]): RehearsalCheck[];
+}
+
+const SYMBOLS = ['BTCUSDT', 'ETHUSDT', 'BNBUSDT', 'SOLUSDT', 'XRPUSDT', 'DOGEUSDT', 'ADAUSDT', 'TRXUSDT', 'LINKUSDT', 'AVAXUSDT'];
+const STREAMS = ['trade', 'aggTrade', 'depth@100ms', 'bookTicker'];
+const SIM = { eventsPerSecond: 10, tickMs: 50 };
+
+/** The 2026-07-09 window's reason, as the default config carries it. */
+const JULY_REASON = VENUE_EXTRAS['binance-spot'].maintenanceWindows[0]!.reason;
+/** The maintenance rehearsal: 1 h of 2026-07-09 07:00 UTC compressed to this much exchange downtime. */
+const MAINTENANCE_MS = 3000;
+const WINDOW_LEAD_MS = 2000;
+const WINDOW_MS = 8000;
+
+function check(name: string, ok: boolean, detail?: string): RehearsalCheck {
+  return detail === undefined ? { name, ok } : { name, ok, detail };
+}
+
+function byStream(gaps: GapEntry[]): Map<string, GapEntry[]> {
+  const m = new Map<string, GapEntry[]>();
+  for (const g of gaps) m.set(g.stream, [...(m.get(g.stream) ?? []), g]);
+  return m;
+}
+
+/** Every stream has exactly one gap, closed, and `fits` says it is the expected one. */
+function oneGapEach(rig: Rig, gaps: GapEntry[], what: string, fits: (g: GapEntry) => string | null): RehearsalCheck[] {
+  const per = byStream(gaps);
+  const counts = rig.streams.filter((s) => (per.get(s)?.length ?? 0) !== 1);
+  const misfits: string[] = [];
+  for (const s of rig.streams) {
+    const g = per.get(s)?.[0];
+    if (g === undefined) continue;
+    const why = g.end === null ? 'still open' : fits(g);
+    if (why !== null) misfits.push(`${s}: ${why}`);
+  }
+  const strays = [...per.keys()].filter((s) => !rig.streams.includes(s));
+  return [
+    check(
+      `every one of the ${rig.streams.length} streams has exactly one gap`,
+      counts.length === 0 && strays.length === 0,
+      counts.length > 0 ? `${counts.length} do not, e.g. ${counts.slice(0, 3).map((s) => `${s} (${per.get(s)?.length ?? 0})`).join(', ')}` : undefined,
+    ),
+    check(`each is ${what}`, misfits.length === 0, misfits.length > 0 ? `${misfits.length} are not, e.g. ${misfits.slice(0, 3).join('; ')}` : undefined),
+  ];
+}
+
+function missedSomething(rig: Rig, gaps: GapEntry[]): RehearsalCheck {
+  const counted = gaps.filter((g) => g.missed !== null && g.missed.count !== null);
+  const empty = counted.filter((g) => g.missed!.count === 0);
+  return check(
+    'trade and aggTrade gaps say how many messages were missed (count > 0)',
+    counted.length > 0 && empty.length === 0,
+    counted.length === 0 ? 'no gap with a count' : empty.length > 0 ? `${empty.length} with count 0, e.g. ${empty[0]!.stream}` : undefined,
+  );
+}
+
+function noGaps(gaps: GapEntry[]): RehearsalCheck {
+  return check('no gap entry (nothing was lost)', gaps.length === 0, gaps.length > 0 ? `${gaps.length}, e.g. ${gaps[0]!.stream} ${gaps[0]!.cause}` : undefined);
+}
+
+function noViolations(rig: Rig): RehearsalCheck {
+  const v = rig.sim.violations;
+  return check('the exchange saw no limit broken', v.length === 0, v.length > 0 ? `${v.length}: ${v[0]!.rule} ${v[0]!.detail}` : undefined);
+}
+
+/** In-process daemon up and every stream recorded. */
+async function warmUp(rig: Rig): Promise<void> {
+  await rig.startDaemon();
+  await rig.waitFor('every stream to deliver', () => rig.everyStreamRecorded(3), 10_000, 100);
+  rig.step('every stream is recording');
+}
+
+/** Until no stream has an open gap (in-process daemon). */
+async function allBack(rig: Rig, ms: number): Promise<void> {
+  const d = rig.daemon!;
+  await rig.waitFor('every stream to deliver again', () => rig.streams.every((s) => d.router.stream(s)?.gapOpen === false), ms, 50);
+  rig.step('every stream delivers again: its gap closed');
+}
+
+const maintenance: Scenario = {
+  name: 'maintenance',
+  summary: 'the 2026-07-09 07:00 UTC window compressed to seconds: calendar window, every connection cut, upgrades refused with 503, then back',
+  rig() {
+    const start = Date.now() + WINDOW_LEAD_MS;
+    return {
+      symbols: SYMBOLS,
+      streams: STREAMS,
+      sim: SIM,
+      config: {
+        maintenance: {
+          windows: [{ start: new Date(start).toISOString(), end: new Date(start + WINDOW_MS).toISOString(), reason: `${JULY_REASON} [rehearsal: compressed to ${WINDOW_MS / 1000} s]` }],
+          statusPollMs: 250,
+        },
+      },
+    };
+  },
+  async play(rig) {
+    await warmUp(rig);
+    const w = rig.config.maintenance.windows[0]!;
+    const start = Date.parse(String(w.start));
+    // The exchange goes down half a second into the window, as Binance may at any time within it.
+    const wait = start + 500 - Date.now();
+    if (wait > 0) await rig.sleep(wait);
+    rig.step(`maintenance window in force (${w.start} .. ${w.end})`);
+    rig.sim.maintenance(MAINTENANCE_MS);
+    rig.step(`exchange in maintenance for ${MAINTENANCE_MS / 1000} s: every connection closed (1001), upgrades refused with 503, system status 1`);
+    await allBack(rig, MAINTENANCE_MS + 10_000);
+    const refused = rig.sim.upgradeAttempts.filter((a) => a.status === 503).length;
+    rig.step(`reconnected after ${refused} upgrade(s) refused with 503`);
+    await rig.sleep(1000);
+    await rig.stopDaemon();
+  },
+  expect(rig, gaps) {
+    const reason = String(rig.config.maintenance.windows[0]!.reason);
+    return [
+      ...oneGapEach(rig, gaps, `cause maintenance, close code 1001, tagged "${reason}"`, (g) =>
+        g.cause !== 'maintenance' ? `cause ${g.cause}` : g.code !== 1001 ? `code ${g.code}` : g.maintenance !== reason ? `tag ${g.maintenance}` : null,
+      ),
+      missedSomething(rig, gaps),
+      check('the exchange refused upgrades with 503 meanwhile', rig.sim.upgradeAttempts.some((a) => a.status === 503)),
+      noViolations(rig),
+    ];
+  },
+};
+
+const rotation: Scenario = {
+  name: 'rotation',
+  summary: 'connections live 4 s: the daemon replaces each before the exchange cuts it, and loses nothing',
+  rig: () => ({
+    symbols: SYMBOLS,
+    streams: STREAMS,
+    sim: { ...SIM, maxLifetimeMs: 4000 },
+    config: { connection: { maxLifetimeMs: 4000, rotateBeforeMs: 2500, handshakeTimeoutMs: 1000, switchoverTimeoutMs: 1500 } },
+  }),
+  async play(rig) {
+    await warmUp(rig);
+    const before = rig.sim.totalConnections;
+    await rig.waitFor('two lifetime rotations', () => rig.sim.totalConnections >= before + 2, 10_000, 100);
+    rig.step(`${rig.sim.totalConnections - before} rotations: each replacement overlapped the old connection before it closed`);
+    await rig.sleep(500);
+    await rig.stopDaemon();
+  },
+  expect: (rig, gaps) => [noGaps(gaps), check('connections were rotated', rig.sim.totalConnections >= 3, `${rig.sim.totalConnections} connections in all`), noViolations(rig)],
+};
+
+const serverShutdown: Scenario = {
+  name: 'server-shutdown',
+  summary: 'the exchange sends serverShutdown twice: the daemon switches over at once and loses nothing',
+  rig: () => ({ symbols: SYMBOLS, streams: STREAMS, sim: { ...SIM, shutdownGraceMs: 1500 } }),
+  async play(rig) {
+    await warmUp(rig);
+    for (let i = 1; i <= 2; i++) {
+      const before = rig.sim.totalConnections;
+      const n = rig.sim.serverShutdown();
+      rig.step(`serverShutdown sent on ${n} connection(s); the exchange closes them in 1.5 s`);
+      await rig.waitFor('the replacement', () => rig.sim.totalConnections > before && rig.sim.connections().every((c) => c.state === 'open'), 10_000);
+      rig.step(`switched over: ${rig.sim.connections().length} connection(s) open`);
+      await rig.sleep(500);
+    }
+    await rig.stopDaemon();
+  },
+  expect: (rig, gaps) => {
+    const windows = rig.daemon?.calendar.windows().filter((w) => w.reason === SERVER_SHUTDOWN_REASON) ?? [];
+    return [noGaps(gaps), check('serverShutdown opened a maintenance window in the calendar', windows.length > 0), noViolations(rig)];
+  },
+};
+
+const STALE_AFTER_MS = 1500;
+
+const stall: Scenario = {
+  name: 'stall',
+  summary: `the exchange goes silent with TCP up: after ${STALE_AFTER_MS / 1000} s every stream gets a stale gap, then the daemon reconnects`,
+  rig: () => ({ symbols: SYMBOLS, streams: STREAMS, sim: SIM, config: { connection: { staleAfterMs: STALE_AFTER_MS } } }),
+  async play(rig) {
+    await warmUp(rig);
+    const n = rig.sim.stall();
+    rig.step(`${n} connection(s) stalled: no data, no pings, TCP open`);
+    await rig.waitFor('a new connection', () => rig.sim.totalConnections > n, STALE_AFTER_MS + 10_000);
+    rig.step(`stall detected and the connection replaced`);
+    await allBack(rig, 10_000);
+    await rig.sleep(1000);
+    await rig.stopDaemon();
+  },
+  expect: (rig, gaps) => [...oneGapEach(rig, gaps, 'cause stale', (g) => (g.cause !== 'stale' ? `cause ${g.cause}` : null)), missedSomething(rig, gaps), noViolations(rig)],
+};
+
+const crash: Scenario = {
+  name: 'crash',
+  summary: 'the daemon (a child process) is SIGKILLed, the market goes on for 2 s, the daemon is restarted: daemon_down gaps with exact ranges',
+  rig: () => ({ symbols: SYMBOLS, streams: STREAMS, sim: SIM }),
+  async play(rig) {
+    const first = rig.spawnDaemon();
+    await rig.waitFor('every stream to be recorded', () => rig.everyStreamRecorded(5), 15_000, 100);
+    rig.step('every stream is recording');
+    first.process.kill('SIGKILL');
+    const killed = await first.exited;
+    rig.step(`daemon killed (${killed.signal ?? `exit ${killed.code}`}): nothing written at the end, the recording may end in a torn line`);
+    await rig.sleep(2000);
+    rig.step('the exchange went on for 2 s');
+    const second = rig.spawnDaemon();
+    await rig.waitFor(
+      'every daemon_down gap to close',
+      async () => {
+        const closed = new Set((await rig.ledger()).filter((g) => g.cause === 'daemon_down' && g.end !== null).map((g) => g.stream));
+        return rig.streams.every((s) => closed.has(s));
+      },
+      15_000,
+      100,
+    );
+    rig.step('every stream delivers again: its daemon_down gap closed with the range missed');
+    await rig.sleep(1000);
+    rig.endAt = Date.now();
+    second.process.kill('SIGTERM');
+    const timer = setTimeout(() => second.process.kill('SIGKILL'), 5000);
+    const end = await second.exited;
+    clearTimeout(timer);
+    rig.step(`SIGTERM: the daemon exited with ${end.code ?? end.signal} after ${((Date.now() - rig.endAt) / 1000).toFixed(1)} s`);
+    if (end.code !== 0) throw new Error(`the restarted daemon exited with ${end.code ?? end.signal}, not 0; its output:\n${second.output()}`);
+  },
+  expect: (rig, gaps) => [
+    ...oneGapEach(rig, gaps, 'cause daemon_down, no connection', (g) => (g.cause !== 'daemon_down' ? `cause ${g.cause}` : g.connection !== null ? `connection ${g.connection}` : null)),
+    missedSomething(rig, gaps),
+    noViolations(rig),
+  ],
+};
+
+export const scenarios: readonly Scenario[] = [maintenance, rotation, serverShutdown, stall, crash];
+
+export function getScenario(name: string): Scenario | undefined {
+  return scenarios.find((s) => s.name === name);
+}
