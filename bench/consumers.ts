@@ -19,12 +19,24 @@ import { LatencySampler } from './stats.js';
  * the source's send time (`E`, µs on performance.timeOrigin + performance.now()) to the moment
  * they are done with the message.
  */
+export interface Counters {
+  /** Messages that reached the handler (feedkeeper: counted by the router). */
+  received: number;
+  /** feedkeeper: accepted by recorder.write(). */
+  accepted: number;
+  /** Fully handled: the baseline's parsed, feedkeeper's handed to the OS by the recorder. */
+  handled: number;
+  dropped: number;
+  bufferedBytes: number;
+}
+
 export interface Consumer {
   start(): Promise<void>;
   /** Every subscribed stream has delivered at least one message. */
   allDelivered(): boolean;
-  /** Messages fully handled so far. */
-  readonly handled: number;
+  counters(): Counters;
+  /** Bytes waiting in the consumer (feedkeeper's recorder buffer); cheap, sampled often. */
+  bufferedBytes(): number;
   readonly latency: LatencySampler;
   readonly connections: number;
   /** Stops, and for feedkeeper checks what was recorded (null for the baseline). */
@@ -113,6 +125,14 @@ export class BaselineConsumer implements Consumer {
     return this.seen === null;
   }
 
+  counters(): Counters {
+    return { received: this.handled, accepted: this.handled, handled: this.handled, dropped: 0, bufferedBytes: 0 };
+  }
+
+  bufferedBytes(): number {
+    return 0;
+  }
+
   async stop(): Promise<null> {
     for (const t of this.timers) clearTimeout(t);
     await Promise.all(
@@ -143,7 +163,7 @@ const E_KEY = keyPattern('E');
  * router calls the same Recorder object, so the wrapper sits exactly at the end of the hot path.
  */
 export class FeedkeeperConsumer implements Consumer {
-  handled = 0;
+  private accepted = 0;
   readonly latency = new LatencySampler();
   connections = 0;
   private daemon: Daemon | null = null;
@@ -171,7 +191,7 @@ export class FeedkeeperConsumer implements Consumer {
     recorder.write = (frame: Buffer, recvMs: number): boolean => {
       const ok = write(frame, recvMs);
       if (ok) {
-        this.handled++;
+        this.accepted++;
         if (latency.on) {
           const e = readInt(frame, E_KEY, 0);
           if (e === e) latency.add(nowMicros() - e);
@@ -188,18 +208,35 @@ export class FeedkeeperConsumer implements Consumer {
     return this.cursor === this.names.length;
   }
 
+  counters(): Counters {
+    const d = this.daemon;
+    if (d === null) return { received: 0, accepted: 0, handled: 0, dropped: 0, bufferedBytes: 0 };
+    const stats = d.recorder.stats;
+    return { received: this.received(), accepted: this.accepted, handled: stats.written, dropped: stats.dropped, bufferedBytes: stats.bufferedBytes };
+  }
+
+  bufferedBytes(): number {
+    return this.daemon?.recorder.stats.bufferedBytes ?? 0;
+  }
+
+  private received(): number {
+    let n = 0;
+    const router = this.daemon!.router;
+    for (const name of this.names) n += router.stream(name)?.received ?? 0;
+    return n;
+  }
+
   async stop(): Promise<Integrity | null> {
     const daemon = this.daemon;
     if (daemon === null) return null;
     await daemon.stop('bench over');
-    let received = 0;
-    for (const name of this.names) received += daemon.router.stream(name)?.received ?? 0;
+    const received = this.received();
     const gaps: Record<string, number> = {};
     for (const g of await readLedger(daemon.config.ledger.path).catch(() => [])) {
       if (g.cause !== 'shutdown') gaps[g.cause] = (gaps[g.cause] ?? 0) + 1;
     }
     const stats = daemon.recorder.stats;
-    return { received, accepted: this.handled, written: stats.written, dropped: stats.dropped, gaps, warnings: readWarnings(this.logFile) };
+    return { received, accepted: this.accepted, written: stats.written, dropped: stats.dropped, gaps, warnings: readWarnings(this.logFile) };
   }
 }
 

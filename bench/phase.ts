@@ -36,12 +36,15 @@ export async function runPhase(spec: PhaseSpec, hooks: PhaseHooks = {}): Promise
 
     let rssMax = 0;
     let rssLast = 0;
+    let bufMax = 0;
     const sample = (): void => {
       rssLast = process.memoryUsage.rss();
       if (rssLast > rssMax) rssMax = rssLast;
+      const b = consumer.bufferedBytes();
+      if (b > bufMax) bufMax = b;
     };
     hooks.window?.('start');
-    const n0 = consumer.handled;
+    const c0 = consumer.counters();
     const cpu0 = process.cpuUsage();
     const w0 = performance.now();
     consumer.latency.on = spec.kind === 'latency';
@@ -52,7 +55,9 @@ export async function runPhase(spec: PhaseSpec, hooks: PhaseHooks = {}): Promise
     consumer.latency.on = false;
     const w1 = performance.now();
     const cpu = process.cpuUsage(cpu0);
-    const messages = consumer.handled - n0;
+    const c1 = consumer.counters();
+    const messages = c1.handled - c0.handled;
+    const received = c1.received - c0.received;
     hooks.window?.('end');
     sample();
     const heapUsed = process.memoryUsage().heapUsed;
@@ -71,8 +76,12 @@ export async function runPhase(spec: PhaseSpec, hooks: PhaseHooks = {}): Promise
       messages,
       seconds: Math.round(seconds * 1000) / 1000,
       rate: Math.round(messages / seconds),
+      receivedRate: Math.round(received / seconds),
+      acceptedRate: Math.round((c1.accepted - c0.accepted) / seconds),
+      dropped: c1.dropped - c0.dropped,
+      maxBufferedMb: mb(bufMax),
       cpuSeconds: Math.round(cpuSeconds * 1000) / 1000,
-      cpuSecPerMillion: messages > 0 ? Math.round((cpuSeconds / messages) * 1e6 * 1000) / 1000 : NaN,
+      cpuSecPerMillion: received > 0 ? Math.round((cpuSeconds / received) * 1e6 * 1000) / 1000 : NaN,
       latency,
       rssMb: mb(rssMax),
       rssEndMb: mb(rssLast),

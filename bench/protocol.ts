@@ -17,7 +17,8 @@ export interface SourceStats {
   at: number;
 }
 
-export type SourceRequest = { id: number; cmd: 'mode'; mode: SourceMode } | { id: number; cmd: 'stats' } | { id: number; cmd: 'close' };
+export type SourceCommand = { cmd: 'mode'; mode: SourceMode } | { cmd: 'stats' } | { cmd: 'close' };
+export type SourceRequest = SourceCommand & { id: number };
 
 export type SourceReply =
   | { id: number; type: 'ok' }
@@ -74,11 +75,24 @@ export interface PhaseResult {
   connections: number;
   /** ms from start until every stream had delivered at least once. */
   readyMs: number;
-  /** Messages fully handled in the window (baseline: parsed; feedkeeper: accepted by the recorder). */
+  /**
+   * Messages fully handled in the window: the baseline's parsed, feedkeeper's written to the
+   * recording (handed to the OS). What a consumer sustains, not what it buffers.
+   */
   messages: number;
   seconds: number;
+  /** messages / seconds. */
   rate: number;
+  /** Messages that reached the consumer's handler (feedkeeper: the router) per second. */
+  receivedRate: number;
+  /** feedkeeper: recorder.write() calls that returned true, per second (baseline: = rate). */
+  acceptedRate: number;
+  /** feedkeeper: messages the recorder dropped in the window (buffer full: each a gap in the ledger). */
+  dropped: number;
+  /** feedkeeper: the most bytes the recorder held unwritten during the window. */
+  maxBufferedMb: number;
   cpuSeconds: number;
+  /** CPU seconds per million messages received (the work per arriving message). */
   cpuSecPerMillion: number;
   latency: LatencySummary | null;
   /** Largest RSS sampled during the window, and the last sample. */

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SourceMode } from './flood-server.js';
-import type { ConsumerEvent, ConsumerRequest, PhaseResult, PhaseSpec, SourceReply, SourceRequest, SourceStats } from './protocol.js';
+import type { ConsumerEvent, SourceCommand, ConsumerRequest, PhaseResult, PhaseSpec, SourceReply, SourceRequest, SourceStats } from './protocol.js';
 import { buildReport, formatTable, FULL, QUICK, runSuite, type Driver, type SuiteSettings } from './suite.js';
 
 /**
@@ -77,7 +77,7 @@ class SourceProcess {
     });
   }
 
-  request(req: Omit<SourceRequest, 'id'>): Promise<SourceReply> {
+  request(req: SourceCommand): Promise<SourceReply> {
     const id = this.nextId++;
     return new Promise((resolveReq, reject) => {
       const timer = setTimeout(() => reject(new Error(`flood source did not answer ${req.cmd} within 10 s`)), 10_000);

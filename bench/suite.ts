@@ -118,8 +118,9 @@ export async function runSuite(settings: SuiteSettings, driver: Driver, log: (li
   const order = (rep: number): readonly Role[] => (rep % 2 === 0 ? ROLES : [...ROLES].reverse());
   const show = (m: Measured, extra = ''): void =>
     log(
-      `  ${m.kind.padEnd(10)} ${m.role.padEnd(10)} ${String(m.connections).padStart(2)} conn ${String(m.streams).padStart(5)} streams: ${m.rate.toLocaleString('en-US').padStart(9)} msg/s, ` +
-        `${m.cpuSecPerMillion} CPU s/M, RSS ${m.rssMb} MB, source CPU ${m.sourceCpuPct}%${extra}`,
+      `  ${m.kind.padEnd(10)} ${m.role.padEnd(10)} ${String(m.connections).padStart(2)} conn ${String(m.streams).padStart(5)} streams: ${m.rate.toLocaleString('en-US').padStart(9)} msg/s handled` +
+        (m.role === 'feedkeeper' ? ` (${m.receivedRate.toLocaleString('en-US')} received, ${m.dropped.toLocaleString('en-US')} dropped, buffer max ${m.maxBufferedMb} MB)` : '') +
+        `, ${m.cpuSecPerMillion} CPU s/M, RSS ${m.rssMb} MB, source CPU ${m.sourceCpuPct}%${extra}`,
     );
 
   for (let rep = 0; rep < s.reps; rep++) {
@@ -170,7 +171,18 @@ export interface BenchReport {
     settings: SuiteSettings;
   };
   /** Sustained messages/s under flood at 1 connection (the headline), and per connection count. */
-  throughput: Pair & { byConnections: Record<string, Pair & { sourceCpuPct: { baseline: number; feedkeeper: number } }> };
+  throughput: Pair & {
+    byConnections: Record<
+      string,
+      Pair & {
+        /** feedkeeper: messages/s that reached the router (the hot path's pace, recorded or not). */
+        feedkeeperReceived: number;
+        /** feedkeeper: messages the recorder dropped per second of the window (median). */
+        feedkeeperDroppedPerSec: number;
+        sourceCpuPct: { baseline: number; feedkeeper: number };
+      }
+    >;
+  };
   /** CPU seconds per million messages: flooded at 1 connection, and paced at latencyRate. */
   cpuSecPerMillion: { flood: Pair; paced: Pair & { rate: number } };
   /** feedkeeper's send-to-recorder-write latency at latencyRate (baseline: send-to-parsed). */
@@ -209,7 +221,11 @@ export function buildReport(r: SuiteResults): BenchReport {
   const s = r.settings;
   const byConnections: BenchReport['throughput']['byConnections'] = {};
   for (const [c, slot] of Object.entries(r.throughput)) {
-    byConnections[c] = { ...pair(slot, (m) => m.rate), sourceCpuPct: { baseline: med(slot.baseline, (m) => m.sourceCpuPct), feedkeeper: med(slot.feedkeeper, (m) => m.sourceCpuPct) } };
+    byConnections[c] = {
+      ...pair(slot, (m) => m.rate),
+      feedkeeperReceived: med(slot.feedkeeper, (m) => m.receivedRate),
+      feedkeeperDroppedPerSec: med(slot.feedkeeper, (m) => Math.round(m.dropped / m.seconds)),
+      sourceCpuPct: { baseline: med(slot.baseline, (m) => m.sourceCpuPct), feedkeeper: med(slot.feedkeeper, (m) => m.sourceCpuPct) } };
   }
   const first = r.throughput[String(s.connections[0])] ?? { baseline: [], feedkeeper: [] };
   const head = pair(first, (m) => m.rate);
@@ -294,6 +310,7 @@ export function formatTable(rep: BenchReport): string {
   const add = (label: string, p: Pair, digits = 0): void => void rows.push([label, num(p.baseline, digits), num(p.feedkeeper, digits), num(p.ratio, 2)]);
   for (const [c, p] of Object.entries(rep.throughput.byConnections)) {
     add(`throughput, ${c} connection${c === '1' ? '' : 's'} (msg/s)`, p);
+    rows.push([`  feedkeeper: received / dropped per s`, '', `${num(p.feedkeeperReceived)} / ${num(p.feedkeeperDroppedPerSec)}`, '']);
   }
   add('CPU s per million msgs, flood 1 conn', rep.cpuSecPerMillion.flood, 2);
   add(`CPU s per million msgs, paced ${num(rep.cpuSecPerMillion.paced.rate)}/s`, rep.cpuSecPerMillion.paced, 2);
@@ -305,9 +322,10 @@ export function formatTable(rep: BenchReport): string {
   for (const n of Object.keys(rep.rssMb.baseline)) {
     add(`RSS (MB), ${num(Number(n))} streams`, { baseline: rep.rssMb.baseline[n]!, feedkeeper: rep.rssMb[n] as number, ratio: rep.rssMb.ratio[n]! }, 1);
   }
-  const w = [Math.max(...rows.map((r) => r[0].length)), 12, 12, 12];
+  const head: [string, string, string, string] = ['', 'baseline', 'feedkeeper', 'fk / base'];
+  const w = [0, 1, 2, 3].map((i) => Math.max(...[head, ...rows].map((r) => r[i]!.length)));
   const line = (r: string[]): string => `| ${r[0]!.padEnd(w[0]!)} | ${r[1]!.padStart(w[1]!)} | ${r[2]!.padStart(w[2]!)} | ${r[3]!.padStart(w[3]!)} |`;
-  const out = [line(['', 'baseline', 'feedkeeper', 'fk / base']), `|${'-'.repeat(w[0]! + 2)}|${'-'.repeat(w[1]! + 1)}:|${'-'.repeat(w[2]! + 1)}:|${'-'.repeat(w[3]! + 1)}:|`];
+  const out = [line(head), `|${'-'.repeat(w[0]! + 2)}|${'-'.repeat(w[1]! + 1)}:|${'-'.repeat(w[2]! + 1)}:|${'-'.repeat(w[3]! + 1)}:|`];
   for (const r of rows) out.push(line(r));
   const t = rep.targets;
   const yes = (b: boolean): string => (b ? 'met' : 'NOT met');

@@ -1,5 +1,6 @@
 import { formatReport, summarize, type GapSummary } from '../ledger/report.js';
-import { checkInvariant, formatInvariant, type InvariantResult } from './invariant.js';
+import { checkRun } from './check.js';
+import { formatInvariant, type InvariantResult } from './invariant.js';
 import { Rig } from './rig.js';
 import { getScenario, type RehearsalCheck } from './scenarios.js';
 
@@ -49,9 +50,8 @@ export async function rehearse(name: string, opts: RehearseOptions = {}): Promis
       await rig.stopDaemon().catch(() => undefined);
     }
     const end = rig.endAt ?? Date.now();
-    const entries = await rig.ledger();
+    const { invariant, entries } = await checkRun(rig.config, rig.sim);
     const during = entries.filter((g) => g.start < end);
-    const invariant = checkInvariant({ venue: rig.venue, recording: await rig.recording(), ledger: entries, sent: rig.sent() });
     checks.push(...scenario.expect(rig, during));
     const summary = summarize(during, { since: t0, until: end, now: end });
     return {

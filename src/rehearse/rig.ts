@@ -121,14 +121,6 @@ export class Rig {
     }
   }
 
-  /** Streams whose IDs are contiguous (trade, aggTrade, diff depth): where the invariant applies. */
-  get sequencedStreams(): string[] {
-    return this.streams.filter((s) => {
-      const kind = this.venue.streamType(s.slice(s.indexOf('@') + 1))?.sequence.kind;
-      return kind === 'contiguous' || kind === 'range';
-    });
-  }
-
   step(text: string): void {
     const line = `[+${((Date.now() - this.started) / 1000).toFixed(1)}s] ${text}`;
     this.steps.push(line);
@@ -222,11 +214,6 @@ export class Rig {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-  }
-
-  /** What the exchange generated per sequenced stream. */
-  sent(): Map<string, number[]> {
-    return new Map(this.sequencedStreams.map((s) => [s, this.sim.sentIds(s)]));
   }
 
   /** Stops whatever still runs, closes the exchange, removes the directory unless kept. */
