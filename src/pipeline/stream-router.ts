@@ -42,6 +42,8 @@ export interface SessionRef {
   readonly alive: boolean;
   /** Creation order: a replacement is newer than the connection it replaces. */
   readonly seq: number;
+  /** Epoch ms of the last frame of any kind (data, ping, pong): where a `stale` gap starts. */
+  readonly lastFrameAt?: number;
 }
 
 interface Pending {
@@ -220,10 +222,12 @@ export class StreamRouter {
         st.gapId = this.gaps.openGap({
           stream: st.name,
           connection: session.connectionId,
-          start: end.cause === 'stale' ? Math.max(st.lastRecv, at - 1) : at,
+          // Stale: the connection was known to work until its last frame, not until the timeout.
+          start: end.cause === 'stale' && session.lastFrameAt !== undefined ? Math.min(session.lastFrameAt, at) : at,
           cause,
           code: end.code ?? null,
-          detail: end.detail,
+          // A maintenance gap keeps what physically happened (server_close, network_error, stale...).
+          detail: cause === end.cause ? end.detail : `${end.cause}: ${end.detail}`,
         });
         st.gapCause = cause;
       }
