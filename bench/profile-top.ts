@@ -1,12 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { SourceMap } from 'node:module';
 import { relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /**
  * `node dist/bench/profile-top.js FILE.cpuprofile [N]`: the N functions with the most self time in
  * a V8 CPU profile (from `npm run bench -- --cpu-prof DIR`, which profiles the feedkeeper
- * children), with file:line (1-based; dist/ paths mapped back to the .ts sources by name only),
- * and the share of samples spent under each of feedkeeper's hot-path entry points.
+ * children), with file:line (1-based; compiled dist/ files mapped back to the .ts line through
+ * their source maps), and the share of samples spent under each of feedkeeper's hot-path entry
+ * points. Idle time is left out of the total.
  */
 
 interface CallFrame {
@@ -29,11 +31,31 @@ interface Profile {
   endTime: number;
 }
 
+const maps = new Map<string, SourceMap | null>();
+
+function sourceMapOf(file: string): SourceMap | null {
+  if (!maps.has(file)) {
+    let map: SourceMap | null = null;
+    try {
+      if (existsSync(`${file}.map`)) map = new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8')) as ConstructorParameters<typeof SourceMap>[0]);
+    } catch {
+      map = null;
+    }
+    maps.set(file, map);
+  }
+  return maps.get(file)!;
+}
+
 function where(cf: CallFrame): string {
-  let url = cf.url;
-  if (url.startsWith('file://')) url = relative(process.cwd(), fileURLToPath(url)).replace(/^dist\//, '').replace(/\.js$/, '.ts');
-  if (url === '') return `(${cf.functionName || 'native'})`;
-  return `${url}:${cf.lineNumber + 1}`;
+  if (cf.url === '') return `(${cf.functionName || 'native'})`;
+  if (!cf.url.startsWith('file://')) return `${cf.url}:${cf.lineNumber + 1}`;
+  const file = fileURLToPath(cf.url);
+  const entry = sourceMapOf(file)?.findEntry(cf.lineNumber, cf.columnNumber);
+  if (entry && 'originalSource' in entry && entry.originalSource) {
+    const src = entry.originalSource.startsWith('file://') ? fileURLToPath(entry.originalSource) : entry.originalSource;
+    return `${relative(process.cwd(), src)}:${entry.originalLine + 1}`;
+  }
+  return `${relative(process.cwd(), file)}:${cf.lineNumber + 1}`;
 }
 
 export function summarize(profile: Profile, top = 25): string {

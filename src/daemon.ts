@@ -220,8 +220,10 @@ export class Daemon {
     clearInterval(this.checkpointTimer);
     this.stopping.abort();
     this.poller?.stop();
-    await this.userDataStart;
+    // Stopping the user-data stream first aborts a listen-key POST still in flight, so a slow
+    // exchange cannot hold the shutdown past its 5 s.
     await Promise.all([this.supervisor.stop(), this.userData?.stop()]);
+    await this.userDataStart;
     await this.checkpointing;
     await this.checkpoint(true);
     await this.recorder.close();
