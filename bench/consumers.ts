@@ -251,7 +251,7 @@ function readWarnings(file: string): string[] {
   return lines.slice(0, 5).map((l) => {
     try {
       const o = JSON.parse(l) as { level?: string; msg?: string; event?: string };
-      return `${o.level ?? '?'}: ${o.event ?? ''} ${o.msg ?? ''}`.trim();
+      return [`${o.level ?? '?'}:`, o.event, o.msg].filter((x) => x !== undefined && x !== '').join(' ');
     } catch {
       return l.slice(0, 200);
     }

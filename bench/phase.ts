@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { createConsumer, type Consumer } from './consumers.js';
 import type { ConsumerEvent, ConsumerRequest, PhaseResult, PhaseSpec } from './protocol.js';
@@ -11,6 +12,7 @@ export interface PhaseHooks {
   window?(edge: 'start' | 'end'): void;
 }
 
+const ms = (ns: number): number => Math.round(ns / 1e4) / 100;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -50,7 +52,10 @@ export async function runPhase(spec: PhaseSpec, hooks: PhaseHooks = {}): Promise
     consumer.latency.on = spec.kind === 'latency';
     sample();
     const sampler = setInterval(sample, 100);
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
     await sleep(spec.windowMs);
+    loop.disable();
     clearInterval(sampler);
     consumer.latency.on = false;
     const w1 = performance.now();
@@ -80,6 +85,7 @@ export async function runPhase(spec: PhaseSpec, hooks: PhaseHooks = {}): Promise
       acceptedRate: Math.round((c1.accepted - c0.accepted) / seconds),
       dropped: c1.dropped - c0.dropped,
       maxBufferedMb: mb(bufMax),
+      loopDelayMs: { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) },
       cpuSeconds: Math.round(cpuSeconds * 1000) / 1000,
       cpuSecPerMillion: received > 0 ? Math.round((cpuSeconds / received) * 1e6 * 1000) / 1000 : NaN,
       latency,

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { SourceMap } from 'node:module';
-import { relative } from 'node:path';
+import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /**
@@ -52,7 +52,7 @@ function where(cf: CallFrame): string {
   const file = fileURLToPath(cf.url);
   const entry = sourceMapOf(file)?.findEntry(cf.lineNumber, cf.columnNumber);
   if (entry && 'originalSource' in entry && entry.originalSource) {
-    const src = entry.originalSource.startsWith('file://') ? fileURLToPath(entry.originalSource) : entry.originalSource;
+    const src = entry.originalSource.startsWith('file://') ? fileURLToPath(entry.originalSource) : resolve(dirname(file), entry.originalSource);
     return `${relative(process.cwd(), src)}:${entry.originalLine + 1}`;
   }
   return `${relative(process.cwd(), file)}:${cf.lineNumber + 1}`;
@@ -94,9 +94,26 @@ export function summarize(profile: Profile, top = 25): string {
       inclusive.set(key, (inclusive.get(key) ?? 0) + us);
     }
   }
+  // Who calls each function: self time by caller, for natives like indexOfBuffer whose cost
+  // belongs to the JavaScript line that called them.
+  const callers = new Map<string, Map<string, number>>();
+  for (const [id, us] of selfUs) {
+    const cf = byId.get(id)!.callFrame;
+    const key = `${cf.functionName || '(anonymous)'}  ${where(cf)}`;
+    const p = parent.get(id);
+    if (p === undefined) continue;
+    const pcf = byId.get(p)!.callFrame;
+    const m = callers.get(key) ?? new Map<string, number>();
+    const pk = `${pcf.functionName || '(anonymous)'} ${where(pcf)}`;
+    m.set(pk, (m.get(pk) ?? 0) + us);
+    callers.set(key, m);
+  }
   const pct = (us: number): string => `${((us / total) * 100).toFixed(1).padStart(5)}%`;
-  const out = [`total sampled ${(total / 1e6).toFixed(2)} s`, '', 'self time:'];
-  for (const [k, us] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, top)) out.push(`  ${pct(us)}  ${k}`);
+  const out = [`total sampled ${(total / 1e6).toFixed(2)} s`, '', 'self time (called from):'];
+  for (const [k, us] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    const from = [...(callers.get(k) ?? new Map<string, number>())].sort((a, b) => b[1] - a[1]).slice(0, 2);
+    out.push(`  ${pct(us)}  ${k}${from.length > 0 ? `   <- ${from.map(([c, u]) => `${c} (${pct(u).trim()})`).join(', ')}` : ''}`);
+  }
   out.push('', 'inclusive (time under the frame):');
   for (const [k, us] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) out.push(`  ${pct(us)}  ${k}`);
   return out.join('\n');

@@ -91,6 +91,11 @@ export interface PhaseResult {
   dropped: number;
   /** feedkeeper: the most bytes the recorder held unwritten during the window. */
   maxBufferedMb: number;
+  /**
+   * Event-loop delay over the window (perf_hooks.monitorEventLoopDelay, 10 ms resolution): how long
+   * a timer or a file-write completion can wait behind the socket reads of one loop turn.
+   */
+  loopDelayMs: { p50: number; p99: number; max: number };
   cpuSeconds: number;
   /** CPU seconds per million messages received (the work per arriving message). */
   cpuSecPerMillion: number;

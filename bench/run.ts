@@ -7,7 +7,7 @@ import type { ConsumerEvent, SourceCommand, ConsumerRequest, PhaseResult, PhaseS
 import { buildReport, formatTable, FULL, QUICK, runSuite, type Driver, type SuiteSettings } from './suite.js';
 
 /**
- * `npm run bench [-- --quick] [--json FILE] [--cpu-prof DIR]`
+ * `npm run bench [-- --quick] [--json FILE] [--cpu-prof DIR] [--latency-rate N] [--latency-connections N]`
  *
  * Forks the flood source (dist/bench/flood-server.js) once, then one child per phase
  * (dist/bench/phase.js) for the baseline and for feedkeeper in turn, so the three never share an
@@ -27,19 +27,28 @@ function parseArgs(argv: string[]): Args {
   let settings = FULL;
   let json: string | null = null;
   let cpuProf: string | null = null;
+  const overrides: Partial<SuiteSettings> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') settings = QUICK;
     else if (a === '--json') json = argv[++i] ?? null;
     else if (a === '--cpu-prof') cpuProf = argv[++i] ?? null;
+    else if (a === '--latency-rate') overrides.latencyRate = positive(a, argv[++i]);
+    else if (a === '--latency-connections') overrides.latencyConnections = positive(a, argv[++i]);
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: npm run bench -- [--quick] [--json FILE] [--cpu-prof DIR]\n');
+      process.stdout.write('usage: npm run bench -- [--quick] [--json FILE] [--cpu-prof DIR] [--latency-rate N] [--latency-connections N]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a} (see --help)`);
   }
   if (argv.includes('--json') && json === null) throw new Error('--json needs a file name');
   if (argv.includes('--cpu-prof') && cpuProf === null) throw new Error('--cpu-prof needs a directory');
-  return { settings, json, cpuProf };
+  return { settings: { ...settings, ...overrides }, json, cpuProf };
+}
+
+function positive(flag: string, v: string | undefined): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${flag} needs a positive integer, got ${v}`);
+  return n;
 }
 
 /** The flood source in its own process, driven by request/reply over IPC. */

@@ -15,8 +15,10 @@ export interface SuiteSettings {
   throughputMs: number;
   latencyMs: number;
   rssMs: number;
-  /** Baseline/feedkeeper pairs per throughput and latency figure (the median is reported). */
+  /** Baseline/feedkeeper pairs per throughput figure (the median is reported). */
   reps: number;
+  /** Baseline/feedkeeper pairs for the latency figures (median reported, best and each kept). */
+  latencyReps: number;
   throughputStreams: number;
   connections: number[];
   latencyRate: number;
@@ -35,6 +37,7 @@ export const QUICK: SuiteSettings = {
   latencyMs: 3000,
   rssMs: 1000,
   reps: 1,
+  latencyReps: 1,
   throughputStreams: 256,
   connections: [1, 8, 16],
   latencyRate: 50_000,
@@ -45,7 +48,25 @@ export const QUICK: SuiteSettings = {
   readyTimeoutMs: 30_000,
 };
 
-export const FULL: SuiteSettings = { ...QUICK, mode: 'full', warmupMs: 1500, throughputMs: 6000, latencyMs: 10_000, rssMs: 3000, reps: 3 };
+/** Toy scale for test/bench.test.ts: every phase runs, in well under a second each. */
+export const SMOKE: SuiteSettings = {
+  ...QUICK,
+  mode: 'smoke',
+  warmupMs: 100,
+  throughputMs: 500,
+  latencyMs: 500,
+  rssMs: 300,
+  throughputStreams: 8,
+  connections: [1],
+  latencyRate: 2000,
+  latencyConnections: 1,
+  latencyStreams: 8,
+  rssStreams: [8],
+  rssRate: 2000,
+  readyTimeoutMs: 10_000,
+};
+
+export const FULL: SuiteSettings = { ...QUICK, mode: 'full', warmupMs: 1500, throughputMs: 6000, latencyMs: 6000, rssMs: 3000, reps: 3, latencyReps: 5 };
 
 export interface Driver {
   setMode(mode: SourceMode): Promise<void>;
@@ -56,6 +77,7 @@ export interface Driver {
 }
 
 export interface Measured extends PhaseResult {
+  source: SourceMode['kind'];
   /** The source's CPU over the window, % of one core: near 100 means the source set the pace. */
   sourceCpuPct: number;
   sourceSkipped: number;
@@ -69,6 +91,8 @@ export interface SuiteResults {
   throughput: Record<string, Record<Role, Measured[]>>;
   latency: Record<Role, Measured[]>;
   rss: Record<string, Record<Role, Measured[]>>;
+  /** The largest stream count again, under flood: memory when the feed bursts. */
+  rssFlood: Record<Role, Measured[]>;
 }
 
 const ROLES: readonly Role[] = ['baseline', 'feedkeeper'];
@@ -85,7 +109,7 @@ async function measure(driver: Driver, spec: PhaseSpec, mode: SourceMode): Promi
     const s0 = await (a as Promise<SourceStats> | null);
     const s1 = await (b as Promise<SourceStats> | null);
     const sourceCpuPct = s0 && s1 && s1.at > s0.at ? Math.round(((s1.cpuMicros - s0.cpuMicros) / 1000 / (s1.at - s0.at)) * 100) : NaN;
-    return { ...result, sourceCpuPct, sourceSkipped: s0 && s1 ? s1.skipped - s0.skipped : NaN };
+    return { ...result, source: mode.kind, sourceCpuPct, sourceSkipped: s0 && s1 ? s1.skipped - s0.skipped : NaN };
   } finally {
     await driver.setMode({ kind: 'idle' });
   }
@@ -101,6 +125,7 @@ export async function runSuite(settings: SuiteSettings, driver: Driver, log: (li
     throughput: {},
     latency: { baseline: [], feedkeeper: [] },
     rss: {},
+    rssFlood: { baseline: [], feedkeeper: [] },
   };
   const spec = (role: Role, kind: PhaseKind, streams: number, connections: number, windowMs: number): PhaseSpec => ({
     role,
@@ -120,7 +145,7 @@ export async function runSuite(settings: SuiteSettings, driver: Driver, log: (li
     log(
       `  ${m.kind.padEnd(10)} ${m.role.padEnd(10)} ${String(m.connections).padStart(2)} conn ${String(m.streams).padStart(5)} streams: ${m.rate.toLocaleString('en-US').padStart(9)} msg/s handled` +
         (m.role === 'feedkeeper' ? ` (${m.receivedRate.toLocaleString('en-US')} received, ${m.dropped.toLocaleString('en-US')} dropped, buffer max ${m.maxBufferedMb} MB)` : '') +
-        `, ${m.cpuSecPerMillion} CPU s/M, RSS ${m.rssMb} MB, source CPU ${m.sourceCpuPct}%${extra}`,
+        `, ${m.cpuSecPerMillion} CPU s/M, RSS ${m.rssMb} MB, loop delay p99 ${m.loopDelayMs.p99} ms, source CPU ${m.sourceCpuPct}%${extra}`,
     );
 
   for (let rep = 0; rep < s.reps; rep++) {
@@ -132,6 +157,8 @@ export async function runSuite(settings: SuiteSettings, driver: Driver, log: (li
         show(m);
       }
     }
+  }
+  for (let rep = 0; rep < s.latencyReps; rep++) {
     for (const role of order(rep)) {
       const m = await measure(driver, spec(role, 'latency', s.latencyStreams, s.latencyConnections, s.latencyMs), { kind: 'paced', rate: s.latencyRate });
       results.latency[role].push(m);
@@ -145,6 +172,12 @@ export async function runSuite(settings: SuiteSettings, driver: Driver, log: (li
       slot[role].push(m);
       show(m, `, ready in ${m.readyMs} ms`);
     }
+  }
+  const most = Math.max(...s.rssStreams);
+  for (const role of ROLES) {
+    const m = await measure(driver, spec(role, 'rss', most, Math.ceil(most / 1024), s.rssMs), { kind: 'flood' });
+    results.rssFlood[role].push(m);
+    show(m, ` (flood), ready in ${m.readyMs} ms`);
   }
   results.loadEnd = loadavg();
   return results;
@@ -172,13 +205,19 @@ export interface BenchReport {
   };
   /** Sustained messages/s under flood at 1 connection (the headline), and per connection count. */
   throughput: Pair & {
+    /** At 1 connection: messages/s feedkeeper's router received (recorded or not) / the baseline's. */
+    receivedRatio: number;
     byConnections: Record<
       string,
       Pair & {
         /** feedkeeper: messages/s that reached the router (the hot path's pace, recorded or not). */
         feedkeeperReceived: number;
+        /** feedkeeperReceived / baseline: the hot path alone against JSON.parse. */
+        receivedRatio: number;
         /** feedkeeper: messages the recorder dropped per second of the window (median). */
         feedkeeperDroppedPerSec: number;
+        /** Event-loop delay p99 (ms) during the window: the length of the longest loop turns. */
+        loopDelayP99Ms: { baseline: number; feedkeeper: number };
         sourceCpuPct: { baseline: number; feedkeeper: number };
       }
     >;
@@ -196,9 +235,15 @@ export interface BenchReport {
     samples: number;
     baseline: { p50: number; p99: number; p999: number; max: number };
     ratio: { p50: number; p99: number; max: number };
+    /** The lowest p99 over the repetitions (the quietest moment of a shared machine), both sides. */
+    bestP99: { baseline: number; feedkeeper: number };
+    /** p99 of each repetition, in run order. */
+    p99ByRep: { baseline: number[]; feedkeeper: number[] };
   };
   /** feedkeeper's RSS (max over the window) per subscribed stream count, the baseline's, the ratios. */
   rssMb: Record<string, number> & { baseline: Record<string, number>; ratio: Record<string, number> };
+  /** RSS at the largest stream count while flooded (the recorder buffer fills up to recorder.maxBufferBytes). */
+  rssUnderFloodMb: Pair & { streams: number; feedkeeperMaxBufferedMb: number };
   /** What the feedkeeper phases recorded: every accepted message written, none dropped, no gap. */
   integrity: { ok: boolean; received: number; accepted: number; written: number; dropped: number; gaps: Record<string, number>; warnings: string[] };
   targets: {
@@ -224,7 +269,9 @@ export function buildReport(r: SuiteResults): BenchReport {
     byConnections[c] = {
       ...pair(slot, (m) => m.rate),
       feedkeeperReceived: med(slot.feedkeeper, (m) => m.receivedRate),
+      receivedRatio: Math.round(median(slot.baseline.map((b, i) => ratio(slot.feedkeeper[i]!.receivedRate, b.rate))) * 1000) / 1000,
       feedkeeperDroppedPerSec: med(slot.feedkeeper, (m) => Math.round(m.dropped / m.seconds)),
+      loopDelayP99Ms: { baseline: med(slot.baseline, (m) => m.loopDelayMs.p99), feedkeeper: med(slot.feedkeeper, (m) => m.loopDelayMs.p99) },
       sourceCpuPct: { baseline: med(slot.baseline, (m) => m.sourceCpuPct), feedkeeper: med(slot.feedkeeper, (m) => m.sourceCpuPct) } };
   }
   const first = r.throughput[String(s.connections[0])] ?? { baseline: [], feedkeeper: [] };
@@ -238,7 +285,9 @@ export function buildReport(r: SuiteResults): BenchReport {
     rssMb.baseline[n] = p.baseline;
     rssMb.ratio[n] = p.ratio;
   }
-  const runs = [...Object.values(r.throughput), r.latency, ...Object.values(r.rss)].flatMap((slot) => [...slot.baseline, ...slot.feedkeeper]);
+  const most = Math.max(...s.rssStreams);
+  const rssUnderFloodMb = { ...pair(r.rssFlood, (m) => m.rssMb), streams: most, feedkeeperMaxBufferedMb: med(r.rssFlood.feedkeeper, (m) => m.maxBufferedMb) };
+  const runs = [...Object.values(r.throughput), r.latency, ...Object.values(r.rss), r.rssFlood].flatMap((slot) => [...slot.baseline, ...slot.feedkeeper]);
   const fkRuns = runs.filter((m) => m.integrity !== null);
   const integrity: BenchReport['integrity'] = { ok: true, received: 0, accepted: 0, written: 0, dropped: 0, gaps: {}, warnings: [] };
   for (const m of fkRuns) {
@@ -265,7 +314,7 @@ export function buildReport(r: SuiteResults): BenchReport {
       mode: s.mode,
       settings: s,
     },
-    throughput: { ...head, byConnections },
+    throughput: { ...head, receivedRatio: byConnections[String(s.connections[0])]?.receivedRatio ?? NaN, byConnections },
     cpuSecPerMillion: {
       flood: pair(first, (m) => m.cpuSecPerMillion),
       paced: { ...pair(lat, (m) => m.cpuSecPerMillion), rate: s.latencyRate },
@@ -289,8 +338,11 @@ export function buildReport(r: SuiteResults): BenchReport {
         p99: pair(lat, (m) => m.latency?.p99Ms).ratio,
         max: pair(lat, (m) => m.latency?.maxMs).ratio,
       },
+      bestP99: { baseline: Math.min(...lat.baseline.map((m) => m.latency?.p99Ms ?? NaN)), feedkeeper: Math.min(...fk.map((m) => m.latency?.p99Ms ?? NaN)) },
+      p99ByRep: { baseline: lat.baseline.map((m) => m.latency?.p99Ms ?? NaN), feedkeeper: fk.map((m) => m.latency?.p99Ms ?? NaN) },
     },
     rssMb,
+    rssUnderFloodMb,
     integrity,
     targets: {
       throughput: { target: 'feedkeeper >= baseline (messages/s, 1 connection)', ratio: head.ratio, met: head.ratio >= 1 },
@@ -310,7 +362,8 @@ export function formatTable(rep: BenchReport): string {
   const add = (label: string, p: Pair, digits = 0): void => void rows.push([label, num(p.baseline, digits), num(p.feedkeeper, digits), num(p.ratio, 2)]);
   for (const [c, p] of Object.entries(rep.throughput.byConnections)) {
     add(`throughput, ${c} connection${c === '1' ? '' : 's'} (msg/s)`, p);
-    rows.push([`  feedkeeper: received / dropped per s`, '', `${num(p.feedkeeperReceived)} / ${num(p.feedkeeperDroppedPerSec)}`, '']);
+    rows.push([`  feedkeeper: received / dropped per s`, '', `${num(p.feedkeeperReceived)} / ${num(p.feedkeeperDroppedPerSec)}`, num(p.receivedRatio, 2)]);
+    rows.push([`  event-loop delay p99 (ms)`, num(p.loopDelayP99Ms.baseline, 1), num(p.loopDelayP99Ms.feedkeeper, 1), '']);
   }
   add('CPU s per million msgs, flood 1 conn', rep.cpuSecPerMillion.flood, 2);
   add(`CPU s per million msgs, paced ${num(rep.cpuSecPerMillion.paced.rate)}/s`, rep.cpuSecPerMillion.paced, 2);
@@ -319,10 +372,15 @@ export function formatTable(rep: BenchReport): string {
   add(`latency p50 (ms) at ${lr}`, { baseline: l.baseline.p50, feedkeeper: l.p50, ratio: l.ratio.p50 }, 3);
   add(`latency p99 (ms) at ${lr}`, { baseline: l.baseline.p99, feedkeeper: l.p99, ratio: l.ratio.p99 }, 3);
   add(`latency max (ms) at ${lr}`, { baseline: l.baseline.max, feedkeeper: l.max, ratio: l.ratio.max }, 3);
+  if (l.p99ByRep.feedkeeper.length > 1) {
+    add(`  best p99 of ${l.p99ByRep.feedkeeper.length} runs (ms)`, { baseline: l.bestP99.baseline, feedkeeper: l.bestP99.feedkeeper, ratio: ratio(l.bestP99.feedkeeper, l.bestP99.baseline) }, 3);
+  }
   for (const n of Object.keys(rep.rssMb.baseline)) {
     add(`RSS (MB), ${num(Number(n))} streams`, { baseline: rep.rssMb.baseline[n]!, feedkeeper: rep.rssMb[n] as number, ratio: rep.rssMb.ratio[n]! }, 1);
   }
   const head: [string, string, string, string] = ['', 'baseline', 'feedkeeper', 'fk / base'];
+  const f = rep.rssUnderFloodMb;
+  add(`RSS (MB), ${num(f.streams)} streams, flooded`, f, 1);
   const w = [0, 1, 2, 3].map((i) => Math.max(...[head, ...rows].map((r) => r[i]!.length)));
   const line = (r: string[]): string => `| ${r[0]!.padEnd(w[0]!)} | ${r[1]!.padStart(w[1]!)} | ${r[2]!.padStart(w[2]!)} | ${r[3]!.padStart(w[3]!)} |`;
   const out = [line(head), `|${'-'.repeat(w[0]! + 2)}|${'-'.repeat(w[1]! + 1)}:|${'-'.repeat(w[2]! + 1)}:|${'-'.repeat(w[3]! + 1)}:|`];

@@ -48,11 +48,8 @@ t.test('close frames and resets: server_close with the code, rate_limited for 10
   const [close1011, close1008, reset] = [gaps.slice(0, 8), gaps.slice(8, 16), gaps.slice(16)];
   t.same(new Set(close1011.map((g) => `${g.cause} ${g.code}`)), new Set(['server_close 1011']), 'close 1011: server_close, code 1011');
   t.same(new Set(close1008.map((g) => `${g.cause} ${g.code}`)), new Set(['rate_limited 1008']), 'close 1008: rate_limited, code 1008');
-  // docs/gap-ledger.md: 1006 (no close frame) is network_error, code null. src/connection/session.ts
-  // maps every close event to server_close with its code, 1006 included.
-  t.same(new Set(reset.map((g) => `${g.cause} ${g.code}`)), new Set(['network_error null']), 'a reset: network_error, code null', {
-    todo: 'session.ts classifies close 1006 as server_close (fix pending in src/connection/session.ts)',
-  });
+  // docs/gap-ledger.md: 1006 (no close frame) is network_error, code null.
+  t.same(new Set(reset.map((g) => `${g.cause} ${g.code}`)), new Set(['network_error null']), 'a reset: network_error, code null');
   const sequenced = gaps.filter((g) => /@(trade|aggTrade|depth@100ms)$/.test(g.stream));
   t.ok(sequenced.every((g) => g.missed !== null), 'trade, aggTrade and depth gaps carry the range');
   t.same(s.sim.violations, []);

@@ -213,10 +213,17 @@ export class Session implements SessionRef {
           reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `closed during the handshake (${code})`));
         }
         const planned = this.plannedClose !== null;
-        // 1008 is Binance's "too many requests" close (the client broke a message rate limit).
-        const cause: GapCause = planned ? this.plannedClose!.cause : code === 1008 ? 'rate_limited' : 'server_close';
-        const detail = planned ? this.plannedClose!.detail : `closed by the server: ${code} ${reason.toString()}`.trim();
-        this.finish({ cause, code, detail, planned });
+        if (planned) {
+          this.finish({ cause: this.plannedClose!.cause, code, detail: this.plannedClose!.detail, planned });
+        } else if (code === 1006) {
+          // 1006 is never sent on the wire: ws reports it when the TCP connection ended without a
+          // close frame (a reset, a dead peer). That is the network, not the server closing.
+          this.finish({ cause: 'network_error', code: null, detail: 'connection lost without a close frame', planned });
+        } else {
+          // 1008 is Binance's "too many requests" close (the client broke a message rate limit).
+          const cause: GapCause = code === 1008 ? 'rate_limited' : 'server_close';
+          this.finish({ cause, code, detail: `closed by the server: ${code} ${reason.toString()}`.trim(), planned });
+        }
       });
       ws.on('ping', (data) => {
         this.watchdog.touch(this.opts.clock.now());

@@ -26,6 +26,6 @@ export {
   type Recovered,
   type RecoverOptions,
 } from './recovery.js';
-export { resumeGaps, type ResumedGap, type ResumeOptions } from './resume.js';
+export { resumeGaps, reconcileWithLedger, type ResumedGap, type ResumeOptions, type ReconcileOptions } from './resume.js';
 export { readLedger, parseLedger, summarize, formatReport, formatDuration, parseTimeArg, gapsAnswer, type GapSummary, type GapTotals, type SummarizeOptions, type GapsQuery, type GapsAnswer } from './report.js';
 export { GAP_CAUSES, isGapCause, entryLine, parseEntryLine, type GapCause, type GapEntry, type Missed } from './types.js';

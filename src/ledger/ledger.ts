@@ -93,6 +93,8 @@ interface Line {
 }
 
 const NEWLINE = Buffer.from('\n');
+/** Missed ranges kept per stream for missedAfter(): more than a crash can leave past the recording. */
+const RECENT_MISSED = 32;
 
 export class GapLedger {
   readonly path: string;
@@ -110,6 +112,8 @@ export class GapLedger {
   private fd: number | null = null;
   private readonly openEntries = new Map<string, GapEntry>();
   private readonly previousIds = new Set<string>();
+  /** Per stream, the last ranges entries report missed, in ID order (see missedAfter). */
+  private readonly recentMissed = new Map<string, Missed[]>();
 
   /** Lines not written yet: before open(), or queued behind a failed write (order is kept). */
   private pending: Line[] = [];
@@ -157,6 +161,7 @@ export class GapLedger {
           return;
         }
         this.ids.observe(e.id);
+        this.noteMissed(e);
         if (e.end === null) left.set(e.id, e);
         else left.delete(e.id);
       }).catch((err: NodeJS.ErrnoException) => {
@@ -229,6 +234,7 @@ export class GapLedger {
       maintenance: this.calendar.reasonFor(open.start, end) ?? open.maintenance,
       missed: c.missed,
     };
+    this.noteMissed(entry);
     this.append(entry);
     this.count(entry);
     this.logger.debug({ gap: entry }, 'gap closed');
@@ -249,6 +255,7 @@ export class GapLedger {
       maintenance: this.calendar.reasonFor(e.at, e.at),
       missed: e.missed,
     };
+    this.noteMissed(entry);
     this.append(entry);
     this.count(entry);
     this.logger.debug({ gap: entry }, 'gap recorded');
@@ -258,6 +265,16 @@ export class GapLedger {
   /** Every gap open now, those a previous run left open included, oldest first. */
   openGaps(): GapEntry[] {
     return [...this.openEntries.values()].map(copy);
+  }
+
+  /**
+   * The missed ranges of `stream` that start after `key`, previous runs included, in ID order (the
+   * last RECENT_MISSED per stream are kept). At start: the ledger reaches the disk at once, the
+   * recording up to a flush later, so a gap closed just before a crash can report IDs past the last
+   * one recorded (reconcileWithLedger in resume.ts).
+   */
+  missedAfter(stream: string, key: number): Missed[] {
+    return (this.recentMissed.get(stream) ?? []).filter((m) => m.from > key).map((m) => ({ ...m }));
   }
 
   /** Gaps a previous run left open (end: null in the file at open()) that this run has not closed yet. */
@@ -302,6 +319,19 @@ export class GapLedger {
       this.fd = null;
     }
     this.resolveWaiters(true);
+  }
+
+  private noteMissed(e: GapEntry): void {
+    const m = e.missed;
+    if (m === null || m.to < m.from) return;
+    let list = this.recentMissed.get(e.stream);
+    if (list === undefined) this.recentMissed.set(e.stream, (list = []));
+    // A line written twice (after a failed fdatasync) or read twice counts once.
+    if (list.some((x) => x.from === m.from && x.to === m.to)) return;
+    let i = list.length;
+    while (i > 0 && list[i - 1]!.from > m.from) i--;
+    list.splice(i, 0, { ...m });
+    if (list.length > RECENT_MISSED) list.shift();
   }
 
   private count(e: GapEntry): void {

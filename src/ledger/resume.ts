@@ -64,3 +64,47 @@ export function resumeGaps(opts: ResumeOptions): Map<string, ResumedGap> {
   }
   return out;
 }
+
+export interface ReconcileOptions {
+  ledger: Pick<GapLedger, 'missedAfter' | 'instant'>;
+  /** From recoverLastSeen(); its streams' keys are moved past what the ledger already reports. */
+  recovered: Recovered;
+  /** When the IDs between were lost: the previous run's end. */
+  at: number;
+}
+
+/**
+ * Before resumeGaps(). The ledger reaches the disk at once, the recording up to a flush later
+ * (recorder.flushIntervalMs, at most a checkpoint interval), so after a crash the ledger can report
+ * missed IDs past the last one recorded, while messages received before that range, and the one
+ * that closed it, were lost with the recorder's buffer. Per stream: the IDs after the last
+ * recorded one that no entry reports are recorded now, as instant `daemon_down` entries, and the
+ * stream continues after the last ID the ledger reports missed. Without this, the new
+ * `daemon_down` gap (from the last recorded ID) would report those ranges a second time.
+ * Returns how many entries it wrote.
+ */
+export function reconcileWithLedger(opts: ReconcileOptions): number {
+  let written = 0;
+  for (const [stream, seen] of opts.recovered.streams) {
+    const after = opts.ledger.missedAfter(stream, seen.key);
+    if (after.length === 0) continue;
+    let next = seen.key + 1;
+    for (const m of after) {
+      if (m.from > next) {
+        const to = m.from - 1;
+        opts.ledger.instant({
+          stream,
+          connection: null,
+          at: opts.at,
+          cause: 'daemon_down',
+          detail: 'received by the previous run but not yet recorded when it stopped',
+          missed: { field: m.field, from: next, to, count: m.count === null ? null : to - next + 1 },
+        });
+        written++;
+      }
+      next = Math.max(next, m.to + 1);
+    }
+    seen.key = next - 1;
+  }
+  return written;
+}

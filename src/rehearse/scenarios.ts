@@ -134,7 +134,7 @@ const maintenance: Scenario = {
   async play(rig) {
     await warmUp(rig);
     const w = rig.config.maintenance.windows[0]!;
-    const start = Date.parse(String(w.start));
+    const start = Date.parse(w.start);
     // The exchange goes down half a second into the window, as Binance may at any time within it.
     const wait = start + 500 - Date.now();
     if (wait > 0) await rig.sleep(wait);

@@ -1,0 +1,116 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { BENCH_STREAM_TYPES, benchSymbols, nowMicros, streamTemplate, writeFrame } from '../bench/frames.js';
+import { FloodServer } from '../bench/flood-server.js';
+import { runPhase } from '../bench/phase.js';
+import { buildReport, formatTable, runSuite, SMOKE, type Driver } from '../bench/suite.js';
+
+/**
+ * Keeps bench/ from rotting: the frames the flood source sends are the frames Binance sends, and the
+ * whole harness (source, both consumers, every phase, the report) runs in this process at toy
+ * scale. Nothing here asserts a speed: the figures belong to `npm run bench` and docs/performance.md.
+ */
+
+type Shape = string | Array<[string, Shape]>;
+
+function shape(v: unknown): Shape {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  if (typeof v === 'object') return Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, shape(x)]);
+  return typeof v;
+}
+
+t.test('flood frames have the keys, order and JSON types of real spot frames, with IDs in sequence', async (t) => {
+  const real = new Map<string, string>();
+  for (const line of readFileSync(new URL('./fixtures/binance/spot-stream.ndjson', import.meta.url), 'utf8').split('\n')) {
+    if (line === '') continue;
+    const frame = JSON.parse((JSON.parse(line) as { frame: string }).frame) as { stream: string; data: unknown };
+    real.set(frame.stream.slice(frame.stream.indexOf('@') + 1), JSON.stringify(shape(frame.data)));
+  }
+  const [symbol] = benchSymbols(4);
+  const name = (type: string): string => `${symbol!.toLowerCase()}@${type}`;
+  const frames = (type: string, n: number): Array<{ stream: string; data: Record<string, number> }> => {
+    const tpl = streamTemplate(name(type))!;
+    const out = Buffer.alloc(n * tpl.bytes.length);
+    let pos = 0;
+    const list = [];
+    for (let i = 0; i < n; i++) {
+      const start = pos;
+      pos = writeFrame(out, pos, tpl, nowMicros());
+      list.push(JSON.parse(out.toString('latin1', start, pos)) as { stream: string; data: Record<string, number> });
+    }
+    return list;
+  };
+  for (const type of ['aggTrade', 'depth@100ms', 'bookTicker']) {
+    const [f] = frames(type, 1);
+    t.equal(f!.stream, name(type));
+    t.equal(JSON.stringify(shape(f!.data)), real.get(type), `${type} has the recorded shape`);
+  }
+  t.same(Object.keys(frames('trade', 1)[0]!.data), ['e', 'E', 's', 't', 'p', 'q', 'T', 'm', 'M'], 'trade keys as documented');
+
+  const trades = frames('trade', 3).map((f) => f.data);
+  t.same(trades.map((d) => d.t - trades[0]!.t), [0, 1, 2], 'trade t is contiguous');
+  const aggs = frames('aggTrade', 2).map((f) => f.data);
+  t.equal(aggs[1]!.a, aggs[0]!.a + 1, 'aggTrade a is contiguous');
+  const depth = frames('depth@100ms', 3).map((f) => f.data);
+  for (let i = 1; i < depth.length; i++) t.equal(depth[i]!.U, depth[i - 1]!.u + 1, 'next U = previous u + 1');
+  const now = nowMicros();
+  t.ok(Math.abs(trades[0]!.E - now) < 60e6, 'E is a send time in µs on the shared clock');
+  t.equal(streamTemplate(name('kline_1m')), null, 'a type the source does not send');
+  t.equal(BENCH_STREAM_TYPES.length, 4);
+});
+
+t.test('flood source answers SUBSCRIBE and the baseline consumer reads it for half a second', async (t) => {
+  const server = await FloodServer.start();
+  t.teardown(() => server.close());
+  server.setMode({ kind: 'flood' });
+  const r = await runPhase({ role: 'baseline', kind: 'throughput', url: server.url, streams: 8, connections: 1, warmupMs: 0, windowMs: 500, readyTimeoutMs: 10_000 });
+  t.equal(r.role, 'baseline');
+  t.equal(r.connections, 1);
+  t.ok(r.messages > 0, 'messages arrived');
+  t.ok(server.sent >= r.messages, 'no more handled than sent');
+  t.type(r.cpuSecPerMillion, 'number');
+  t.type(r.rssMb, 'number');
+});
+
+t.test('the whole suite, both consumers, every phase, at toy scale: the report has its shape', async (t) => {
+  const server = await FloodServer.start();
+  t.teardown(() => server.close());
+  const driver: Driver = {
+    url: server.url,
+    setMode: async (mode) => server.setMode(mode),
+    sourceStats: async () => server.stats(),
+    run: (spec, window) => runPhase(spec, { window }),
+  };
+  const report = buildReport(await runSuite(SMOKE, driver));
+  const json = JSON.parse(JSON.stringify(report)) as typeof report;
+
+  for (const k of ['baseline', 'feedkeeper', 'ratio'] as const) t.type(json.throughput[k], 'number', `throughput.${k}`);
+  t.ok(json.throughput.byConnections['1'], 'per connection count');
+  t.type(json.latencyMs.p99, 'number');
+  t.type(json.latencyMs.p50, 'number');
+  t.type(json.latencyMs.max, 'number');
+  t.type(json.latencyMs.baseline.p99, 'number');
+  t.type(json.rssMb['8'], 'number', 'rssMb per stream count');
+  t.type(json.rssMb.baseline['8'], 'number');
+  t.type(json.rssMb.ratio['8'], 'number');
+  t.type(json.rssUnderFloodMb.feedkeeper, 'number');
+  t.type(json.cpuSecPerMillion.flood.feedkeeper, 'number');
+  t.type(json.cpuSecPerMillion.paced.baseline, 'number');
+  t.type(json.targets.throughput.met, 'boolean');
+  t.type(json.targets.latencyP99.met, 'boolean');
+  t.equal(json.targets.rss, null, 'no 15,000-stream figure at toy scale');
+  t.equal(json.meta.mode, 'smoke');
+  t.ok(json.runs.length >= 8, 'every phase reported');
+
+  // Correctness, not speed: the source's IDs are contiguous, so feedkeeper never sees a sequence
+  // gap, and at a paced 2,000 msg/s nothing may be lost.
+  for (const m of json.runs.filter((r) => r.role === 'feedkeeper')) {
+    t.ok(m.integrity, `${m.kind}: integrity checked`);
+    t.equal(m.integrity?.gaps.sequence, undefined, `${m.kind}/${m.source}: no sequence gap`);
+    if (m.source !== 'paced') continue;
+    t.same(m.integrity?.gaps, {}, `${m.kind}: no gap`);
+    t.equal(m.integrity?.dropped, 0, `${m.kind}: nothing dropped`);
+  }
+  t.match(formatTable(report), /throughput, 1 connection/);
+});
