@@ -57,10 +57,9 @@ export interface LatencySummary {
 export interface Integrity {
   /** Messages the router counted (every stream's `received`). */
   received: number;
-  /** recorder.write() calls that returned true. */
-  accepted: number;
-  /** Lines the recorder handed to the OS by the end (after stop: all of them). */
+  /** Lines the recorder handed to the OS by the end (after stop: all it accepted). */
   written: number;
+  /** Messages the recorder refused (each inside a `recorder_dropped` gap). written + dropped = received. */
   dropped: number;
   /** Ledger entries other than the `shutdown` gaps every stop opens, by cause. */
   gaps: Record<string, number>;
@@ -85,15 +84,15 @@ export interface PhaseResult {
   rate: number;
   /** Messages that reached the consumer's handler (feedkeeper: the router) per second. */
   receivedRate: number;
-  /** feedkeeper: recorder.write() calls that returned true, per second (baseline: = rate). */
+  /** feedkeeper: messages the recorder took (received - dropped), per second (baseline: = rate). */
   acceptedRate: number;
   /** feedkeeper: messages the recorder dropped in the window (buffer full: each a gap in the ledger). */
   dropped: number;
   /** feedkeeper: the most bytes the recorder held unwritten during the window. */
   maxBufferedMb: number;
   /**
-   * Event-loop delay over the window (perf_hooks.monitorEventLoopDelay, 10 ms resolution): how long
-   * a timer or a file-write completion can wait behind the socket reads of one loop turn.
+   * Event-loop delay over the window (perf_hooks.monitorEventLoopDelay sampling every 10 ms, the
+   * 10 ms taken off): how long a timer or a file-write completion waits behind one loop turn.
    */
   loopDelayMs: { p50: number; p99: number; max: number };
   cpuSeconds: number;

@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SourceMode } from './flood-server.js';
@@ -147,7 +148,7 @@ async function main(): Promise<void> {
   };
   const s = args.settings;
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
-  log(`feedkeeper bench (${s.mode}): source ${source.url}, Node ${process.version}, load average ${(await import('node:os')).loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+  log(`feedkeeper bench (${s.mode}): source ${source.url}, Node ${process.version}, load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
   const started = performance.now();
   try {
     const results = await runSuite(s, driver, log);

@@ -111,6 +111,7 @@ t.test('the whole suite, both consumers, every phase, at toy scale: the report h
     if (m.source !== 'paced') continue;
     t.same(m.integrity?.gaps, {}, `${m.kind}: no gap`);
     t.equal(m.integrity?.dropped, 0, `${m.kind}: nothing dropped`);
+    t.equal(m.integrity?.written, m.integrity?.received, `${m.kind}: every message received was written`);
   }
   t.match(formatTable(report), /throughput, 1 connection/);
 });

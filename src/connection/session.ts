@@ -58,6 +58,13 @@ export interface SessionOptions {
   onShutdownNotice: (session: Session) => void;
 }
 
+/**
+ * Messages one socket may deliver before it yields the event loop. Under a burst libuv reads up to
+ * 2 MiB per readable socket per turn and ws emits every message in it at once; with many sockets a
+ * turn grew to 300 ms, starving timers, pongs and the recorder's write completions
+ * (docs/performance.md). Pausing the socket for one setImmediate hop bounds a turn.
+ */
+const BURST_MESSAGES = 1000;
 const SHUTDOWN_BANG = 0x21; // '!' — `{"stream":"!serverShutdown",...}`
 const STREAM_PREFIX_LEN = '{"stream":"'.length;
 let sessionSeq = 0;
@@ -82,6 +89,8 @@ export class Session implements SessionRef {
   private plannedClose: { cause: GapCause; detail: string } | null = null;
   private isOpen = false;
   private pongPayload: Buffer | null = null;
+  /** Messages since the socket last yielded the event loop. */
+  private burst = 0;
   private subscribedCounted = false;
   private nextId = 1;
   private readonly waitingReplies = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
@@ -250,6 +259,7 @@ export class Session implements SessionRef {
   private onMessage(data: Buffer, isBinary: boolean): void {
     const now = this.opts.clock.now();
     this.watchdog.touch(now);
+    if (++this.burst >= BURST_MESSAGES) this.yieldLoop();
     if (this.opts.protocol) {
       this.opts.protocol.onText(this.io, data, now);
       return;
@@ -302,6 +312,16 @@ export class Session implements SessionRef {
           this.opts.metrics.outgoingMessages.inc({ kind: method.toLowerCase() });
         }
       });
+    });
+  }
+
+  private yieldLoop(): void {
+    const ws = this.ws;
+    if (ws === null || ws.isPaused) return;
+    ws.pause();
+    setImmediate(() => {
+      this.burst = 0;
+      if (ws.readyState === WebSocket.OPEN) ws.resume();
     });
   }
 

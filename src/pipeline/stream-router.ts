@@ -150,7 +150,7 @@ export class StreamRouter {
       this.unknownStreams++;
       return;
     }
-    this.metrics.messagesReceived.inc();
+    this.metrics.hot.received++;
     const from = dataOffset(name.length);
     if (!this.extract(st, frame, from)) {
       this.malformed(session, frame, `no ${st.rule.kind === 'none' ? 'key' : st.rule.field} in ${st.type.type} payload`);

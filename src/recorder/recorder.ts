@@ -49,6 +49,8 @@ type RecorderState = 'idle' | 'opening' | 'open' | 'closing' | 'closed';
 /** Largest chunk: a full one is handed to the OS at once, without waiting for the flush timer. */
 const MAX_CHUNK_BYTES = 256 * 1024;
 const MIN_CHUNK_BYTES = 4096;
+/** One writev hands the OS every chunk that is due, up to IOV_MAX (1024 on Linux) buffers. */
+const MAX_WRITEV_CHUNKS = 1024;
 /** Free chunks kept for reuse; more are left to the GC after a burst. */
 const POOL_CHUNKS = 4;
 const WARN_EVERY_MS = 10_000;
@@ -147,6 +149,10 @@ export class Recorder {
   private flushUpTo = 0;
   private syncDue = false;
   private draining = false;
+  /** The buffer filled up: refusing until it is half drained. */
+  private overflowing = false;
+  /** The periodic fsync, running beside the writes. */
+  private backgroundSync: Promise<void> | null = null;
   /**
    * The target whose file is open (the writer's last, or the one open() or reopen() opened); it is
    * fsynced and closed when the writer moves on to another.
@@ -256,7 +262,17 @@ export class Recorder {
     if (recvMs !== this.lastRecv && !this.setRecv(recvMs)) return this.drop('malformed');
     if (!isSpliceable(frame)) return this.drop('malformed');
     const len = frame.length + this.recvDigits + LINE_OVERHEAD;
-    if (this.accepted - this.written + len > this.maxBufferBytes) return this.drop('buffer_full');
+    const buffered = this.accepted - this.written;
+    if (this.overflowing) {
+      // Hysteresis: once full, refuse until half drained, so a burst is one run of drops (one gap
+      // per stream in the ledger) rather than drops and accepts alternating message by message.
+      if (buffered > this.maxBufferBytes / 2) return this.drop('buffer_full');
+      this.overflowing = false;
+    }
+    if (buffered + len > this.maxBufferBytes) {
+      this.overflowing = true;
+      return this.drop('buffer_full');
+    }
     let c = this.cur;
     if (c === null || c.buf.length - c.end < len) c = this.nextChunk(len);
     const start = c.end;
@@ -473,12 +489,16 @@ export class Recorder {
         }
         if (this.syncDue) {
           this.syncDue = false;
-          if (this.active?.dirty === true) await this.sync(this.active);
+          // The periodic fsync runs beside the writes (an fdatasync took ~200 ms under a burst and
+          // held every write up); flush(), rotation and close() wait for it.
+          if (this.active?.dirty === true && this.backgroundSync === null) {
+            this.backgroundSync = this.sync(this.active).finally(() => (this.backgroundSync = null));
+          }
           continue;
         }
-        const c = this.writable();
-        if (c !== null) {
-          await this.writeChunk(c);
+        const run = this.writableRun();
+        if (run !== null) {
+          await this.writeRun(run);
           continue;
         }
         if (this.active !== null && this.active !== this.target) {
@@ -508,21 +528,52 @@ export class Recorder {
     }
   }
 
-  private async writeChunk(c: Chunk): Promise<void> {
-    const t = c.target;
+  /**
+   * Every chunk that is due, from the head on, for one file: handed to the OS in one writev. Under a
+   * burst an event-loop turn is long (ws emits a whole socket read's messages in one go), and the
+   * writer gets one completion per turn; writing one chunk per turn capped the recording at ~6 MB/s
+   * (docs/performance.md, "The recorder under a burst"). Writing all that is pending makes the rate
+   * follow the disk instead.
+   */
+  private writableRun(): Chunk[] | null {
+    const head = this.writable();
+    if (head === null) return null;
+    const run = [head];
+    for (let i = 1; i < this.queue.length && run.length < MAX_WRITEV_CHUNKS; i++) {
+      const c = this.queue[i]!;
+      if (c.target !== head.target || c.end <= c.start) break;
+      if (!c.sealed && !(this.written < this.flushUpTo)) break;
+      run.push(c);
+      if (!c.sealed) break;
+    }
+    return run;
+  }
+
+  private async writeRun(run: Chunk[]): Promise<void> {
+    const t = run[0]!.target;
     if (this.active !== t) {
       if (this.active !== null) await this.retire(this.active);
       this.active = t;
     }
-    // Lines appended to the chunk meanwhile wait for the next round.
-    const end = c.end;
-    const lines = c.lines;
-    while (c.start < end) {
+    // Lines appended to a chunk meanwhile wait for the next round.
+    const ends = run.map((c) => c.end);
+    const lines = run.map((c) => c.lines);
+    let first = 0;
+    while (first < run.length) {
       try {
         const fh = t.fh ?? (await this.openTarget(t));
-        const { bytesWritten } = await fh.write(c.buf, c.start, end - c.start);
+        const bufs: Buffer[] = [];
+        for (let i = first; i < run.length; i++) bufs.push(run[i]!.buf.subarray(run[i]!.start, ends[i]));
+        const { bytesWritten } = bufs.length === 1 ? await fh.write(bufs[0]!, 0, bufs[0]!.length) : await fh.writev(bufs);
         if (bytesWritten <= 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
-        c.start += bytesWritten;
+        let left = bytesWritten;
+        for (let i = first; i < run.length && left > 0; i++) {
+          const c = run[i]!;
+          const take = Math.min(left, ends[i]! - c.start);
+          c.start += take;
+          left -= take;
+        }
+        while (first < run.length && run[first]!.start >= ends[first]!) first++;
         t.written += bytesWritten;
         t.dirty = true;
         this.written += bytesWritten;
@@ -531,8 +582,11 @@ export class Recorder {
         await this.writeFailed(t, err);
       }
     }
-    const n = lines - c.linesWritten;
-    c.linesWritten = lines;
+    let n = 0;
+    run.forEach((c, i) => {
+      n += lines[i]! - c.linesWritten;
+      c.linesWritten = lines[i]!;
+    });
     this.linesWritten += n;
     this.metrics.recorderWritten.inc(n);
     this.metrics.recorderBufferBytes.set(this.accepted - this.written);
@@ -611,6 +665,7 @@ export class Recorder {
 
   /** fsync and close a file the writer is done with. */
   private async retire(t: Target): Promise<void> {
+    await this.backgroundSync;
     if (this.active === t) this.active = null;
     const fh = t.fh;
     if (fh === null) return;
@@ -622,6 +677,7 @@ export class Recorder {
   private async runRequest(req: Request): Promise<void> {
     switch (req.kind) {
       case 'flush':
+        await this.backgroundSync;
         if (this.active?.dirty === true) await this.sync(this.active);
         return;
       case 'reopen':
@@ -667,7 +723,7 @@ export class Recorder {
     if (st.size === 0) next.dirsToSync = dirsCreated(t.path, made);
     this.target = next;
     this.offset = st.size;
-    for (let c = this.writable(); c !== null && c.target === t; c = this.writable()) await this.writeChunk(c);
+    for (let run = this.writableRun(); run !== null && run[0]!.target === t; run = this.writableRun()) await this.writeRun(run);
     await this.retire(t);
     this.active = next;
     this.logger.info({ file: t.path, previousBytes: t.base + t.written }, 'recording reopened: previous file was moved away, writing a new one');
