@@ -39,6 +39,8 @@ export class Supervisor {
   private readonly clock: Clock;
   private startedAt = 0;
   private ageTimer: ReturnType<typeof setInterval> | undefined;
+  /** Planned streams that push on a timer (expectedIntervalMs > 0), for readiness. */
+  private readonly timedStreams: string[];
 
   constructor(private readonly opts: SupervisorOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -48,6 +50,9 @@ export class Supervisor {
     );
     opts.metrics.attemptBudgetRemaining.set(limits.connectionAttempts);
     opts.metrics.connectionsPlanned.set(opts.connections.length);
+    this.timedStreams = opts.connections.flatMap((c) =>
+      c.streams.filter((name) => (opts.venue.streamType(name.slice(name.indexOf('@') + 1))?.expectedIntervalMs ?? 0) > 0),
+    );
     const url = `${opts.config.endpoints.stream.replace(/\/+$/, '')}${opts.venue.combinedPath}`;
     this.workers = opts.connections.map(
       (c) =>
@@ -123,9 +128,7 @@ export class Supervisor {
   private silentTimedStreams(now: number): string[] {
     const out: string[] = [];
     const silentAfter = this.opts.config.health.silentAfterMs;
-    for (const name of this.opts.router.names) {
-      const type = this.opts.venue.streamType(name.slice(name.indexOf('@') + 1));
-      if (!type || type.expectedIntervalMs === 0) continue;
+    for (const name of this.timedStreams) {
       const st = this.opts.router.stream(name)!;
       if (now - Math.max(st.lastRecv, this.startedAt) > silentAfter) out.push(name);
     }
