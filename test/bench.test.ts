@@ -4,6 +4,7 @@ import { BENCH_STREAM_TYPES, benchSymbols, nowMicros, streamTemplate, writeFrame
 import { FloodServer } from '../bench/flood-server.js';
 import { runPhase } from '../bench/phase.js';
 import { buildReport, formatTable, runSuite, SMOKE, type Driver } from '../bench/suite.js';
+import { shape } from './helpers/shape.js';
 
 /**
  * Keeps bench/ from rotting: the frames the flood source sends are the frames Binance sends, and the
@@ -11,14 +12,6 @@ import { buildReport, formatTable, runSuite, SMOKE, type Driver } from '../bench
  * scale. Nothing here asserts a speed: the figures belong to `npm run bench` and docs/performance.md.
  */
 
-type Shape = string | Array<[string, Shape]>;
-
-function shape(v: unknown): Shape {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  if (typeof v === 'object') return Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, shape(x)]);
-  return typeof v;
-}
 
 t.test('flood frames have the keys, order and JSON types of real spot frames, with IDs in sequence', async (t) => {
   const real = new Map<string, string>();

@@ -3,6 +3,7 @@ import t, { type Test } from 'tap';
 import { startSimulator } from '../src/simulator/index.js';
 import type { VenueName } from '../src/venues/index.js';
 import { connect, waitFor } from './fixtures/sim-client.js';
+import { shape } from './helpers/shape.js';
 
 /**
  * The simulator must not drift from what Binance really sends: for every kind of frame in the
@@ -10,14 +11,6 @@ import { connect, waitFor } from './fixtures/sim-client.js';
  * in the same order, with the same JSON types, nested objects included.
  */
 
-type Shape = string | Array<[string, Shape]>;
-
-function shape(v: unknown): Shape {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  if (typeof v === 'object') return Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, shape(x)]);
-  return typeof v;
-}
 
 /** Stream type without the symbol, e.g. `depth@100ms`. */
 const kindOf = (stream: string): string => stream.slice(stream.indexOf('@') + 1);
