@@ -17,6 +17,7 @@ import { USER_DATA_STREAM, UserDataStream, userDataStreamType } from './userdata
 import { Backoff } from './connection/backoff.js';
 import { delay } from './clock.js';
 import type { Readiness } from './supervisor.js';
+import { ErrorCodes } from './errors.js';
 import type { StreamType, Venue } from './venues/types.js';
 
 export interface DaemonOptions {
@@ -218,20 +219,23 @@ export class Daemon {
    */
   async stop(reason: string): Promise<void> {
     if (this.state === 'stopping' || this.state === 'stopped' || this.state === 'new') return;
+    const wasRunning = this.state === 'running';
     this.state = 'stopping';
     this.log.info({ event: 'daemon_stop', reason }, 'feedkeeper stopping');
     clearInterval(this.checkpointTimer);
     this.stopping.abort();
     this.poller?.stop();
+    // A start that failed half-way has only some of the parts: stop what exists.
+    const started = wasRunning;
     // Stopping the user-data stream first aborts a listen-key POST still in flight, so a slow
     // exchange cannot hold the shutdown past its 5 s.
-    await Promise.all([this.supervisor.stop(), this.userData?.stop()]);
+    await Promise.all([this.supervisor?.stop(), this.userData?.stop()]);
     await this.userDataStart;
     await this.checkpointing;
-    await this.checkpoint(true);
-    await this.recorder.close();
-    await this.ledger.close();
-    this.calendar.close();
+    if (this.router !== undefined && this.checkpointer !== undefined) await this.checkpoint(started);
+    await this.recorder?.close();
+    await this.ledger?.close();
+    this.calendar?.close();
     await this.http?.close();
     this.state = 'stopped';
     this.log.info({ event: 'daemon_stopped', reason }, 'feedkeeper stopped');
@@ -290,7 +294,8 @@ export async function runDaemon(config: Config, opts: DaemonOptions): Promise<nu
     } catch (err) {
       log.fatal({ event: 'daemon_start_failed', err }, 'feedkeeper could not start');
       await daemon.stop('start failed').catch(() => undefined);
-      return 1;
+      // A value of the config that cannot work here (metrics.port taken...) is a config error.
+      return (err as { code?: unknown }).code === ErrorCodes.FK_ERR_CONFIG ? 2 : 1;
     }
     const reason = await stopRequested;
     const deadline = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 4500).unref());
