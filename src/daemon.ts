@@ -18,6 +18,8 @@ import { Backoff } from './connection/backoff.js';
 import { delay } from './clock.js';
 import type { Readiness } from './supervisor.js';
 import { ErrorCodes } from './errors.js';
+import { AttemptLog } from './connection/attempt-log.js';
+import { dirname, join } from 'node:path';
 import type { StreamType, Venue } from './venues/types.js';
 
 export interface DaemonOptions {
@@ -128,6 +130,7 @@ export class Daemon {
     // Before connecting: a crash from here on must not be mistaken for the previous clean stop.
     await this.checkpoint(false);
 
+    const attempts = new AttemptLog(join(dirname(config.ledger.statePath), 'attempts.json'), log);
     this.supervisor = new Supervisor({
       config,
       venue,
@@ -137,7 +140,15 @@ export class Daemon {
       metrics,
       clock,
       onServerShutdown: (at) => calendar.noteServerShutdown(at),
+      previousAttempts: attempts.load(),
+      onAttempt: (stamps) => attempts.save(stamps),
     });
+    if (this.supervisor.budget.remaining() < config.limits.connectionAttempts) {
+      log.info(
+        { event: 'attempt_budget_resumed', remaining: this.supervisor.budget.remaining(), limit: config.limits.connectionAttempts },
+        'connection attempts of the previous run still count against the budget',
+      );
+    }
 
     if (venue.systemStatusPath !== null && config.maintenance.statusPollMs > 0) {
       this.poller = new SystemStatusPoller({

@@ -21,6 +21,9 @@ export interface SupervisorOptions {
   metrics: Metrics;
   clock?: Clock;
   onServerShutdown?: (at: number) => void;
+  /** Connection attempts of a previous run still inside the window (see AttemptBudget). */
+  previousAttempts?: readonly number[];
+  onAttempt?: (stamps: readonly number[]) => void;
 }
 
 export interface Readiness {
@@ -45,10 +48,14 @@ export class Supervisor {
   constructor(private readonly opts: SupervisorOptions) {
     this.clock = opts.clock ?? systemClock;
     const { limits } = opts.config;
-    this.budget = new AttemptBudget(limits.connectionAttempts, limits.connectionAttemptWindowMs, this.clock, (left) =>
-      opts.metrics.attemptBudgetRemaining.set(left),
+    this.budget = new AttemptBudget(
+      limits.connectionAttempts,
+      limits.connectionAttemptWindowMs,
+      this.clock,
+      (left) => opts.metrics.attemptBudgetRemaining.set(left),
+      { previous: opts.previousAttempts, onAttempt: opts.onAttempt },
     );
-    opts.metrics.attemptBudgetRemaining.set(limits.connectionAttempts);
+    opts.metrics.attemptBudgetRemaining.set(this.budget.remaining());
     opts.metrics.connectionsPlanned.set(opts.connections.length);
     this.timedStreams = opts.connections.flatMap((c) =>
       c.streams.filter((name) => (opts.venue.streamType(name.slice(name.indexOf('@') + 1))?.expectedIntervalMs ?? 0) > 0),

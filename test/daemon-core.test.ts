@@ -140,3 +140,24 @@ t.test('IDs skipped on a live connection are a sequence gap with the exact range
   t.same(gaps[0]!.missed, { field: 't', from: skipped[0], to: skipped[4], count: 5 });
   t.equal(gaps[0]!.cause, 'sequence');
 });
+
+t.test('a restart does not get a fresh attempt budget: the previous run’s attempts still count', async (t) => {
+  const { mkdtempSync, rmSync, existsSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'feedkeeper-budget-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const config = { symbols: ['AAAUSDT', 'BBBUSDT', 'CCCUSDT'], streams: ['trade'], limits: { streamsPerConnection: 1, connectionAttempts: 5 } };
+  const first = await startStack(t, { dir, sim: { eventsPerSecond: 2 }, config });
+  t.ok(await until(() => first.sim.connections().length === 3, 5000), 'first run: 3 connections (3 of 5 attempts)');
+  await first.daemon.stop('restart');
+  await first.sim.close();
+  t.ok(existsSync(join(dir, 'attempts.json')), 'attempts saved next to the checkpoint');
+
+  const second = await startStack(t, { dir, sim: { eventsPerSecond: 2 }, config });
+  t.ok(await until(() => second.sim.connections().length === 2, 5000), 'second run: 2 connect');
+  await sleep(1000);
+  t.equal(second.sim.upgradeAttempts.length, 2, 'and the third waits for the window: 5 attempts in all');
+  t.equal(second.daemon.supervisor.workers.filter((w) => w.state === 'connecting').length, 1);
+  t.equal(second.daemon.supervisor.budget.remaining(), 0);
+});

@@ -21,9 +21,22 @@ export class AttemptBudget {
     windowMs: number,
     private readonly clock: Clock = systemClock,
     private readonly onChange: (remaining: number) => void = () => {},
+    opts: {
+      /** Attempts a previous run made (epoch ms): a restart does not get a fresh budget. */
+      previous?: readonly number[];
+      /** Called after each attempt with the attempts in the window, to persist them. */
+      onAttempt?: (stamps: readonly number[]) => void;
+    } = {},
   ) {
     this.windowMs = windowMs + Math.max(500, Math.round(windowMs * 0.01));
+    this.onAttempt = opts.onAttempt ?? (() => {});
+    const now = clock.now();
+    for (const t of [...(opts.previous ?? [])].sort((a, b) => a - b)) {
+      if (Number.isFinite(t) && t > now - this.windowMs && t <= now) this.stamps.push(t);
+    }
   }
+
+  private readonly onAttempt: (stamps: readonly number[]) => void;
 
   private pausedUntil = 0;
 
@@ -89,6 +102,7 @@ export class AttemptBudget {
   private take(): void {
     this.stamps.push(this.clock.now());
     this.onChange(this.limit - this.stamps.length);
+    this.onAttempt(this.stamps);
   }
 
   private prune(): void {
