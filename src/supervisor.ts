@@ -9,6 +9,8 @@ import type { Venue } from './venues/types.js';
 
 export interface PlannedConnectionLike {
   id: string;
+  /** Combined-stream path, appended to endpoints.stream. */
+  path: string;
   streams: string[];
 }
 
@@ -60,13 +62,13 @@ export class Supervisor {
     this.timedStreams = opts.connections.flatMap((c) =>
       c.streams.filter((name) => (opts.venue.streamType(name.slice(name.indexOf('@') + 1))?.expectedIntervalMs ?? 0) > 0),
     );
-    const url = `${opts.config.endpoints.stream.replace(/\/+$/, '')}${opts.venue.combinedPath}`;
+    const base = opts.config.endpoints.stream.replace(/\/+$/, '');
     this.workers = opts.connections.map(
       (c) =>
         new ConnectionWorker({
           id: c.id,
           streams: c.streams,
-          url: () => url,
+          url: () => `${base}${c.path}`,
           config: opts.config,
           budget: this.budget,
           router: opts.router,

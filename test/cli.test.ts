@@ -135,9 +135,9 @@ t.test('plan prints the connections and the share of each limit', async (t) => {
   const r = await cli(['plan', '--config', config]);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /binance-spot: 5 symbols × 2 stream types = 10 streams on 3 connections/);
-  t.match(r.stdout, /c0\s+4\s+2\s+BTCUSDT \.\. ETHUSDT/);
-  t.match(r.stdout, /c1\s+4\s+2\s+SOLUSDT \.\. BNBUSDT/);
-  t.match(r.stdout, /c2\s+2\s+1\s+XRPUSDT/);
+  t.match(r.stdout, /c0\s+\/stream\s+4\s+2\s+BTCUSDT \.\. ETHUSDT/);
+  t.match(r.stdout, /c1\s+\/stream\s+4\s+2\s+SOLUSDT \.\. BNBUSDT/);
+  t.match(r.stdout, /c2\s+\/stream\s+2\s+1\s+XRPUSDT/);
   t.match(r.stdout, /streams per connection \(max\)\s+4 of 4\s+100%/);
   t.match(r.stdout, /connection attempts per 300 s\s+3 of 300\s+1%/);
   t.match(r.stdout, /SUBSCRIBE messages per connection/);
@@ -146,7 +146,7 @@ t.test('plan prints the connections and the share of each limit', async (t) => {
   t.equal(j.code, 0);
   const parsed = JSON.parse(j.stdout) as { venue: string; connections: Array<{ id: string; streams: string[] }> };
   t.equal(parsed.venue, 'binance-spot');
-  t.same(parsed.connections[2], { id: 'c2', symbols: ['XRPUSDT'], streams: ['xrpusdt@trade', 'xrpusdt@bookTicker'] });
+  t.same(parsed.connections[2], { id: 'c2', path: '/stream', symbols: ['XRPUSDT'], streams: ['xrpusdt@trade', 'xrpusdt@bookTicker'] });
   t.equal(tcpConnections, 0, 'plan connects to nothing');
 });
 

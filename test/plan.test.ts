@@ -17,31 +17,46 @@ function config(n: number, streams: string[], limits: Partial<Config['limits']> 
   return { ...base, symbols: symbols(n), streams, limits: { ...base.limits, ...limits } };
 }
 
-/** Invariants every plan keeps, whatever the input. */
+/**
+ * Invariants every plan keeps, whatever the input. Streams are grouped by their route (spot: all on
+ * /stream; USD-M: book data on /public/stream, the rest on /market/stream); within a route the plan
+ * uses as few connections as the limit allows and keeps a symbol's streams together.
+ */
 function checkInvariants(t: Test, p: Plan, c: Config): void {
-  const perSymbol = c.streams.length;
-  const capacity = Math.floor(c.limits.streamsPerConnection / perSymbol);
-  t.equal(p.connections.length, Math.ceil(c.symbols.length / capacity), 'as few connections as the limit allows');
-  t.ok(p.connections.every((conn) => conn.streams.length <= c.limits.streamsPerConnection), 'no connection over the limit');
-  const sizes = p.connections.map((conn) => conn.symbols.length);
-  t.ok(Math.max(...sizes) - Math.min(...sizes) <= 1, 'symbols spread evenly');
-  t.same(p.connections.flatMap((conn) => conn.symbols), c.symbols, 'every symbol once, in order');
-  t.same(p.connections.map((conn) => conn.id), p.connections.map((_, i) => `c${i}`), 'ids c0, c1, ...');
-  t.equal(p.totalStreams, c.symbols.length * perSymbol);
-  for (const conn of p.connections) {
-    t.same(
-      conn.streams,
-      conn.symbols.flatMap((s) => c.streams.map((type) => `${s.toLowerCase()}@${type}`)),
-      `${conn.id}: each symbol's streams together, on this connection`,
-    );
+  const venue = c.venue === 'binance-usdm' ? binanceUsdm : binanceSpot;
+  const routes = new Map<string, string[]>();
+  for (const type of c.streams) {
+    const route = venue.streamType(type)!.route;
+    routes.set(route, [...(routes.get(route) ?? []), type]);
   }
+  let expected = 0;
+  for (const [route, types] of routes) {
+    const conns = p.connections.filter((conn) => conn.path === route);
+    const capacity = Math.floor(c.limits.streamsPerConnection / types.length);
+    t.equal(conns.length, Math.ceil(c.symbols.length / capacity), `${route}: as few connections as the limit allows`);
+    expected += conns.length;
+    const sizes = conns.map((conn) => conn.symbols.length);
+    t.ok(Math.max(...sizes) - Math.min(...sizes) <= 1, `${route}: symbols spread evenly`);
+    t.same(conns.flatMap((conn) => conn.symbols), c.symbols, `${route}: every symbol once, in order`);
+    for (const conn of conns) {
+      t.same(
+        conn.streams,
+        conn.symbols.flatMap((s) => types.map((type) => `${s.toLowerCase()}@${type}`)),
+        `${conn.id}: each symbol's streams of this route together, on this connection`,
+      );
+    }
+  }
+  t.equal(p.connections.length, expected, 'no connection outside the routes');
+  t.ok(p.connections.every((conn) => conn.streams.length <= c.limits.streamsPerConnection), 'no connection over the limit');
+  t.same(p.connections.map((conn) => conn.id), p.connections.map((_, i) => `c${i}`), 'ids c0, c1, ...');
+  t.equal(p.totalStreams, c.symbols.length * c.streams.length);
 }
 
 t.test('packing at 1, 1024, 1025 and 10,000 streams', async (t) => {
   let c = config(1, ['trade']);
   let p = plan(c, binanceSpot);
   t.equal(p.connections.length, 1);
-  t.same(p.connections[0], { id: 'c0', symbols: ['S0USDT'], streams: ['s0usdt@trade'] });
+  t.same(p.connections[0], { id: 'c0', path: '/stream', symbols: ['S0USDT'], streams: ['s0usdt@trade'] });
   checkInvariants(t, p, c);
 
   c = config(1024, ['trade']);
@@ -138,7 +153,10 @@ t.test('USD-M defaults to 200 streams per connection', async (t) => {
   const c = config(100, ['trade', 'aggTrade', 'bookTicker', 'depth@100ms'], {}, usdm);
   const p = plan(c, binanceUsdm);
   t.equal(p.connections.length, 2, '400 streams at 200 per connection');
-  t.same(p.connections.map((x) => x.streams.length), [200, 200]);
+  t.same(p.connections.map((x) => [x.path, x.streams.length]), [
+    ['/market/stream', 200],
+    ['/public/stream', 200],
+  ], 'trade and aggTrade on /market, book data on /public');
   t.equal(p.usage.streamsPerConnection.limit, 200);
   t.equal(p.usage.subscribe.sendRatePerSecond, 9, '10 msg/s, one kept for pongs');
   checkInvariants(t, p, c);
@@ -169,8 +187,8 @@ t.test('report', async (t) => {
   const p = plan(c, binanceSpot);
   const text = formatPlan(p);
   t.match(text, /binance-spot: 625 symbols × 4 stream types = 2500 streams on 3 connections/);
-  t.match(text, /c0\s+836\s+209\s+S0USDT \.\. S208USDT/);
-  t.match(text, /c2\s+832\s+208\s+S417USDT \.\. S624USDT/);
+  t.match(text, /c0\s+\/stream\s+836\s+209\s+S0USDT \.\. S208USDT/);
+  t.match(text, /c2\s+\/stream\s+832\s+208\s+S417USDT \.\. S624USDT/);
   t.match(text, /streams per connection \(max\)\s+836 of 1024\s+81\.6%/);
   t.match(text, /connection attempts per 300 s\s+3 of 300\s+1%/);
   const json = JSON.parse(JSON.stringify(planToJSON(p))) as { venue: string; connections: unknown[] };

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { startSimulator } from '../src/simulator/index.js';
 import type { VenueName } from '../src/venues/index.js';
-import { connect, waitFor } from './fixtures/sim-client.js';
+import { connect, waitFor, type Client } from './fixtures/sim-client.js';
+import { getVenue } from '../src/venues/index.js';
 import { shape } from './helpers/shape.js';
 
 /**
@@ -40,6 +41,25 @@ function checkLevels(t: Test, kind: string, d: Record<string, unknown>, where: s
   }
 }
 
+/**
+ * One combined connection per route the streams need (spot: /stream; USD-M: /public/stream for book
+ * data, /market/stream for the rest, since 2026-04-23), and the connection that carries a stream.
+ */
+async function connectRouted(wsUrl: string, venue: VenueName, streams: string[]): Promise<{ on(stream: string): Client; all: Client[] }> {
+  const v = getVenue(venue)!;
+  const byRoute = new Map<string, string[]>();
+  for (const s of streams) {
+    const route = v.streamType(s.slice(s.indexOf('@') + 1))!.route;
+    byRoute.set(route, [...(byRoute.get(route) ?? []), s]);
+  }
+  const clients = new Map<string, Client>();
+  for (const [route, names] of byRoute) clients.set(route, await connect(`${wsUrl}${route}?streams=${names.join('/')}`));
+  return {
+    on: (stream) => clients.get(v.streamType(stream.slice(stream.indexOf('@') + 1))!.route)!,
+    all: [...clients.values()],
+  };
+}
+
 for (const [venue, file] of [
   ['binance-spot', 'spot-stream.ndjson'],
   ['binance-usdm', 'usdm-stream.ndjson'],
@@ -52,15 +72,15 @@ for (const [venue, file] of [
     const sim = await startSimulator({ venue, eventsPerSecond: 50, tickMs: 20 });
     t.teardown(() => sim.close());
     const streams = [...fixture.keys()].map((k) => `btcusdt@${k}`);
-    const c = await connect(`${sim.wsUrl}/stream?streams=${streams.join('/')}`);
+    const conns = await connectRouted(sim.wsUrl, venue, streams);
     await waitFor(
-      () => streams.every((s) => c.frames.filter((f) => f.startsWith(`{"stream":"${s}"`)).length >= 3),
+      () => streams.every((s) => conns.on(s).frames.filter((f) => f.startsWith(`{"stream":"${s}"`)).length >= 3),
       5000,
       'three frames of each kind',
     );
-    await c.close();
+    await Promise.all(conns.all.map((c) => c.close()));
 
-    for (const f of c.frames) {
+    for (const f of conns.all.flatMap((c) => c.frames)) {
       const frame = JSON.parse(f) as { stream: string; data: Record<string, unknown> };
       t.same(Object.keys(frame), ['stream', 'data']);
       const kind = kindOf(frame.stream);
@@ -99,13 +119,13 @@ for (const venue of Object.keys(DOCUMENTED) as VenueName[]) {
     const sim = await startSimulator({ venue, eventsPerSecond: 50, tickMs: 20 });
     t.teardown(() => sim.close());
     const kinds = DOCUMENTED[venue];
-    const c = await connect(`${sim.wsUrl}/stream?streams=${Object.keys(kinds).map((k) => `ethbtc@${k}`).join('/')}`);
+    const conns = await connectRouted(sim.wsUrl, venue, Object.keys(kinds).map((k) => `ethbtc@${k}`));
     for (const [kind, keys] of Object.entries(kinds)) {
-      const d = JSON.parse(await c.next((f) => f.startsWith(`{"stream":"ethbtc@${kind}"`))).data as Record<string, unknown>;
+      const d = JSON.parse(await conns.on(`ethbtc@${kind}`).next((f) => f.startsWith(`{"stream":"ethbtc@${kind}"`))).data as Record<string, unknown>;
       t.same(Object.keys(d), keys, `${venue} ${kind}`);
       checkLevels(t, kind, d, `${venue} ${kind}`);
       if (kind === 'depth5') t.equal(((d.bids ?? d.b) as unknown[]).length, 5, 'five levels');
     }
-    await c.close();
+    await Promise.all(conns.all.map((c) => c.close()));
   });
 }

@@ -5,6 +5,8 @@ import type { Venue } from '../venues/index.js';
 export interface PlannedConnection {
   /** 'c0', 'c1', ...: the same config gives the same ids. */
   id: string;
+  /** The combined-stream path it dials (StreamType.route): `/stream`, or on USD-M `/public/stream` or `/market/stream`. */
+  path: string;
   symbols: string[];
   /** Wire names, e.g. btcusdt@trade (venue.streamName), a symbol's streams next to each other. */
   streams: string[];
@@ -77,8 +79,17 @@ export function plan(config: Config, venue: Venue): Plan {
     );
   }
 
-  const symbolsCapacity = Math.floor(limits.streamsPerConnection / perSymbol);
-  const count = Math.ceil(symbolCount / symbolsCapacity);
+  // Streams served on different routes (USD-M /public and /market) never share a connection.
+  const groups = new Map<string, string[]>();
+  for (const type of config.streams) {
+    const route = venue.streamType(type)?.route ?? venue.combinedPath;
+    groups.set(route, [...(groups.get(route) ?? []), type]);
+  }
+  const layout = [...groups].map(([route, types]) => {
+    const capacity = Math.floor(limits.streamsPerConnection / types.length);
+    return { route, types, capacity, count: Math.ceil(symbolCount / capacity) };
+  });
+  const count = layout.reduce((n, g) => n + g.count, 0);
 
   if (count > limits.connectionAttempts) {
     const hosts = Math.ceil(count / limits.connectionAttempts);
@@ -86,26 +97,28 @@ export function plan(config: Config, venue: Venue): Plan {
       `the plan needs ${count} connections (${symbolCount} symbols × ${perSymbol} streams at ${limits.streamsPerConnection} per connection), ` +
         `but one IP may make only ${limits.connectionAttempts} connection attempts per ${formatSeconds(limits.connectionAttemptWindowMs)} (limits.connectionAttempts): ` +
         `after a drop of every connection (maintenance) they could not all reconnect within one window. ` +
-        `Split the symbols across ${hosts} hosts (IPs), at most ${limits.connectionAttempts * symbolsCapacity} symbols each`,
+        `Split the symbols across ${hosts} hosts (IPs), at most ${Math.floor(symbolCount / hosts)} symbols each`,
       count,
       hosts,
     );
   }
 
-  const base = Math.floor(symbolCount / count);
-  const extra = symbolCount % count;
   const connections: PlannedConnection[] = [];
-  let next = 0;
-  for (let i = 0; i < count; i++) {
-    const size = base + (i < extra ? 1 : 0);
-    const symbols = config.symbols.slice(next, next + size);
-    next += size;
-    const streams = symbols.flatMap((s) => config.streams.map((type) => venue.streamName(s, type)));
-    connections.push({ id: `c${i}`, symbols, streams });
+  for (const g of layout) {
+    const base = Math.floor(symbolCount / g.count);
+    const extra = symbolCount % g.count;
+    let next = 0;
+    for (let i = 0; i < g.count; i++) {
+      const size = base + (i < extra ? 1 : 0);
+      const symbols = config.symbols.slice(next, next + size);
+      next += size;
+      const streams = symbols.flatMap((s) => g.types.map((type) => venue.streamName(s, type)));
+      connections.push({ id: `c${connections.length}`, path: g.route, symbols, streams });
+    }
   }
 
   const totalStreams = symbolCount * perSymbol;
-  const maxStreams = (base + (extra > 0 ? 1 : 0)) * perSymbol;
+  const maxStreams = Math.max(...connections.map((c) => c.streams.length));
   const meanStreams = totalStreams / count;
   const messagesPerConnection = Math.ceil(maxStreams / limits.streamsPerSubscribe);
   const sendRate = Math.max(1, limits.messagesPerSecond - 1);
@@ -114,7 +127,7 @@ export function plan(config: Config, venue: Venue): Plan {
     venue,
     connections,
     totalStreams,
-    symbolsPerConnection: base + (extra > 0 ? 1 : 0),
+    symbolsPerConnection: Math.max(...connections.map((c) => c.symbols.length)),
     usage: {
       streamsPerConnection: {
         limit: limits.streamsPerConnection,

@@ -22,7 +22,8 @@ export function planToJSON(plan: Plan): PlanJSON {
 /** A readable table: one line per connection, then the share of each limit the plan uses. */
 export function formatPlan(plan: Plan): string {
   const { usage, connections } = plan;
-  const symbols = connections.reduce((n, c) => n + c.symbols.length, 0);
+  // A symbol appears once per route (USD-M: /public and /market connections).
+  const symbols = new Set(connections.flatMap((c) => c.symbols)).size;
   const types = symbols === 0 ? 0 : plan.totalStreams / symbols;
   const lines: string[] = [];
   lines.push(
@@ -32,11 +33,12 @@ export function formatPlan(plan: Plan): string {
 
   const rows = connections.map((c) => [
     c.id,
+    c.path,
     String(c.streams.length),
     String(c.symbols.length),
     c.symbols.length === 1 ? c.symbols[0]! : `${c.symbols[0]} .. ${c.symbols[c.symbols.length - 1]}`,
   ]);
-  lines.push(...table(['connection', 'streams', 'symbols', 'symbol range'], rows, [false, true, true, false]), '');
+  lines.push(...table(['connection', 'path', 'streams', 'symbols', 'symbol range'], rows, [false, false, true, true, false]), '');
 
   const s = usage.streamsPerConnection;
   const a = usage.connectionAttempts;

@@ -1,6 +1,6 @@
 import type { Venue } from '../venues/index.js';
 import type { SimConnection } from './connection.js';
-import { parseStreamName, type StreamSpec } from './streams.js';
+import { parseStreamName, servesOnPath, type StreamSpec } from './streams.js';
 import type { ViolationRule } from './types.js';
 
 /**
@@ -130,7 +130,8 @@ export class MarketProtocol {
         continue;
       }
       conn.streams.add(spec.name);
-      this.ctx.attach(conn, spec);
+      // Accepted either way; on the wrong USD-M route it never delivers (servesOnPath).
+      if (servesOnPath(this.ctx.venue, conn.path, spec)) this.ctx.attach(conn, spec);
     }
     if (refused > 0) {
       this.ctx.violation(conn, 'streams_per_connection', `${conn.streams.size + refused} streams asked for, at most ${limit} per connection; ${refused} refused`);

@@ -58,3 +58,16 @@ export function parseMarketPath(venue: Venue, url: URL): MarketPath | null {
 function splitNames(s: string): string[] {
   return [...new Set(s.split('/').filter((n) => n !== ''))];
 }
+
+/**
+ * Does a market connection on `path` deliver this stream? Spot: always. USD-M (since 2026-04-23):
+ * `/public/...` carries book data (depth, bookTicker), `/market/...` the rest, and a connection with
+ * no routed path only public data. A stream on the wrong route is accepted and then silent, as on
+ * Binance ("This fails silently rather than erroring").
+ */
+export function servesOnPath(venue: Venue, path: string, spec: StreamSpec): boolean {
+  if (venue.name !== 'binance-usdm') return true;
+  const route = venue.streamType(spec.type)?.route ?? '';
+  const served = path.startsWith('/market/') ? '/market/' : '/public/';
+  return route.startsWith(served);
+}

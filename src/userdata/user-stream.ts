@@ -18,7 +18,7 @@ import { SpotUserDataSubscription } from './ws-api.js';
 export const USER_DATA_STREAM = 'userData';
 
 /** User-data events have no order key: duplicates are told by their bytes (SequenceRule `none`). */
-export const userDataStreamType: StreamType = { type: USER_DATA_STREAM, family: 'userData', sequence: { kind: 'none' }, expectedIntervalMs: 0 };
+export const userDataStreamType: StreamType = { type: USER_DATA_STREAM, family: 'userData', sequence: { kind: 'none' }, expectedIntervalMs: 0, route: '' };
 
 export interface UserDataOptions {
   config: Config;

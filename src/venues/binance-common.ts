@@ -11,8 +11,25 @@ const E: SequenceRule = { kind: 'ordered', field: 'E' };
  */
 export function binanceStreamType(
   type: string,
-  opts: { depthLinkedBy: 'U' | 'pu'; depthSpeeds: string[]; hasAvgPrice: boolean; has1sKline: boolean },
+  opts: {
+    depthLinkedBy: 'U' | 'pu';
+    depthSpeeds: string[];
+    hasAvgPrice: boolean;
+    has1sKline: boolean;
+    /** Combined-stream paths: `book` for depth and bookTicker, `market` for the rest. */
+    routes: { book: string; market: string };
+  },
 ): StreamType | null {
+  const t = streamTypeOf(type, opts);
+  if (t === null) return null;
+  const book = t.family === 'depth' || t.family === 'depthPartial' || t.family === 'bookTicker';
+  return { ...t, route: book ? opts.routes.book : opts.routes.market };
+}
+
+function streamTypeOf(
+  type: string,
+  opts: { depthLinkedBy: 'U' | 'pu'; depthSpeeds: string[]; hasAvgPrice: boolean; has1sKline: boolean },
+): Omit<StreamType, 'route'> | null {
   switch (type) {
     case 'trade':
       return { type, family: 'trade', sequence: { kind: 'contiguous', field: 't' }, expectedIntervalMs: 0 };

@@ -25,7 +25,13 @@ export const binanceSpot: Venue = {
   combinedPath: '/stream',
   systemStatusPath: '/sapi/v1/system/status',
   streamType: (type) =>
-    binanceStreamType(type, { depthLinkedBy: 'U', depthSpeeds: ['100ms', '1000ms'], hasAvgPrice: true, has1sKline: true }),
+    binanceStreamType(type, {
+      depthLinkedBy: 'U',
+      depthSpeeds: ['100ms', '1000ms'],
+      hasAvgPrice: true,
+      has1sKline: true,
+      routes: { book: '/stream', market: '/stream' },
+    }),
   streamName: binanceStreamName,
   isSymbol: isBinanceSymbol,
 };

@@ -5,8 +5,10 @@ import type { Venue } from './types.js';
  * Binance USD-M futures. 10 incoming messages/s, server ping every 3 min with a 10 min pong deadline,
  * 24 h lifetime. Streams per connection: the docs disagree (1024 vs 200), so we default to 200.
  * Depth events link by `pu` (previous `u`), not by U = u + 1.
- * Market streams moved to the /market and /public routes on 2026-04-23; the combined endpoint path
- * stays configurable through endpoints.stream.
+ * Since 2026-04-23 fstream.binance.com routes streams by path: /public for high-frequency book data
+ * (depth, bookTicker), /market for the rest (aggTrade, klines, tickers), /private for user data. A
+ * connection without the right route receives nothing for the other kind, silently (Binance docs,
+ * "USD-M Futures routes streams by path"), so the planner never mixes the two on one connection.
  */
 export const binanceUsdm: Venue = {
   name: 'binance-usdm',
@@ -26,7 +28,13 @@ export const binanceUsdm: Venue = {
   combinedPath: '/stream',
   systemStatusPath: null,
   streamType: (type) =>
-    binanceStreamType(type, { depthLinkedBy: 'pu', depthSpeeds: ['100ms', '250ms', '500ms', '0ms'], hasAvgPrice: false, has1sKline: false }),
+    binanceStreamType(type, {
+      depthLinkedBy: 'pu',
+      depthSpeeds: ['100ms', '250ms', '500ms', '0ms'],
+      hasAvgPrice: false,
+      has1sKline: false,
+      routes: { book: '/public/stream', market: '/market/stream' },
+    }),
   streamName: binanceStreamName,
   isSymbol: isBinanceSymbol,
 };

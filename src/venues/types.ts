@@ -22,6 +22,12 @@ export interface StreamType {
   sequence: SequenceRule;
   /** The usual longest silence of an active market's stream, for readiness (0 = unknown). */
   expectedIntervalMs: number;
+  /**
+   * The combined-stream path that serves it, appended to endpoints.stream: `/stream` on spot; on
+   * USD-M `/public/stream` (depth, bookTicker) or `/market/stream` (the rest) since 2026-04-23. A
+   * stream subscribed on the wrong route is accepted and then delivers nothing, silently.
+   */
+  route: string;
 }
 
 export interface VenueLimits {
@@ -39,7 +45,7 @@ export interface Venue {
   name: VenueName;
   endpoints: { stream: string; rest: string };
   limits: VenueLimits;
-  /** Path of the combined-stream endpoint, appended to `endpoints.stream`. */
+  /** Path of the combined-stream endpoint when a venue has one for all streams (see StreamType.route). */
   combinedPath: string;
   /** REST path of the maintenance status, or null where the venue has none. */
   systemStatusPath: string | null;
