@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import type { GapEntry } from '../src/ledger/types.js';
 import { checkRun } from '../src/rehearse/check.js';
 import { formatInvariant } from '../src/rehearse/invariant.js';
-import { startStack, until, sleep, ledgerEntries, type Stack } from './helpers/stack.js';
+import { startStack, until, sleep, type Stack } from './helpers/stack.js';
 
 // The gap ledger against a real exchange (the simulator) and a real daemon: each gap the exchange
 // causes is in the ledger with the right cause and tag, and the invariant holds: for every trade,

@@ -61,8 +61,8 @@ t.test('rehearse: usage errors exit 2, --help lists the scenarios', async (t) =>
   for (const s of ['maintenance', 'rotation', 'server-shutdown', 'stall', 'crash']) t.match(help.out(), new RegExp(`\\n  ${s} `));
   const top = cli(['--help']);
   await top.done;
-  t.match(top.out(), /\n  rehearse +play a fault/);
-  t.match(top.out(), /\n  simulate +run the loopback/);
+  t.match(top.out(), /\n {2}rehearse +play a fault/);
+  t.match(top.out(), /\n {2}simulate +run the loopback/);
 });
 
 t.test('simulate: the loopback exchange from the CLI, until SIGTERM', async (t) => {
