@@ -1,10 +1,11 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSimulator } from '../src/simulator/index.js';
+import { writeTestConfig } from './helpers/stack.js';
 
 const CLI = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
 
@@ -19,19 +20,7 @@ t.test('a metrics port already taken: exit 2 naming metrics.port, before anythin
     await sim.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const file = join(dir, 'config.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      symbols: ['BTCUSDT'],
-      streams: ['trade'],
-      endpoints: { stream: sim.wsUrl, rest: sim.httpUrl },
-      recorder: { dir: join(dir, 'rec') },
-      ledger: { path: join(dir, 'ledger.ndjson'), statePath: join(dir, 'state.json') },
-      metrics: { port },
-      maintenance: { statusPollMs: 0 },
-    }),
-  );
+  const file = writeTestConfig(dir, sim, { symbols: ['BTCUSDT'], streams: ['trade'], metrics: { port }, log: { level: 'info' } });
   const child = spawn(process.execPath, [CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));

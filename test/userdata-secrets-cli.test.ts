@@ -1,11 +1,11 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSimulator } from '../src/simulator/index.js';
 import { installUserDataSimulator } from '../src/simulator/userdata/index.js';
-import { until, sleep } from './helpers/stack.js';
+import { until, sleep, writeTestConfig } from './helpers/stack.js';
 
 const CLI = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
 const API_KEY = 'secretApiKeyZ9y8x7w6v5u4t3s2r1q0ponmlkjihgfedcbaZYXWVUTSRQPONMLK';
@@ -20,21 +20,13 @@ t.test('the API key, the secret and the full listen key appear nowhere: stdout, 
     await sim.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const file = join(dir, 'config.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      venue: 'binance-usdm',
-      symbols: ['BTCUSDT'],
-      streams: ['aggTrade'],
-      endpoints: { stream: sim.wsUrl, rest: sim.httpUrl },
-      recorder: { dir: join(dir, 'rec') },
-      ledger: { path: join(dir, 'ledger.ndjson'), statePath: join(dir, 'state.json') },
-      metrics: { port: 0 },
-      log: { level: 'trace' },
-      userData: { enabled: true, keepaliveCron: '* * * * * *' },
-    }),
-  );
+  const file = writeTestConfig(dir, sim, {
+    venue: 'binance-usdm',
+    symbols: ['BTCUSDT'],
+    streams: ['aggTrade'],
+    log: { level: 'trace' },
+    userData: { enabled: true, keepaliveCron: '* * * * * *' },
+  });
   const child = spawn(process.execPath, [CLI, 'run', '--config', file], {
     env: { PATH: process.env.PATH, FEEDKEEPER_API_KEY: API_KEY, FEEDKEEPER_API_SECRET: API_SECRET },
     stdio: ['ignore', 'pipe', 'pipe'],

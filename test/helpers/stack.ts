@@ -19,8 +19,8 @@ function merge(a: Json, b: Json): Json {
   return out;
 }
 
-/** A config file for a daemon pointed at a loopback simulator, through the real loader. */
-export function testConfig(dir: string, sim: Simulator, overrides: Json = {}, env: NodeJS.ProcessEnv = {}): Config {
+/** Writes `<dir>/config.json` for a daemon pointed at a loopback simulator; returns its path. */
+export function writeTestConfig(dir: string, sim: Simulator, overrides: Json = {}): string {
   mkdirSync(dir, { recursive: true });
   const base: Json = {
     endpoints: { stream: sim.wsUrl, rest: sim.httpUrl, wsApi: `${sim.wsUrl}/ws-api/v3` },
@@ -32,7 +32,12 @@ export function testConfig(dir: string, sim: Simulator, overrides: Json = {}, en
   };
   const file = join(dir, 'config.json');
   writeFileSync(file, JSON.stringify(merge(base, overrides)));
-  return loadConfig({ files: [file], env });
+  return file;
+}
+
+/** The same config, through the real loader. */
+export function testConfig(dir: string, sim: Simulator, overrides: Json = {}, env: NodeJS.ProcessEnv = {}): Config {
+  return loadConfig({ files: [writeTestConfig(dir, sim, overrides)], env });
 }
 
 export interface Stack {
