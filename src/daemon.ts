@@ -1,5 +1,9 @@
-import { systemClock, type Clock } from './clock.js';
+import { dirname, join } from 'node:path';
+import { delay, systemClock, type Clock } from './clock.js';
 import type { Config } from './config/types.js';
+import { AttemptLog } from './connection/attempt-log.js';
+import { Backoff } from './connection/backoff.js';
+import { ErrorCodes } from './errors.js';
 import { GapLedger } from './ledger/ledger.js';
 import { MaintenanceCalendar, SystemStatusPoller } from './ledger/maintenance.js';
 import { Checkpointer, recoverLastSeen, venueKeyOf } from './ledger/recovery.js';
@@ -11,15 +15,9 @@ import { GapsQueryError, startHttpServer, type HttpServer } from './metrics/serv
 import { StreamRouter, type GapSink } from './pipeline/stream-router.js';
 import { plan, type Plan } from './plan/planner.js';
 import { Recorder } from './recorder/recorder.js';
-import { Supervisor } from './supervisor.js';
-import { getVenue } from './venues/index.js';
+import { Supervisor, type Readiness } from './supervisor.js';
 import { USER_DATA_STREAM, UserDataStream, userDataStreamType } from './userdata/user-stream.js';
-import { Backoff } from './connection/backoff.js';
-import { delay } from './clock.js';
-import type { Readiness } from './supervisor.js';
-import { ErrorCodes } from './errors.js';
-import { AttemptLog } from './connection/attempt-log.js';
-import { dirname, join } from 'node:path';
+import { getVenue } from './venues/index.js';
 import type { StreamType, Venue } from './venues/types.js';
 
 export interface DaemonOptions {
@@ -269,10 +267,10 @@ export class Daemon {
         this.log.error({ event: 'checkpoint_failed', err }, 'checkpoint not saved');
       }
     })();
-    this.checkpointing = run.finally(() => {
+    const tracked: Promise<void> = run.finally(() => {
       if (this.checkpointing === tracked) this.checkpointing = null;
     });
-    const tracked = this.checkpointing;
+    this.checkpointing = tracked;
     return run;
   }
 

@@ -5,19 +5,13 @@ import { ConnectionWorker } from './connection/worker.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics/registry.js';
 import type { StreamRouter } from './pipeline/stream-router.js';
+import type { PlannedConnection } from './plan/planner.js';
 import type { Venue } from './venues/types.js';
-
-export interface PlannedConnectionLike {
-  id: string;
-  /** Combined-stream path, appended to endpoints.stream. */
-  path: string;
-  streams: string[];
-}
 
 export interface SupervisorOptions {
   config: Config;
   venue: Venue;
-  connections: PlannedConnectionLike[];
+  connections: Array<Pick<PlannedConnection, 'id' | 'path' | 'streams'>>;
   router: StreamRouter;
   logger: Logger;
   metrics: Metrics;
@@ -59,9 +53,7 @@ export class Supervisor {
     );
     opts.metrics.attemptBudgetRemaining.set(this.budget.remaining());
     opts.metrics.connectionsPlanned.set(opts.connections.length);
-    this.timedStreams = opts.connections.flatMap((c) =>
-      c.streams.filter((name) => (opts.venue.streamType(name.slice(name.indexOf('@') + 1))?.expectedIntervalMs ?? 0) > 0),
-    );
+    this.timedStreams = opts.connections.flatMap((c) => c.streams.filter((name) => (opts.router.typeOf(name)?.expectedIntervalMs ?? 0) > 0));
     const base = opts.config.endpoints.stream.replace(/\/+$/, '');
     this.workers = opts.connections.map(
       (c) =>

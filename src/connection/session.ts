@@ -344,11 +344,6 @@ export class Session implements SessionRef {
     }
     this.resolveEnd(end);
   }
-
-  /** Streams subscribed were counted into the gauge only after a full subscribe. */
-  get streamCount(): number {
-    return this.opts.streams.length;
-  }
 }
 
 function chunk<T>(items: T[], size: number): T[][] {

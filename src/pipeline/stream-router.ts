@@ -104,7 +104,6 @@ export class StreamRouter {
   private prev = NaN;
   private malformedSinceLog = 0;
   private malformedLoggedAt = 0;
-  private unknownStreams = 0;
 
   constructor(opts: RouterOptions) {
     this.gaps = opts.gaps;
@@ -146,10 +145,8 @@ export class StreamRouter {
       return;
     }
     const st = this.streams.get(name);
-    if (st === undefined) {
-      this.unknownStreams++;
-      return;
-    }
+    // A stream not in the plan (a late frame after UNSUBSCRIBE): nothing to record it against.
+    if (st === undefined) return;
     this.metrics.hot.received++;
     const from = dataOffset(name.length);
     if (!this.extract(st, frame, from)) {
@@ -281,21 +278,13 @@ export class StreamRouter {
     return n;
   }
 
-  /** Streams silent for longer than `ms` (never-delivered streams count from `since`). */
-  silentStreams(now: number, ms: number, since: number): string[] {
-    const out: string[] = [];
-    for (const st of this.streams.values()) {
-      if (now - Math.max(st.lastRecv, since) > ms) out.push(st.name);
-    }
-    return out;
+  /** The planned stream's type (its sequence rule, expected interval, route). */
+  typeOf(name: string): StreamType | undefined {
+    return this.streams.get(name)?.type;
   }
 
   get names(): IterableIterator<string> {
     return this.streams.keys();
-  }
-
-  get unknownStreamFrames(): number {
-    return this.unknownStreams;
   }
 
   // ---------------------------------------------------------------------------------------------
