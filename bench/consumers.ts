@@ -6,7 +6,7 @@ import { readLedger } from '../src/ledger/report.js';
 import { createLogger } from '../src/log.js';
 import { plan } from '../src/plan/planner.js';
 import { getVenue } from '../src/venues/index.js';
-import { keyPattern, readInt } from '../src/venues/binance-frame.js';
+import { keyPattern, readInt } from '../src/venues/binance/frame.js';
 import { benchConfig } from './bench-config.js';
 import { nowMicros } from './frames.js';
 import type { Integrity, PhaseSpec } from './protocol.js';

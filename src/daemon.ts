@@ -1,24 +1,20 @@
-import { dirname, join } from 'node:path';
 import { delay, systemClock, type Clock } from './clock.js';
 import type { Config } from './config/types.js';
-import { AttemptLog } from './connection/attempt-log.js';
 import { Backoff } from './connection/backoff.js';
 import { ErrorCodes } from './errors.js';
+import { Feed } from './feed.js';
 import { GapLedger } from './ledger/ledger.js';
-import { MaintenanceCalendar, SystemStatusPoller } from './ledger/maintenance.js';
-import { Checkpointer, recoverLastSeen, venueKeyOf } from './ledger/recovery.js';
+import type { MaintenanceCalendar } from './ledger/maintenance.js';
 import { gapsAnswer } from './ledger/report.js';
-import { reconcileWithLedger, resumeGaps } from './ledger/resume.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/registry.js';
 import { GapsQueryError, startHttpServer, type HttpServer } from './metrics/server.js';
-import { StreamRouter, type GapSink } from './pipeline/stream-router.js';
-import { plan, type Plan } from './plan/planner.js';
-import { Recorder } from './recorder/recorder.js';
-import { Supervisor, type Readiness } from './supervisor.js';
-import { USER_DATA_STREAM, UserDataStream, userDataStreamType } from './userdata/user-stream.js';
-import { getVenue } from './venues/index.js';
-import type { StreamType, Venue } from './venues/types.js';
+import type { StreamRouter } from './pipeline/stream-router.js';
+import type { Plan } from './plan/planner.js';
+import type { Recorder } from './recorder/recorder.js';
+import type { Readiness, Supervisor } from './supervisor.js';
+import { UserDataStream } from './userdata/user-stream.js';
+import type { Venue } from './venues/types.js';
 
 export interface DaemonOptions {
   logger: Logger;
@@ -32,26 +28,19 @@ export interface DaemonOptions {
 }
 
 /**
- * The whole daemon, assembled from a validated Config: gap ledger and maintenance calendar,
- * recovery of the previous run's last-seen IDs, recorder, router, supervisor with its workers,
- * checkpoints, the system-status poll, and the HTTP endpoint. Start and stop it; the CLI's
- * runDaemon() adds the signals.
+ * The whole daemon, assembled from a validated Config: one gap ledger for every venue, then per
+ * feed (venue) its maintenance calendar, recovery of the previous run's last-seen IDs, recorder,
+ * router, supervisor with its workers and checkpoint (src/feed.ts); the HTTP endpoint and the
+ * user-data stream. Start and stop it; the CLI's runDaemon() adds the signals.
  */
 export class Daemon {
   readonly metrics: Metrics;
-  readonly venue: Venue;
-  readonly plan: Plan;
-  router!: StreamRouter;
-  supervisor!: Supervisor;
-  recorder!: Recorder;
+  readonly feeds: Feed[];
   ledger!: GapLedger;
-  calendar!: MaintenanceCalendar;
   http: HttpServer | null = null;
   userData: UserDataStream | null = null;
   private userDataStart: Promise<void> | null = null;
   private readonly stopping = new AbortController();
-  private poller: SystemStatusPoller | null = null;
-  private checkpointer!: Checkpointer;
   private checkpointTimer: ReturnType<typeof setInterval> | undefined;
   private checkpointing: Promise<void> | null = null;
   private readonly clock: Clock;
@@ -65,99 +54,71 @@ export class Daemon {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger;
     this.metrics = createMetrics();
-    this.venue = getVenue(config.venue)!;
-    this.plan = plan(config, this.venue);
+    this.feeds = config.feeds.map(
+      (feed, index) =>
+        new Feed({ config: feed, index, logger: opts.logger, metrics: this.metrics, clock: this.clock, userData: index === 0 && config.userData.enabled }),
+    );
+  }
+
+  /** The first feed's parts (a single-venue daemon's only ones). */
+  get venue(): Venue {
+    return this.feeds[0]!.venue;
+  }
+  get plan(): Plan {
+    return this.feeds[0]!.plan;
+  }
+  get router(): StreamRouter {
+    return this.feeds[0]!.router;
+  }
+  get supervisor(): Supervisor {
+    return this.feeds[0]!.supervisor;
+  }
+  get recorder(): Recorder {
+    return this.feeds[0]!.recorder;
+  }
+  get calendar(): MaintenanceCalendar {
+    return this.feeds[0]!.calendar;
+  }
+
+  /** The feed of a venue, e.g. `okx`. */
+  feed(venue: string): Feed | undefined {
+    return this.feeds.find((f) => f.name === venue);
   }
 
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`daemon already ${this.state}`);
     this.state = 'starting';
-    const { config, metrics, log, clock, venue } = this;
+    const { config, metrics, log, clock } = this;
     log.info(
-      { event: 'daemon_start', venue: venue.name, configFiles: this.opts.configFiles, connections: this.plan.connections.length, streams: this.plan.totalStreams, endpoint: config.endpoints.stream },
+      {
+        event: 'daemon_start',
+        venue: this.venue.name,
+        venues: this.feeds.map((f) => f.name),
+        configFiles: this.opts.configFiles,
+        connections: this.feeds.reduce((n, f) => n + f.plan.connections.length, 0),
+        streams: this.feeds.reduce((n, f) => n + f.plan.totalStreams, 0),
+        endpoint: config.endpoints.stream,
+      },
       'feedkeeper starting',
     );
-    this.calendar = new MaintenanceCalendar({ windows: config.maintenance.windows, logger: log, metrics, clock });
-    this.ledger = new GapLedger({ path: config.ledger.path, logger: log, metrics, calendar: this.calendar, clock });
-    await this.ledger.open();
-    const recovered = await recoverLastSeen({
-      statePath: config.ledger.statePath,
-      recorderDir: config.recorder.dir,
-      venue: venue.name,
-      keyOf: venueKeyOf(venue),
-      logger: log,
-    });
-    // The ledger is on disk before the recording: a gap closed just before a crash may report IDs
-    // past the last one recorded. Account for them once (docs/gap-ledger.md, "daemon_down is exact").
-    reconcileWithLedger({ ledger: this.ledger, recovered, at: recovered.stoppedAt ?? clock.now() });
-    this.checkpointer = new Checkpointer({ statePath: config.ledger.statePath, logger: log });
-    this.recorder = new Recorder({
-      dir: config.recorder.dir,
-      venue: venue.name,
-      maxBufferBytes: config.recorder.maxBufferBytes,
-      flushIntervalMs: config.recorder.flushIntervalMs,
-      fsyncIntervalMs: config.recorder.fsyncIntervalMs,
+    const calendars = new Map(this.feeds.map((f) => [f.name, f.calendar]));
+    const first = this.feeds[0]!.calendar;
+    this.ledger = new GapLedger({
+      path: config.ledger.path,
+      venue: this.venue.name,
       logger: log,
       metrics,
+      calendar: { reasonFor: (start, end, venue) => (calendars.get(venue ?? '') ?? first).reasonFor(start, end) },
       clock,
     });
-    if (config.recorder.enabled) await this.recorder.open();
+    await this.ledger.open();
+    for (const f of this.feeds) await f.prepare(this.ledger);
     metrics.recorderBufferLimit.set(config.recorder.maxBufferBytes);
-
-    const streams = new Map<string, StreamType>();
-    for (const c of this.plan.connections) {
-      for (const name of c.streams) streams.set(name, venue.streamType(name.slice(name.indexOf('@') + 1))!);
-    }
-    if (config.userData.enabled) streams.set(USER_DATA_STREAM, userDataStreamType);
-    const ledger = this.ledger;
-    const calendar = this.calendar;
-    const gaps: GapSink = {
-      openGap: (e) => ledger.openGap(e),
-      closeGap: (id, e) => ledger.closeGap(id, e),
-      instant: (e) => ledger.instant(e),
-      inMaintenance: (t) => calendar.reasonAt(t) !== null,
-    };
-    const recorder = config.recorder.enabled ? this.recorder : { write: () => true };
-    this.router = new StreamRouter({ streams, gaps, recorder, metrics, logger: log });
-    const resumed = resumeGaps({ ledger, recovered, streams: streams.keys(), now: clock.now() });
-    this.router.restore(recovered.streams, resumed);
-    if (resumed.size > 0) {
-      log.info({ event: 'gaps_resumed', streams: resumed.size, clean: recovered.clean, exact: recovered.exact }, 'streams resume from the previous run: their gaps close on the first message');
-    }
+    metrics.connectionsPlanned.set(this.feeds.reduce((n, f) => n + f.plan.connections.length, 0));
 
     // Before connecting: a crash from here on must not be mistaken for the previous clean stop.
     await this.checkpoint(false);
 
-    const attempts = new AttemptLog(join(dirname(config.ledger.statePath), 'attempts.json'), log);
-    this.supervisor = new Supervisor({
-      config,
-      venue,
-      connections: this.plan.connections,
-      router: this.router,
-      logger: log,
-      metrics,
-      clock,
-      onServerShutdown: (at) => calendar.noteServerShutdown(at),
-      previousAttempts: attempts.load(),
-      onAttempt: (stamps) => attempts.save(stamps),
-    });
-    if (this.supervisor.budget.remaining() < config.limits.connectionAttempts) {
-      log.info(
-        { event: 'attempt_budget_resumed', remaining: this.supervisor.budget.remaining(), limit: config.limits.connectionAttempts },
-        'connection attempts of the previous run still count against the budget',
-      );
-    }
-
-    if (venue.systemStatusPath !== null && config.maintenance.statusPollMs > 0) {
-      this.poller = new SystemStatusPoller({
-        restBaseUrl: config.endpoints.rest,
-        path: venue.systemStatusPath,
-        intervalMs: config.maintenance.statusPollMs,
-        calendar,
-        logger: log,
-      });
-      this.poller.start();
-    }
     if (config.metrics.enabled) {
       this.http = await startHttpServer({
         host: config.metrics.host,
@@ -169,9 +130,10 @@ export class Daemon {
       });
       log.info({ event: 'http_listening', url: this.http.url }, 'metrics and health endpoints listening');
     }
-    this.supervisor.start();
+    for (const f of this.feeds) f.start();
     if (config.userData.enabled) {
-      this.userData = new UserDataStream({ config, venue, router: this.router, budget: this.supervisor.budget, logger: log, metrics, clock, env: this.opts.env });
+      const f = this.feeds[0]!;
+      this.userData = new UserDataStream({ config, venue: f.venue, router: f.router, budget: f.supervisor.budget, logger: log, metrics, clock, env: this.opts.env });
       this.userDataStart = this.startUserData(this.userData);
     }
     const every = this.opts.checkpointIntervalMs ?? 1000;
@@ -180,9 +142,15 @@ export class Daemon {
     this.state = 'running';
   }
 
-  /** /readyz: every market connection, and the user-data connection when enabled. */
+  /** /readyz: every feed's connections, and the user-data connection when enabled. */
   readiness(): Readiness {
-    const r = this.supervisor.readiness();
+    const parts = this.feeds.map((f) => f.readiness());
+    const reasons = parts.flatMap((r, i) => (this.feeds.length === 1 ? r.reasons : r.reasons.map((why) => `${this.feeds[i]!.name}: ${why}`)));
+    const r: Readiness = {
+      ready: parts.every((p) => p.ready),
+      reasons,
+      connections: { planned: parts.reduce((n, p) => n + p.connections.planned, 0), open: parts.reduce((n, p) => n + p.connections.open, 0) },
+    };
     if (this.userData === null) return r;
     const w = this.userData.worker;
     const open = w.session !== null && w.session.alive;
@@ -218,13 +186,13 @@ export class Daemon {
   /** SIGHUP: reopen the output files (logrotate moved them). */
   async reopen(): Promise<void> {
     if (this.state !== 'running') return;
-    await this.recorder.reopen();
+    for (const f of this.feeds) await f.recorder.reopen();
     this.log.info({ event: 'files_reopened' }, 'output files reopened');
   }
 
   /**
    * Close every connection (each stream gets an open `shutdown` gap, closed at the next start),
-   * flush the recording, write a clean checkpoint, close the ledger.
+   * flush the recordings, write clean checkpoints, close the ledger.
    */
   async stop(reason: string): Promise<void> {
     if (this.state === 'stopping' || this.state === 'stopped' || this.state === 'new') return;
@@ -233,38 +201,30 @@ export class Daemon {
     this.log.info({ event: 'daemon_stop', reason }, 'feedkeeper stopping');
     clearInterval(this.checkpointTimer);
     this.stopping.abort();
-    this.poller?.stop();
-    // A start that failed half-way has only some of the parts: stop what exists.
-    const started = wasRunning;
     // Stopping the user-data stream first aborts a listen-key POST still in flight, so a slow
     // exchange cannot hold the shutdown past its 5 s.
-    await Promise.all([this.supervisor?.stop(), this.userData?.stop()]);
+    await Promise.all([...this.feeds.map((f) => f.stopConnections()), this.userData?.stop()]);
     await this.userDataStart;
     await this.checkpointing;
-    if (this.router !== undefined && this.checkpointer !== undefined) await this.checkpoint(started);
-    await this.recorder?.close();
+    // A start that failed half-way has only some of the parts: stop what exists.
+    await this.checkpoint(wasRunning);
+    for (const f of this.feeds) await f.close();
     await this.ledger?.close();
-    this.calendar?.close();
     await this.http?.close();
     this.state = 'stopped';
     this.log.info({ event: 'daemon_stopped', reason }, 'feedkeeper stopped');
   }
 
-  /**
-   * Save last-seen IDs with the recording position they belong to, once everything before that
-   * position is on disk (the contract recoverLastSeen relies on for exact daemon_down ranges).
-   */
+  /** Every feed's checkpoint (src/feed.ts); one round at a time, except the final clean one. */
   private checkpoint(clean: boolean): Promise<void> {
     if (this.checkpointing !== null && !clean) return this.checkpointing;
     const run = (async () => {
-      const streams = this.router.snapshot();
-      const recording = this.config.recorder.enabled ? this.recorder.position() : null;
-      const savedAt = this.clock.now();
-      try {
-        if (this.config.recorder.enabled) await this.recorder.flush();
-        await this.checkpointer.save({ savedAt, recording, streams, clean });
-      } catch (err) {
-        this.log.error({ event: 'checkpoint_failed', err }, 'checkpoint not saved');
+      for (const f of this.feeds) {
+        try {
+          await f.checkpoint(clean);
+        } catch (err) {
+          this.log.error({ event: 'checkpoint_failed', venue: f.name, err }, 'checkpoint not saved');
+        }
       }
     })();
     const tracked: Promise<void> = run.finally(() => {

@@ -55,12 +55,23 @@ export class Supervisor {
     opts.metrics.connectionsPlanned.set(opts.connections.length);
     this.timedStreams = opts.connections.flatMap((c) => c.streams.filter((name) => (opts.router.typeOf(name)?.expectedIntervalMs ?? 0) > 0));
     const base = opts.config.endpoints.stream.replace(/\/+$/, '');
+    const { venue } = opts;
     this.workers = opts.connections.map(
       (c) =>
         new ConnectionWorker({
           id: c.id,
           streams: c.streams,
           url: () => `${base}${c.path}`,
+          market: () =>
+            venue.protocol({
+              base,
+              path: c.path,
+              streams: c.streams,
+              streamsPerSubscribe: limits.streamsPerSubscribe,
+              replyTimeoutMs: opts.config.connection.handshakeTimeoutMs + Math.ceil(c.streams.length / limits.streamsPerSubscribe) * 1200,
+              clock: this.clock,
+            }),
+          venue,
           config: opts.config,
           budget: this.budget,
           router: opts.router,

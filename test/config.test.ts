@@ -199,7 +199,7 @@ const bad: BadCase[] = [
   { name: 'no symbols', file: { symbols: [] }, key: 'symbols', message: /at least one symbol/ },
   { name: 'unknown stream type', file: { streams: ['trade', 'depth@250ms'] }, key: 'streams', message: /unknown stream type "depth@250ms" for binance-spot/ },
   { name: 'stream type listed twice', file: { streams: ['trade', 'trade'] }, key: 'streams', message: /listed twice/ },
-  { name: 'unknown venue', file: { venue: 'binance-coinm' }, key: 'venue', message: /must be one of binance-spot, binance-usdm/ },
+  { name: 'unknown venue', file: { venue: 'kraken-spot' }, key: 'venue', message: /must be one of binance-spot, binance-usdm, binance-coinm/ },
   { name: 'stream endpoint not ws', file: { endpoints: { stream: 'https://stream.binance.com' } }, key: 'endpoints.stream', message: /must be a ws:\/\/ or wss:\/\/ URL/ },
   { name: 'stream endpoint not a URL', file: { endpoints: { stream: 'stream.binance.com:9443' } }, key: 'endpoints.stream', message: /URL/ },
   { name: 'rest endpoint not http', file: { endpoints: { rest: 'wss://api.binance.com' } }, key: 'endpoints.rest', message: /http:\/\/ or https:\/\/ URL/ },

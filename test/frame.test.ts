@@ -1,5 +1,5 @@
 import t from 'tap';
-import { frameStream, dataOffset, keyPattern, readInt } from '../src/venues/binance-frame.js';
+import { frameStream, dataOffset, keyPattern, readInt } from '../src/venues/binance/frame.js';
 import { fixtureFrames } from './helpers/fixtures.js';
 
 const KEYS = ['t', 'a', 'U', 'u', 'pu', 'E', 'lastUpdateId', 'f', 'l'];

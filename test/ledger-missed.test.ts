@@ -1,18 +1,20 @@
 import t from 'tap';
-import { missedAny, missedBetween, sequenceKeys } from '../src/ledger/missed.js';
-import { binanceSpot } from '../src/venues/binance-spot.js';
-import { binanceUsdm } from '../src/venues/binance-usdm.js';
+import { missedAny, missedBetween, readKeys } from '../src/ledger/missed.js';
+import { binanceSpot } from '../src/venues/binance/spot.js';
+import { binanceUsdm } from '../src/venues/binance/usdm.js';
 
 const rule = (venue: typeof binanceSpot, type: string) => venue.streamType(type)!.sequence;
+/** The stream type's own key reader over a payload's JSON text (what recovery reads from a recording). */
+const sequenceKeys = (venue: typeof binanceSpot, type: string, data: object) => readKeys(venue.streamType(type)!, JSON.stringify(data));
 
-t.test('sequenceKeys reads the fields the venue rules name', async (t) => {
-  t.same(sequenceKeys(rule(binanceSpot, 'trade'), { e: 'trade', t: 12345 }), { first: 12345, last: 12345, prev: null });
-  t.same(sequenceKeys(rule(binanceSpot, 'aggTrade'), { a: 26129 }), { first: 26129, last: 26129, prev: null });
-  t.same(sequenceKeys(rule(binanceSpot, 'depth@100ms'), { U: 157, u: 160 }), { first: 157, last: 160, prev: null });
-  t.same(sequenceKeys(rule(binanceUsdm, 'depth@100ms'), { U: 157, u: 160, pu: 149 }), { first: 157, last: 160, prev: 149 });
-  t.equal(sequenceKeys(rule(binanceUsdm, 'depth@100ms'), { U: 157, u: 160 }), null, 'futures depth without pu');
-  t.equal(sequenceKeys(rule(binanceSpot, 'trade'), { e: 'trade' }), null);
-  t.same(sequenceKeys(rule(binanceSpot, 'bookTicker'), { u: 400900217 }), { first: 400900217, last: 400900217, prev: null });
+t.test('readKeys reads the fields the venue rules name', async (t) => {
+  t.same(sequenceKeys(binanceSpot, 'trade', { e: 'trade', t: 12345 }), { first: 12345, last: 12345, prev: null, reset: false });
+  t.same(sequenceKeys(binanceSpot, 'aggTrade', { a: 26129 }), { first: 26129, last: 26129, prev: null, reset: false });
+  t.same(sequenceKeys(binanceSpot, 'depth@100ms', { U: 157, u: 160 }), { first: 157, last: 160, prev: null, reset: false });
+  t.same(sequenceKeys(binanceUsdm, 'depth@100ms', { U: 157, u: 160, pu: 149 }), { first: 157, last: 160, prev: 149, reset: false });
+  t.equal(sequenceKeys(binanceUsdm, 'depth@100ms', { U: 157, u: 160 }), null, 'futures depth without pu');
+  t.equal(sequenceKeys(binanceSpot, 'trade', { e: 'trade' }), null);
+  t.same(sequenceKeys(binanceSpot, 'bookTicker', { u: 400900217 }), { first: 400900217, last: 400900217, prev: null, reset: false });
 });
 
 t.test('missedBetween: trade and aggTrade count messages', async (t) => {

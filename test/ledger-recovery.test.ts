@@ -7,7 +7,7 @@ import { silentLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics/registry.js';
 import { Checkpointer, parseRecordedLine, recoverLastSeen, venueKeyOf, type CheckpointState, type StreamSeen } from '../src/ledger/recovery.js';
 import { Recorder } from '../src/recorder/index.js';
-import { binanceSpot } from '../src/venues/binance-spot.js';
+import { binanceSpot } from '../src/venues/binance/spot.js';
 
 const VENUE = 'binance-spot';
 const keyOf = venueKeyOf(binanceSpot);
@@ -216,10 +216,17 @@ t.test('Checkpointer: atomic replace, saves in call order, bad files ignored, fa
 t.test('parseRecordedLine: fast path and JSON fallback', async (t) => {
   t.same(parseRecordedLine('{"recv":1783580400123,"stream":"btcusdt@trade","data":{"e":"trade","t":5}}'), {
     recv: 1783580400123,
+    venue: null,
     stream: 'btcusdt@trade',
     data: '{"e":"trade","t":5}',
   });
-  t.same(parseRecordedLine('{ "recv": 5, "stream": "a@trade", "data": {"t": 1} }'), { recv: 5, stream: 'a@trade', data: '{"t":1}' });
+  t.same(parseRecordedLine('{"recv":1783580400123,"venue":"okx","stream":"trades:BTC-USDT","data":{"arg":{}}}'), {
+    recv: 1783580400123,
+    venue: 'okx',
+    stream: 'trades:BTC-USDT',
+    data: '{"arg":{}}',
+  });
+  t.same(parseRecordedLine('{ "recv": 5, "stream": "a@trade", "data": {"t": 1} }'), { recv: 5, venue: null, stream: 'a@trade', data: '{"t":1}' });
   t.equal(parseRecordedLine('{"recv":5,"stream":"a@trade","data":{"t":'), null);
   t.equal(parseRecordedLine('{"recv":"x"}'), null);
   t.equal(keyOf('!serverShutdown', '{"e":"serverShutdown","E":1}'), null);

@@ -13,6 +13,7 @@ const M = 'Binance Spot API infrastructure upgrade';
 function gap(over: Partial<GapEntry> & Pick<GapEntry, 'id' | 'stream' | 'start' | 'cause'>): GapEntry {
   const end = over.end ?? null;
   return {
+    venue: 'binance-spot',
     connection: 'c1',
     end,
     durationMs: end === null ? null : end - over.start,

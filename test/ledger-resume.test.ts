@@ -6,11 +6,11 @@ import { silentLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics/registry.js';
 import { GapLedger } from '../src/ledger/ledger.js';
 import { MaintenanceCalendar } from '../src/ledger/maintenance.js';
-import { missedBetween, sequenceKeys } from '../src/ledger/missed.js';
+import { missedBetween, readKeys } from '../src/ledger/missed.js';
 import { Checkpointer, recoverLastSeen, venueKeyOf, type Recovered } from '../src/ledger/recovery.js';
 import { readLedger } from '../src/ledger/report.js';
 import { resumeGaps } from '../src/ledger/resume.js';
-import { binanceSpot } from '../src/venues/binance-spot.js';
+import { binanceSpot } from '../src/venues/binance/spot.js';
 
 const T0 = Date.parse('2026-03-02T10:15:00Z');
 
@@ -122,8 +122,8 @@ t.test('end to end: crash, restart, first message closes daemon_down with the ex
   };
   for (const [stream, m] of Object.entries(first)) {
     const g = resumed.get(stream)!;
-    const rule = binanceSpot.streamType(stream.slice(stream.indexOf('@') + 1))!.sequence;
-    ledger.closeGap(g.id, { end: m.recv, missed: missedBetween(rule, g.lastKey, sequenceKeys(rule, m.data)) });
+    const type = binanceSpot.streamType(binanceSpot.typeOf(stream))!;
+    ledger.closeGap(g.id, { end: m.recv, missed: missedBetween(type.sequence, g.lastKey, readKeys(type, JSON.stringify(m.data))) });
   }
   await ledger.flush();
 

@@ -106,6 +106,7 @@ t.test('a gap is written when it opens and again, complete, when it closes, with
   t.equal(l.length, 1);
   t.same(l[0], {
     id,
+    venue: null,
     stream: 'btcusdt@trade',
     connection: 'c1',
     start,
@@ -117,7 +118,7 @@ t.test('a gap is written when it opens and again, complete, when it closes, with
     maintenance: null,
     missed: null,
   });
-  t.same(Object.keys(l[0]!), ['id', 'stream', 'connection', 'start', 'end', 'durationMs', 'cause', 'code', 'detail', 'maintenance', 'missed'], 'fixed key order');
+  t.same(Object.keys(l[0]!), ['id', 'venue', 'stream', 'connection', 'start', 'end', 'durationMs', 'cause', 'code', 'detail', 'maintenance', 'missed'], 'fixed key order');
 
   ledger.closeGap(id, { end: start + 4_500, missed: { field: 't', from: 101, to: 120, count: 20 } });
   l = lines(path);

@@ -4,8 +4,8 @@ import type { Config } from '../src/config/types.js';
 import { ConfigError, ErrorCodes, PlanOverBudgetError } from '../src/errors.js';
 import { plan, type Plan } from '../src/plan/planner.js';
 import { formatPlan, planToJSON } from '../src/plan/report.js';
-import { binanceSpot } from '../src/venues/binance-spot.js';
-import { binanceUsdm } from '../src/venues/binance-usdm.js';
+import { binanceSpot } from '../src/venues/binance/spot.js';
+import { binanceUsdm } from '../src/venues/binance/usdm.js';
 
 const spotDefaults = loadConfig({ files: [], env: {} });
 

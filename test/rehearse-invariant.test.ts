@@ -13,7 +13,7 @@ function trades(stream: string, ids: number[]): RecordedMessage[] {
 
 let n = 0;
 function gap(stream: string, missed: Missed | null, cause: GapEntry['cause'] = 'server_close'): GapEntry {
-  return { id: `g${n++}`, stream, connection: 'c0', start: 0, end: 1, durationMs: 1, cause, code: null, detail: null, maintenance: null, missed };
+  return { id: `g${n++}`, venue: 'binance-spot', stream, connection: 'c0', start: 0, end: 1, durationMs: 1, cause, code: null, detail: null, maintenance: null, missed };
 }
 const tMissed = (from: number, to: number): Missed => ({ field: 't', from, to, count: to - from + 1 });
 

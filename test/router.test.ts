@@ -55,7 +55,7 @@ function setup(venue = spot, names = ['btcusdt@trade', 'btcusdt@bookTicker', 'bt
   const gaps = new MemoryGaps();
   const recorder = new MemoryRecorder();
   const metrics = createMetrics({ defaultMetrics: false });
-  const router = new StreamRouter({ streams, gaps, recorder, metrics, logger: silentLogger() });
+  const router = new StreamRouter({ venue, streams, gaps, recorder, metrics, logger: silentLogger() });
   return { router, gaps, recorder, metrics };
 }
 const trade = (t: number) => Buffer.from(`{"stream":"btcusdt@trade","data":{"e":"trade","E":${1700000000000 + t},"s":"BTCUSDT","t":${t},"p":"1","q":"1","T":1,"m":true,"M":true}}`);

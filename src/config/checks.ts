@@ -10,7 +10,7 @@ export type Finding = [key: string, message: string] | null;
 export function checkSymbols(config: Config, venue: Venue): Finding {
   const seen = new Map<string, number>();
   for (const [i, symbol] of config.symbols.entries()) {
-    if (!venue.isSymbol(symbol)) return ['symbols', `${JSON.stringify(symbol)} (item ${i + 1}) is not a valid ${venue.name} symbol`];
+    if (!venue.isSymbol(symbol)) return ['symbols', `${JSON.stringify(symbol)} (item ${i + 1}) is not a valid ${venue.name} symbol (e.g. ${venue.symbolExample})`];
     const first = seen.get(symbol);
     if (first !== undefined) return ['symbols', `${symbol} is listed twice (items ${first + 1} and ${i + 1})`];
     seen.set(symbol, i);
@@ -46,6 +46,9 @@ export function checkLimits(config: Config, venue: Venue): Finding {
   if (l.messagesPerSecond < 2) {
     return ['limits.messagesPerSecond', `must be at least 2 (one message per second is kept for pongs), got ${l.messagesPerSecond}`];
   }
+  if (l.streamsPerSubscribe > v.streamsPerSubscribe) {
+    return ['limits.streamsPerSubscribe', `must be at most ${v.streamsPerSubscribe} (${venue.name} refuses a subscribe request naming more), got ${l.streamsPerSubscribe}`];
+  }
   if (l.connectionAttempts > v.connectionAttempts) {
     return ['limits.connectionAttempts', `must be at most ${v.connectionAttempts} (${venue.name}'s limit per IP), got ${l.connectionAttempts}`];
   }
@@ -58,8 +61,15 @@ export function checkLimits(config: Config, venue: Venue): Finding {
 
 export function checkConnection(config: Config, venue: Venue): Finding {
   const c = config.connection;
-  if (c.maxLifetimeMs > venue.limits.maxLifetimeMs) {
+  // 0: the venue documents no lifetime (Bybit, OKX); a configured lifetime then rotates on its own.
+  if (venue.limits.maxLifetimeMs > 0 && c.maxLifetimeMs > venue.limits.maxLifetimeMs) {
     return ['connection.maxLifetimeMs', `must be at most ${venue.limits.maxLifetimeMs} (${venue.name} cuts a connection after that), got ${c.maxLifetimeMs}`];
+  }
+  if (c.maxLifetimeMs === 0) {
+    if (c.backoff.maxMs < c.backoff.initialMs) {
+      return ['connection.backoff.maxMs', `must be at least connection.backoff.initialMs (${c.backoff.initialMs}), got ${c.backoff.maxMs}`];
+    }
+    return null;
   }
   if (c.rotateBeforeMs >= c.maxLifetimeMs) {
     return ['connection.rotateBeforeMs', `must be less than connection.maxLifetimeMs (${c.maxLifetimeMs}), got ${c.rotateBeforeMs}`];

@@ -118,10 +118,37 @@ const windows: Format = {
   },
 };
 
+/** The keys a feed may set; everything else is shared by all feeds (docs/configuration.md#feeds). */
+export const FEED_KEYS = ['venue', 'symbols', 'streams', 'endpoints', 'limits', 'connection', 'maintenance', 'health'] as const;
+
+/** The outer shape of `feeds`; each feed's values are checked by the schema itself (load.ts). */
+const feeds: Format = {
+  envKind: 'json',
+  check: (v) => {
+    if (!Array.isArray(v)) return problem(`must be a list of feeds {venue, symbols, streams, ...}, got ${typeName(v)}`);
+    const seen = new Map<string, number>();
+    for (const [i, f] of v.entries()) {
+      const at = `[${i}]`;
+      if (typeof f !== 'object' || f === null || Array.isArray(f)) return problem(`must be an object {venue, symbols, streams, ...}, got ${typeName(f)}`, at);
+      const rec = f as Record<string, unknown>;
+      for (const k of Object.keys(rec)) {
+        if (!(FEED_KEYS as readonly string[]).includes(k)) return problem(`unknown key (a feed has ${FEED_KEYS.join(', ')}; the rest is shared by all feeds)`, `${at}.${k}`);
+      }
+      const venue = rec['venue'];
+      if (typeof venue !== 'string' || !venues.has(venue)) return problem(`must be one of ${[...venues.keys()].join(', ')}, got ${show(venue)}`, `${at}.venue`);
+      // One feed per venue: recordings, checkpoints and metrics are per venue.
+      const first = seen.get(venue);
+      if (first !== undefined) return problem(`${venue} is already feeds[${first}]: give each venue one feed (list all its symbols there)`, `${at}.venue`);
+      seen.set(venue, i);
+    }
+    return null;
+  },
+};
+
 export const formats = {
   'fk-venue': {
     envKind: 'string',
-    check: (v) => (typeof v === 'string' && Object.hasOwn(venues, v) ? null : problem(`must be one of ${Object.keys(venues).join(', ')}, got ${show(v)}`)),
+    check: (v) => (typeof v === 'string' && venues.has(v) ? null : problem(`must be one of ${[...venues.keys()].join(', ')}, got ${show(v)}`)),
   },
   'fk-ws-url': url(['ws:', 'wss:']),
   'fk-http-url': url(['http:', 'https:']),
@@ -164,6 +191,7 @@ export const formats = {
         : problem(`must be a node-cron expression (5 or 6 fields, e.g. "0 */30 * * * *"), got ${show(v)}`),
   },
   'fk-windows': windows,
+  'fk-feeds': feeds,
 } satisfies Record<string, Format>;
 
 export type FormatName = keyof typeof formats;

@@ -2,7 +2,7 @@ import convict from 'convict';
 import { ConfigError } from '../errors.js';
 import { venues, type Venue } from '../venues/index.js';
 import type { Config } from './types.js';
-import { getFormat, registerFormats } from './formats.js';
+import { FEED_KEYS, getFormat, registerFormats } from './formats.js';
 import { readConfigFile, type ConfigFile } from './file.js';
 import { readEnv } from './env.js';
 import { suggest } from './suggest.js';
@@ -60,22 +60,59 @@ export function loadConfig(opts: LoadConfigOptions): Config {
     throw fromConvict(err, fail);
   }
 
-  const venue = venues[raw.venue];
-  const config = resolve(raw, venue);
+  if (raw.feeds.length > 0) {
+    // With feeds, the venue keys live in each feed: a top-level one would be silently ignored.
+    for (const key of ['venue', 'symbols', 'streams', 'endpoints.stream', 'endpoints.rest']) {
+      if (sources.has(key)) throw fail(key, `set it in each feed (feeds[i].${key}) when feeds is used, not at the top level`);
+    }
+  }
+  const feeds = raw.feeds.length === 0 ? [checkedFeed(raw, '', fail, env)] : raw.feeds.map((f, i) => checkedFeed(feedRaw(raw, f, i, keys, fail), `feeds[${i}].`, fail, env));
+  const config: Config = { ...feeds[0]!, feeds };
+  return deepFreeze(config);
+}
 
+/**
+ * One feed's raw config: the schema's defaults, the top level's venue-neutral connection settings
+ * and status poll, then the feed's own keys, validated like the top level with keys named
+ * `feeds[i].<key>`. The shared keys (recorder, ledger, metrics, log, userData) are the top level's.
+ */
+function feedRaw(top: RawConfig, feed: Record<string, unknown>, i: number, keys: KeyInfo[], fail: (key: string, message: string) => ConfigError): RawConfig {
+  const prefix = `feeds[${i}].`;
+  const cv = convict(buildSchema(), { env: {}, args: [] });
+  const c = top.connection;
+  cv.load({
+    connection: { rotateBeforeMs: c.rotateBeforeMs, switchoverTimeoutMs: c.switchoverTimeoutMs, handshakeTimeoutMs: c.handshakeTimeoutMs, backoff: { ...c.backoff } },
+    maintenance: { statusPollMs: top.maintenance.statusPollMs },
+  });
+  cv.load(feed);
+  const raw = cv.getProperties() as RawConfig;
+  const feedKeys = keys.filter((k) => (FEED_KEYS as readonly string[]).includes(k.key.split('.')[0]!));
+  checkValues(raw, feedKeys, (key, message) => fail(`${prefix}${key}`, message));
+  try {
+    cv.validate({ allowed: 'strict', output: () => {} });
+  } catch (err) {
+    throw fromConvict(err, (key, message) => fail(`${prefix}${key}`, message));
+  }
+  return { ...raw, recorder: top.recorder, ledger: top.ledger, metrics: top.metrics, log: top.log, userData: top.userData, feeds: [] };
+}
+
+/** Resolve a feed's venue-dependent nulls and run the checks that need its venue. */
+function checkedFeed(raw: RawConfig, prefix: string, fail: (key: string, message: string) => ConfigError, env: NodeJS.ProcessEnv): Config {
+  const venue = venues.get(raw.venue)!;
+  const config = resolve(raw, venue);
   const checks: Array<() => Finding> = [
     () => checkEndpoints(config),
     () => checkSymbols(config, venue),
     () => checkStreams(config, venue),
     () => checkLimits(config, venue),
     () => checkConnection(config, venue),
-    () => checkCredentials(config, env),
+    () => (prefix === '' || prefix === 'feeds[0].' ? checkCredentials(config, env) : null),
   ];
   for (const check of checks) {
     const finding = check();
-    if (finding) throw fail(finding[0], finding[1]);
+    if (finding) throw fail(finding[0].startsWith('userData.') ? finding[0] : `${prefix}${finding[0]}`, finding[1]);
   }
-  return deepFreeze(config);
+  return config;
 }
 
 /** Unknown keys, and objects where the schema has a branch, refused file by file so the file is named. */
@@ -144,6 +181,7 @@ function resolve(raw: RawConfig, venue: Venue): Config {
   const base = (u: string): string => u.replace(/\/+$/, '');
   return {
     venue: raw.venue,
+    feeds: [],
     endpoints: {
       stream: base(raw.endpoints.stream ?? d.endpoints.stream),
       rest: base(raw.endpoints.rest ?? d.endpoints.rest),
@@ -156,7 +194,7 @@ function resolve(raw: RawConfig, venue: Venue): Config {
       connectionAttempts: raw.limits.connectionAttempts ?? d.limits.connectionAttempts,
       connectionAttemptWindowMs: raw.limits.connectionAttemptWindowMs ?? d.limits.connectionAttemptWindowMs,
       messagesPerSecond: raw.limits.messagesPerSecond ?? d.limits.messagesPerSecond,
-      streamsPerSubscribe: raw.limits.streamsPerSubscribe,
+      streamsPerSubscribe: raw.limits.streamsPerSubscribe ?? d.limits.streamsPerSubscribe,
     },
     connection: {
       staleAfterMs: raw.connection.staleAfterMs ?? d.connection.staleAfterMs,

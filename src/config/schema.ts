@@ -8,44 +8,22 @@ import { getFormat, type EnvKind, type FormatName } from './formats.js';
  * each key (test/config-docs.test.ts fails when one is missing there).
  *
  * A `null` default means "the venue's figure": loadConfig() resolves it from src/venues (or from
- * VENUE_EXTRAS below), so a spot config and a USD-M config both get the right limits without
+ * the venue's optional members), so a spot config and a USD-M config both get the right limits without
  * spelling them out.
  */
 
 type Nullable<T> = { [K in keyof T]: T[K] | null };
 
 /** The configuration as convict holds it: venue-dependent keys may still be null. */
-export interface RawConfig extends Omit<Config, 'endpoints' | 'limits' | 'connection' | 'maintenance' | 'health'> {
+export interface RawConfig extends Omit<Config, 'endpoints' | 'limits' | 'connection' | 'maintenance' | 'health' | 'feeds'> {
+  /** Each feed's own keys (FEED_KEYS), validated by the schema in load.ts. */
+  feeds: Array<Record<string, unknown>>;
   endpoints: Nullable<Config['endpoints']>;
-  limits: Omit<Config['limits'], 'streamsPerConnection' | 'connectionAttempts' | 'connectionAttemptWindowMs' | 'messagesPerSecond'> &
-    Nullable<Pick<Config['limits'], 'streamsPerConnection' | 'connectionAttempts' | 'connectionAttemptWindowMs' | 'messagesPerSecond'>>;
+  limits: Nullable<Config['limits']>;
   connection: Omit<Config['connection'], 'staleAfterMs' | 'maxLifetimeMs'> & Nullable<Pick<Config['connection'], 'staleAfterMs' | 'maxLifetimeMs'>>;
   maintenance: { windows: Config['maintenance']['windows'] | null; statusPollMs: number };
   health: Nullable<Config['health']>;
 }
-
-/**
- * Venue facts the Venue interface does not carry (yet): they belong in src/venues/<venue>.ts once
- * it grows these fields.
- */
-export const VENUE_EXTRAS: Record<VenueName, { wsApi: string; maintenanceWindows: Config['maintenance']['windows'] }> = {
-  'binance-spot': {
-    // Spot user data moved to the WebSocket API when listen keys were removed (2026-02-20).
-    wsApi: 'wss://ws-api.binance.com:443/ws-api/v3',
-    maintenanceWindows: [
-      {
-        start: '2026-07-09T07:00:00Z',
-        end: '2026-07-09T08:00:00Z',
-        reason: 'Binance Spot API infrastructure upgrade (announced for 2026-07-09 07:00 UTC, up to 1 h)',
-      },
-    ],
-  },
-  'binance-usdm': {
-    // USD-M user data uses a listen key on the stream host; the WebSocket API is not used for it.
-    wsApi: 'wss://ws-fapi.binance.com/ws-fapi/v1',
-    maintenanceWindows: [],
-  },
-};
 
 /** Margin over the venue's server ping interval before a silent connection counts as dead. */
 export const STALE_MARGIN_MS = 10_000;
@@ -55,19 +33,20 @@ export const SILENT_MARGIN_MS = 5_000;
 /** Venue-dependent defaults, for the keys whose schema default is null. */
 export function venueDefaults(venue: Venue) {
   return {
-    endpoints: { stream: venue.endpoints.stream, rest: venue.endpoints.rest, wsApi: VENUE_EXTRAS[venue.name].wsApi },
+    endpoints: { stream: venue.endpoints.stream, rest: venue.endpoints.rest, wsApi: venue.wsApiUrl ?? venue.endpoints.stream },
     limits: {
       streamsPerConnection: venue.limits.streamsPerConnection,
       connectionAttempts: venue.limits.connectionAttempts,
       connectionAttemptWindowMs: venue.limits.connectionAttemptWindowMs,
       messagesPerSecond: venue.limits.messagesPerSecond,
+      streamsPerSubscribe: venue.limits.streamsPerSubscribe,
     },
     connection: {
       // The server pings on a fixed interval, so a healthy connection is never silent for longer.
       staleAfterMs: venue.limits.serverPingIntervalMs + STALE_MARGIN_MS,
       maxLifetimeMs: venue.limits.maxLifetimeMs,
     },
-    maintenance: { windows: VENUE_EXTRAS[venue.name].maintenanceWindows },
+    maintenance: { windows: (venue.maintenanceWindows ?? []).map((w) => ({ ...w })) },
     health: { silentAfterMs: venue.limits.serverPingIntervalMs + SILENT_MARGIN_MS },
   };
 }
@@ -88,7 +67,8 @@ function venueLeaf<T>(format: FormatName, doc: string): Leaf<T> {
 /** A fresh schema object (convict keeps references into it). */
 export function buildSchema(): convict.Schema<RawConfig> {
   return {
-    venue: leaf('fk-venue', 'binance-spot' as VenueName, 'Exchange venue: binance-spot or binance-usdm.'),
+    venue: leaf('fk-venue', 'binance-spot' as VenueName, 'Exchange venue of the single feed (see docs/venues.md); with `feeds`, each feed names its own.'),
+    feeds: leaf('fk-feeds', [] as Array<Record<string, unknown>>, 'Several venues in one daemon: a list of {venue, symbols, streams, endpoints, limits, connection, maintenance, health}.'),
     endpoints: {
       stream: venueLeaf('fk-ws-url', 'Base WebSocket URL of the market streams (null: the venue production URL).'),
       rest: venueLeaf('fk-http-url', 'Base REST URL (null: the venue production URL).'),
@@ -101,7 +81,7 @@ export function buildSchema(): convict.Schema<RawConfig> {
       connectionAttempts: venueLeaf('fk-positive-int', 'Connection attempts allowed per window per IP (null: the venue limit).'),
       connectionAttemptWindowMs: venueLeaf('fk-positive-int', 'The attempt window (null: the venue window).'),
       messagesPerSecond: venueLeaf('fk-positive-int', 'Messages the client may send per connection per second (null: the venue limit).'),
-      streamsPerSubscribe: leaf('fk-positive-int', 200, 'Streams named in one SUBSCRIBE message.'),
+      streamsPerSubscribe: venueLeaf('fk-positive-int', 'Streams named in one subscribe message (null: the venue figure; Bybit spot allows 10).'),
     },
     connection: {
       staleAfterMs: venueLeaf('fk-positive-int', 'Silence after which a connection counts as dead (null: server ping interval + 10 s).'),

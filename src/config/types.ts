@@ -7,6 +7,12 @@ import type { VenueName } from '../venues/types.js';
  */
 export interface Config {
   venue: VenueName;
+  /**
+   * Every feed (venue) the daemon runs, each a whole Config of its own venue with the shared keys
+   * (recorder, ledger, metrics, log, userData) of the top level. Always at least one: the top-level
+   * form is the single feed. A feed's own `feeds` is empty. The top-level venue keys are feeds[0]'s.
+   */
+  feeds: Config[];
   endpoints: {
     /** Base WebSocket URL, e.g. wss://stream.binance.com:9443 (the combined path is appended). */
     stream: string;

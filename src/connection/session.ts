@@ -4,6 +4,7 @@ import { FeedkeeperError, ErrorCodes, UpgradeRejectedError, parseRetryAfter } fr
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { GapCause, SessionRef, StreamRouter } from '../pipeline/stream-router.js';
+import type { ClientPing, MarketProtocol, ProtocolIO } from '../venues/types.js';
 import { OutgoingLimiter } from './outgoing-limiter.js';
 import { StaleWatchdog } from './stale-watchdog.js';
 
@@ -43,8 +44,14 @@ export interface SessionOptions {
    * between attempts, so it is asked for each time. Never logged.
    */
   url: () => string | Promise<string>;
-  /** Set for connections that are not combined market-data streams. */
+  /** Set for connections that are not market-data streams (user data). */
   protocol?: SessionProtocol;
+  /** The venue's market protocol for this connection (required unless `protocol` is set). */
+  market?: MarketProtocol;
+  /** The venue's client heartbeat; null where the server pings (Binance). */
+  clientPing: ClientPing | null;
+  /** The gap cause of a close code the server sent. */
+  closeCause: (code: number) => GapCause;
   streams: readonly string[];
   streamsPerSubscribe: number;
   messagesPerSecond: number;
@@ -65,14 +72,18 @@ export interface SessionOptions {
  * (docs/performance.md). Pausing the socket for one setImmediate hop bounds a turn.
  */
 const BURST_MESSAGES = 1000;
-const SHUTDOWN_BANG = 0x21; // '!' — `{"stream":"!serverShutdown",...}`
-const STREAM_PREFIX_LEN = '{"stream":"'.length;
+/**
+ * Time allowed per subscribe message on top of the handshake: one slot of a 1 message/s pace (the
+ * slowest a venue's outgoing limit leaves for requests), plus margin for the reply.
+ */
+const SUBSCRIBE_SLOT_MS = 1200;
 let sessionSeq = 0;
 
 /**
- * One WebSocket to the exchange, from upgrade to close. Subscribes its streams (the first batch in
- * the URL, the rest by SUBSCRIBE messages paced by the outgoing limiter), answers pings through the
- * same limiter, feeds every data frame to the router, and ends exactly once with a cause.
+ * One WebSocket to the exchange, from upgrade to close. The venue's market protocol builds the URL,
+ * subscribes (its messages paced by the outgoing limiter) and sorts frames into data (to the router)
+ * and control (replies, pongs, notices); the session answers server pings and sends the venue's
+ * client pings through the same limiter, watches for silence, and ends exactly once with a cause.
  */
 export class Session implements SessionRef {
   readonly id: string;
@@ -92,13 +103,14 @@ export class Session implements SessionRef {
   /** Messages since the socket last yielded the event loop. */
   private burst = 0;
   private subscribedCounted = false;
-  private nextId = 1;
-  private readonly waitingReplies = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  private pingTimer: ReturnType<typeof setTimeout> | undefined;
+  private pingQueued = false;
 
   constructor(private readonly opts: SessionOptions, attempt: number) {
     this.seq = ++sessionSeq;
     this.connectionId = opts.connectionId;
     this.id = `${opts.connectionId}#${attempt}`;
+    this.marketIO = this.createMarketIO();
     this.limiter = new OutgoingLimiter(opts.messagesPerSecond, opts.clock);
     this.watchdog = new StaleWatchdog(opts.staleAfterMs, (silent) => this.onStale(silent), opts.clock);
     this.ended = new Promise((resolve) => (this.resolveEnd = resolve));
@@ -117,17 +129,15 @@ export class Session implements SessionRef {
    * UpgradeRejectedError (429/418/503...), FK_ERR_CONNECT or FK_ERR_SUBSCRIBE.
    */
   async open(): Promise<void> {
-    const { streams, streamsPerSubscribe, protocol } = this.opts;
-    const base = await this.opts.url();
-    await this.dial(protocol ? base : `${base}?streams=${streams.slice(0, streamsPerSubscribe).join('/')}`);
+    const { streams, streamsPerSubscribe, protocol, market } = this.opts;
+    await this.dial(await (market ? market.url() : this.opts.url()));
     this.isOpen = true;
     this.openedAt = this.opts.clock.now();
     this.watchdog.start();
+    this.startPings();
     this.opts.metrics.connectionsOpen.inc();
-    const subscribed = protocol
-      ? protocol.onOpen(this.io)
-      : Promise.all(chunk(streams.slice(streamsPerSubscribe), streamsPerSubscribe).map((batch) => this.request('SUBSCRIBE', batch)));
-    const timeoutMs = this.opts.handshakeTimeoutMs + Math.ceil(streams.length / streamsPerSubscribe) * 1200;
+    const subscribed = protocol ? protocol.onOpen(this.io) : market!.subscribe(this.marketIO);
+    const timeoutMs = this.opts.handshakeTimeoutMs + Math.ceil(streams.length / streamsPerSubscribe) * SUBSCRIBE_SLOT_MS;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await Promise.race([
@@ -135,7 +145,7 @@ export class Session implements SessionRef {
         this.ended.then((e) => Promise.reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `closed while subscribing: ${e.detail}`))),
         new Promise((_, reject) => {
           timer = this.opts.clock.setTimeout(
-            () => reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `no SUBSCRIBE reply within ${timeoutMs} ms`)),
+            () => reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `no subscribe reply within ${timeoutMs} ms`)),
             timeoutMs,
           );
         }),
@@ -162,6 +172,30 @@ export class Session implements SessionRef {
         }
       }),
   };
+
+  /** The market protocol's handle on this socket. */
+  private readonly marketIO: ProtocolIO;
+
+  private createMarketIO(): ProtocolIO {
+    return {
+    id: this.id,
+    send: (text: string, kind: string) =>
+      this.limiter.enqueue(() => {
+        if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+          this.ws.send(text);
+          this.opts.metrics.outgoingMessages.inc({ kind });
+        }
+      }),
+    data: (frame, now) => this.opts.router.route(this, frame, now),
+    malformed: (frame, why) => this.opts.router.malformed(this, frame, why),
+    shutdownNotice: (detail) => {
+      this.opts.logger.warn({ event: 'server_shutdown', connection: this.id, detail }, 'exchange announced a server shutdown: opening a replacement now');
+      this.opts.onShutdownNotice(this);
+    },
+    unexpected: (frame) =>
+      this.opts.logger.debug({ event: 'control_message', connection: this.id, text: frame.toString('utf8', 0, 200) }, 'unexpected control message'),
+    };
+  }
 
   /** Close politely on purpose (rotation, shutdown): the end is `planned`. */
   close(cause: GapCause, detail: string): void {
@@ -229,8 +263,7 @@ export class Session implements SessionRef {
           // close frame (a reset, a dead peer). That is the network, not the server closing.
           this.finish({ cause: 'network_error', code: null, detail: 'connection lost without a close frame', planned });
         } else {
-          // 1008 is Binance's "too many requests" close (the client broke a message rate limit).
-          const cause: GapCause = code === 1008 ? 'rate_limited' : 'server_close';
+          const cause = this.opts.closeCause(code);
           this.finish({ cause, code, detail: `closed by the server: ${code} ${reason.toString()}`.trim(), planned });
         }
       });
@@ -260,59 +293,38 @@ export class Session implements SessionRef {
     const now = this.opts.clock.now();
     this.watchdog.touch(now);
     if (++this.burst >= BURST_MESSAGES) this.yieldLoop();
-    if (this.opts.protocol) {
-      this.opts.protocol.onText(this.io, data, now);
-      return;
-    }
-    if (!isBinary && data.length > STREAM_PREFIX_LEN && data[0] === 0x7b && data[2] === 0x73 && data[STREAM_PREFIX_LEN] !== SHUTDOWN_BANG) {
-      // `{"s...`: a combined-stream data frame, the hot path.
-      this.opts.router.route(this, data, now);
-      return;
-    }
-    this.onControl(data, now);
+    if (this.opts.protocol) this.opts.protocol.onText(this.io, data, now);
+    else this.opts.market!.onFrame(this.marketIO, data, isBinary, now);
   }
 
-  private onControl(data: Buffer, now: number): void {
-    let msg: unknown;
-    try {
-      msg = JSON.parse(data.toString('utf8'));
-    } catch {
-      this.opts.router.route(this, data, now); // counts and logs it as malformed
-      return;
-    }
-    if (typeof msg !== 'object' || msg === null) return this.opts.router.route(this, data, now);
-    const m = msg as { id?: unknown; result?: unknown; error?: { code?: number; msg?: string }; stream?: string; data?: { e?: string }; e?: string };
-    if (m.stream === '!serverShutdown' || m.e === 'serverShutdown' || m.data?.e === 'serverShutdown') {
-      this.opts.logger.warn({ event: 'server_shutdown', connection: this.id }, 'exchange announced serverShutdown: opening a replacement now');
-      this.opts.onShutdownNotice(this);
-      return;
-    }
-    if (typeof m.id === 'number' && this.waitingReplies.has(m.id)) {
-      const w = this.waitingReplies.get(m.id)!;
-      this.waitingReplies.delete(m.id);
-      if (m.error) w.reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `exchange refused request ${m.id}: ${m.error.code} ${m.error.msg}`));
-      else w.resolve();
-      return;
-    }
-    if (typeof m.stream === 'string') {
-      this.opts.router.route(this, data, now);
-      return;
-    }
-    this.opts.logger.debug({ event: 'control_message', connection: this.id, text: data.toString('utf8', 0, 200) }, 'unexpected control message');
-  }
-
-  private request(method: string, params: string[]): Promise<void> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.waitingReplies.set(id, { resolve, reject });
-      this.limiter.enqueue(() => {
-        const ws = this.ws;
-        if (ws && ws.readyState === WebSocket.OPEN) {
-          ws.send(JSON.stringify({ method, params, id }));
-          this.opts.metrics.outgoingMessages.inc({ kind: method.toLowerCase() });
-        }
-      });
-    });
+  /**
+   * The venue's client heartbeat (Bybit `{"op":"ping"}` every 20 s, OKX text `ping` when idle),
+   * through the limiter ahead of requests, like a pong: pings count against the message rate. At
+   * most one waits in the limiter.
+   */
+  private startPings(): void {
+    const ping = this.opts.clientPing;
+    if (ping === null || this.opts.protocol) return;
+    const clock = this.opts.clock;
+    // An idle ping is due `everyMs` after the last frame: look four times per interval.
+    const period = ping.whenIdle ? Math.max(1, Math.floor(ping.everyMs / 4)) : ping.everyMs;
+    const tick = (): void => {
+      if (!this.alive) return;
+      const due = !ping.whenIdle || clock.now() - this.watchdog.lastFrameAt >= ping.everyMs;
+      if (due && !this.pingQueued) {
+        this.pingQueued = true;
+        this.limiter.enqueue(() => {
+          this.pingQueued = false;
+          const ws = this.ws;
+          if (ws && ws.readyState === WebSocket.OPEN) {
+            ws.send(ping.text());
+            this.opts.metrics.outgoingMessages.inc({ kind: 'ping' });
+          }
+        }, true);
+      }
+      this.pingTimer = clock.setTimeout(tick, period);
+    };
+    this.pingTimer = clock.setTimeout(tick, period);
   }
 
   private yieldLoop(): void {
@@ -334,9 +346,9 @@ export class Session implements SessionRef {
     if (this.endInfo !== null) return;
     this.endInfo = end;
     this.watchdog.stop();
+    this.opts.clock.clearTimeout(this.pingTimer);
     this.limiter.close();
-    for (const w of this.waitingReplies.values()) w.reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `connection ended: ${end.detail}`));
-    this.waitingReplies.clear();
+    this.opts.market?.closed(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `connection ended: ${end.detail}`));
     if (this.subscribedCounted) this.opts.metrics.streamsSubscribed.dec(this.opts.streams.length);
     if (this.isOpen) {
       this.opts.metrics.connectionsOpen.dec();
@@ -344,10 +356,4 @@ export class Session implements SessionRef {
     }
     this.resolveEnd(end);
   }
-}
-
-function chunk<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }

@@ -6,6 +6,7 @@ import type { Metrics } from '../metrics/registry.js';
 import type { StreamRouter } from '../pipeline/stream-router.js';
 import type { AttemptBudget } from './attempt-budget.js';
 import { Backoff } from './backoff.js';
+import type { MarketProtocol, Venue } from '../venues/types.js';
 import { Session, type SessionEnd, type SessionProtocol } from './session.js';
 
 /**
@@ -31,8 +32,12 @@ export interface WorkerOptions {
   streams: readonly string[];
   /** The URL to dial, asked for each attempt (see SessionOptions.url). */
   url: () => string | Promise<string>;
-  /** For connections that are not combined market-data streams (user data). */
+  /** For connections that are not market-data streams (user data). */
   protocol?: SessionProtocol;
+  /** The venue's market protocol, a new one per attempt (market-data connections). */
+  market?: () => MarketProtocol;
+  /** The venue: its client heartbeat and close codes. */
+  venue: Pick<Venue, 'clientPing' | 'closeCause'>;
   config: Config;
   budget: AttemptBudget;
   router: StreamRouter;
@@ -184,6 +189,9 @@ export class ConnectionWorker {
         connectionId: this.id,
         url: this.opts.url,
         protocol: this.opts.protocol,
+        market: this.opts.market?.(),
+        clientPing: this.opts.venue.clientPing,
+        closeCause: (code) => this.opts.venue.closeCause(code),
         streams: this.opts.streams,
         streamsPerSubscribe: c.limits.streamsPerSubscribe,
         messagesPerSecond: c.limits.messagesPerSecond,
@@ -227,7 +235,8 @@ export class ConnectionWorker {
       const rotateIn = Math.max(0, session.openedAt + c.maxLifetimeMs - c.rotateBeforeMs - this.opts.clock.now());
       const wake = new Promise<RotateReason>((resolve) => {
         this.wakeRotate = resolve;
-        this.rotateTimer = this.opts.clock.setTimeout(() => resolve('lifetime'), rotateIn);
+        // maxLifetimeMs 0: the venue cuts no connection on a timer (Bybit, OKX): no rotation.
+        if (c.maxLifetimeMs > 0) this.rotateTimer = this.opts.clock.setTimeout(() => resolve('lifetime'), rotateIn);
       });
       const ev = await Promise.race([session.ended.then((end) => ({ end })), wake.then((why) => ({ why }))]);
       this.opts.clock.clearTimeout(this.rotateTimer);

@@ -12,7 +12,7 @@ export {
   type StatusFetch,
   type StatusResponse,
 } from './maintenance.js';
-export { missedBetween, missedAny, sequenceKeys, type SequenceKeys } from './missed.js';
+export { missedBetween, missedAny, readKeys, type SequenceKeys } from './missed.js';
 export {
   Checkpointer,
   recoverLastSeen,

@@ -7,7 +7,6 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/registry.js';
 import { GapIdGenerator } from './ids.js';
 import { scanLines } from './lines.js';
-import type { MaintenanceCalendar } from './maintenance.js';
 import { entryLine, parseEntryLine, type GapCause, type GapEntry, type Missed } from './types.js';
 
 /**
@@ -44,11 +43,19 @@ export const nodeLedgerIo: LedgerIo = {
 
 export type LedgerMetrics = Pick<Metrics, 'gaps' | 'gapSeconds' | 'missedMessages' | 'gapsOpen' | 'ledgerWriteErrors'>;
 
+/** The maintenance window a gap of `venue` overlaps (MaintenanceCalendar.reasonFor per venue). */
+export interface LedgerCalendar {
+  reasonFor(start: number, end: number | null, venue: string | null): string | null;
+}
+
 export interface GapLedgerOptions {
   path: string;
+  /** The venue of entries written without one, and of older entries read without one. */
+  venue?: string | null;
   logger: Logger;
   metrics: LedgerMetrics;
-  calendar: Pick<MaintenanceCalendar, 'reasonFor'>;
+  /** Tags entries with the maintenance window of their venue (VenueCalendars, or one calendar). */
+  calendar: LedgerCalendar;
   clock?: Clock;
   /** Longest time between a write and its fdatasync. Default 5 ms. */
   fsyncDelayMs?: number;
@@ -60,6 +67,8 @@ export interface GapLedgerOptions {
 }
 
 export interface OpenGapInput {
+  /** Default: the ledger's venue. */
+  venue?: string | null;
   stream: string;
   connection: string | null;
   /** Epoch ms: the last moment the stream was known to be delivering. */
@@ -77,6 +86,8 @@ export interface CloseGapInput {
 }
 
 export interface InstantGapInput {
+  /** Default: the ledger's venue. */
+  venue?: string | null;
   stream: string;
   connection: string | null;
   at: number;
@@ -100,7 +111,7 @@ export class GapLedger {
   readonly path: string;
   private readonly logger: Logger;
   private readonly metrics: LedgerMetrics;
-  private readonly calendar: Pick<MaintenanceCalendar, 'reasonFor'>;
+  private readonly calendar: LedgerCalendar;
   private readonly clock: Clock;
   private readonly io: LedgerIo;
   private readonly fsyncDelayMs: number;
@@ -129,8 +140,12 @@ export class GapLedger {
   private retryTimer: Timer | undefined;
   private waiters: Array<{ target: number; resolve: () => void }> = [];
 
+  /** The venue of entries written without one (the daemon's first feed). */
+  readonly venue: string | null;
+
   constructor(opts: GapLedgerOptions) {
     this.path = opts.path;
+    this.venue = opts.venue ?? null;
     this.logger = opts.logger;
     this.metrics = opts.metrics;
     this.calendar = opts.calendar;
@@ -160,6 +175,8 @@ export class GapLedger {
           bad++;
           return;
         }
+        // Entries written before venues were recorded belong to the daemon's first feed.
+        if (e.venue === null) e.venue = this.venue;
         this.ids.observe(e.id);
         this.noteMissed(e);
         if (e.end === null) left.set(e.id, e);
@@ -194,6 +211,7 @@ export class GapLedger {
   openGap(e: OpenGapInput): string {
     const entry: GapEntry = {
       id: this.ids.next(this.clock.now()),
+      venue: e.venue ?? this.venue,
       stream: e.stream,
       connection: e.connection,
       start: e.start,
@@ -202,7 +220,7 @@ export class GapLedger {
       cause: e.cause,
       code: e.code ?? null,
       detail: e.detail ?? null,
-      maintenance: this.calendar.reasonFor(e.start, null),
+      maintenance: this.calendar.reasonFor(e.start, null, e.venue ?? this.venue),
       missed: null,
     };
     this.openEntries.set(entry.id, entry);
@@ -231,7 +249,7 @@ export class GapLedger {
       durationMs: end - open.start,
       detail,
       // The window may have been forgotten since (dynamic windows, a restart): keep the first tag.
-      maintenance: this.calendar.reasonFor(open.start, end) ?? open.maintenance,
+      maintenance: this.calendar.reasonFor(open.start, end, open.venue) ?? open.maintenance,
       missed: c.missed,
     };
     this.noteMissed(entry);
@@ -244,6 +262,7 @@ export class GapLedger {
   instant(e: InstantGapInput): string {
     const entry: GapEntry = {
       id: this.ids.next(this.clock.now()),
+      venue: e.venue ?? this.venue,
       stream: e.stream,
       connection: e.connection,
       start: e.at,
@@ -252,7 +271,7 @@ export class GapLedger {
       cause: e.cause,
       code: e.code ?? null,
       detail: e.detail ?? null,
-      maintenance: this.calendar.reasonFor(e.at, e.at),
+      maintenance: this.calendar.reasonFor(e.at, e.at, e.venue ?? this.venue),
       missed: e.missed,
     };
     this.noteMissed(entry);
@@ -273,8 +292,8 @@ export class GapLedger {
    * recording up to a flush later, so a gap closed just before a crash can report IDs past the last
    * one recorded (reconcileWithLedger in resume.ts).
    */
-  missedAfter(stream: string, key: number): Missed[] {
-    return (this.recentMissed.get(stream) ?? []).filter((m) => m.from > key).map((m) => ({ ...m }));
+  missedAfter(stream: string, key: number, venue: string | null = this.venue): Missed[] {
+    return (this.recentMissed.get(streamKey(venue, stream)) ?? []).filter((m) => m.from > key).map((m) => ({ ...m }));
   }
 
   /** Gaps a previous run left open (end: null in the file at open()) that this run has not closed yet. */
@@ -324,8 +343,9 @@ export class GapLedger {
   private noteMissed(e: GapEntry): void {
     const m = e.missed;
     if (m === null || m.to < m.from) return;
-    let list = this.recentMissed.get(e.stream);
-    if (list === undefined) this.recentMissed.set(e.stream, (list = []));
+    const key = streamKey(e.venue, e.stream);
+    let list = this.recentMissed.get(key);
+    if (list === undefined) this.recentMissed.set(key, (list = []));
     // A line written twice (after a failed fdatasync) or read twice counts once.
     if (list.some((x) => x.from === m.from && x.to === m.to)) return;
     let i = list.length;
@@ -488,6 +508,11 @@ export class GapLedger {
     }
     this.waiters = keep;
   }
+}
+
+/** Streams of two venues may share a name (Bybit spot and linear `publicTrade:BTCUSDT`). */
+function streamKey(venue: string | null, stream: string): string {
+  return venue === null ? stream : `${venue}\u0000${stream}`;
 }
 
 function copy(e: GapEntry): GapEntry {

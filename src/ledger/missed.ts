@@ -1,33 +1,31 @@
-import type { SequenceRule } from '../venues/types.js';
+import { KEY_RESET, type FrameKeys, type SequenceRule, type StreamType } from '../venues/types.js';
 import type { Missed } from './types.js';
 
 /**
  * The sequence IDs one message carries, per the stream's SequenceRule: `first` and `last` are equal
- * except for diff depth (U and u); `prev` is futures depth's `pu`.
+ * except for ranges (Binance depth U and u, an OKX trade frame covering `count` IDs); `prev` is the
+ * link of a `linked` stream (futures depth `pu`, OKX books `prevSeqId`).
  */
 export interface SequenceKeys {
   first: number;
   last: number;
   prev: number | null;
+  /** The message starts a new epoch (a book snapshot: KEY_RESET). */
+  reset?: boolean;
 }
 
-function num(v: unknown): number | null {
-  return typeof v === 'number' && Number.isFinite(v) ? v : null;
-}
-
-/** Reads a message's sequence IDs from its `data` object; null when a field is missing. */
-export function sequenceKeys(rule: SequenceRule, data: Readonly<Record<string, unknown>>): SequenceKeys | null {
-  if (rule.kind === 'none') return null;
-  if (rule.kind === 'range') {
-    const first = num(data.U);
-    const last = num(data.u);
-    if (first === null || last === null) return null;
-    const prev = rule.linkedBy === 'pu' ? num(data.pu) : null;
-    if (rule.linkedBy === 'pu' && prev === null) return null;
-    return { first, last, prev };
-  }
-  const v = num(data[rule.field]);
-  return v === null ? null : { first: v, last: v, prev: null };
+/**
+ * Reads a recorded payload's sequence keys with the stream's own key reader (the same bytes the
+ * router read live); null when a key is missing. `from`: where the reader starts (see
+ * FrameKeys.from).
+ */
+export function readKeys(type: Pick<StreamType, 'keys' | 'sequence'>, payload: Buffer | string, from = 0): SequenceKeys | null {
+  if (type.sequence.kind === 'none') return null;
+  const buf = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  const out: FrameKeys = { from, first: NaN, last: NaN, prev: NaN, time: NaN, flags: 0 };
+  if (!type.keys(buf, out)) return null;
+  if (type.sequence.kind === 'linked' && out.prev !== out.prev) return null;
+  return { first: out.first, last: out.last, prev: out.prev === out.prev ? out.prev : null, reset: (out.flags & KEY_RESET) !== 0 };
 }
 
 /**
@@ -36,16 +34,18 @@ export function sequenceKeys(rule: SequenceRule, data: Readonly<Record<string, u
  * when the last key is unknown. For contiguous streams the result is always an object: count 0
  * (and to = from - 1) means nothing was missed.
  *
- * - contiguous (trade t, aggTrade a): from = last + 1, to = next - 1, count = to - from + 1.
- * - range, spot (next U = previous u + 1): from = last u + 1, to = next U - 1, count null.
- * - range, futures (next pu = previous u): from = last u + 1, to = next pu, count null.
+ * - contiguous (trade t, aggTrade a, OKX tradeId): from = last + 1, to = next first - 1, count = to - from + 1.
+ * - range (spot depth: next U = previous u + 1): from = last u + 1, to = next U - 1, count null.
+ * - linked (next prev = previous last): from = last + 1, to = next prev (the last ID of the last
+ *   message missed, exact), count null. OKX seqIds step arbitrarily: `from` is then a lower bound.
+ *   A snapshot (reset) after a gap stands for every update up to its own ID: to = its last.
  */
 export function missedBetween(rule: SequenceRule, lastKey: number | null, next: SequenceKeys | null): Missed | null {
   if (rule.kind === 'ordered' || rule.kind === 'none' || lastKey === null || next === null) return null;
   const from = lastKey + 1;
   let to: number;
-  if (rule.kind === 'contiguous') to = next.first - 1;
-  else if (rule.linkedBy === 'pu') to = next.prev ?? next.first - 1;
+  if (next.reset === true) to = next.last;
+  else if (rule.kind === 'linked') to = next.prev ?? next.first - 1;
   else to = next.first - 1;
   if (to < from) return { field: rule.field, from, to: from - 1, count: 0 };
   return { field: rule.field, from, to, count: rule.kind === 'contiguous' ? to - from + 1 : null };

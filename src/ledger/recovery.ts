@@ -3,10 +3,10 @@ import { basename, dirname, join } from 'node:path';
 import { ErrorCodes, FeedkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import type { Venue } from '../venues/types.js';
+import type { FrameKeys, StreamType, Venue } from '../venues/types.js';
 import { fsyncDir } from './ledger.js';
 import { scanLines } from './lines.js';
-import { sequenceKeys } from './missed.js';
+import { readKeys } from './missed.js';
 
 /**
  * Exact last-seen IDs for daemon_down gaps (docs/gap-ledger.md, "daemon_down is exact").
@@ -193,36 +193,49 @@ async function readdirOrEmpty(path: string): Promise<string[]> {
 
 export interface RecordedLine {
   recv: number;
+  /** The venue the line was recorded for; null in lines written before venues were recorded. */
+  venue: string | null;
   stream: string;
-  /** The `data` value's JSON text, as recorded. */
+  /** The `data` value's JSON text, as recorded: the exchange's bytes. */
   data: string;
 }
 
 const PREFIX = '{"recv":';
+const VENUE = '"venue":"';
 const STREAM = '"stream":"';
 const DATA = ',"data":';
 
 /**
- * Splits a recorded line `{"recv":<ms>,"stream":"<name>","data":{...}}` without parsing `data`
- * (the recorder writes the exchange's frame verbatim after the recv field). Falls back to
- * JSON.parse for anything else; null when the line is not a recorded message.
+ * Splits a recorded line `{"recv":<ms>,"venue":"<venue>","stream":"<name>","data":<frame>}` without
+ * parsing `data` (the recorder writes the exchange's bytes verbatim; `venue` is absent in lines of
+ * older versions). Falls back to JSON.parse for anything else; null when the line is not a recorded
+ * message.
  */
 export function parseRecordedLine(line: string): RecordedLine | null {
   if (line.startsWith(PREFIX) && line.endsWith('}')) {
     const comma = line.indexOf(',', PREFIX.length);
-    if (comma !== -1 && line.startsWith(STREAM, comma + 1)) {
-      const s0 = comma + 1 + STREAM.length;
+    let at = comma + 1;
+    let venue: string | null = null;
+    if (comma !== -1 && line.startsWith(VENUE, at)) {
+      const v1 = line.indexOf('"', at + VENUE.length);
+      if (v1 !== -1 && line[v1 + 1] === ',') {
+        venue = line.slice(at + VENUE.length, v1);
+        at = v1 + 2;
+      }
+    }
+    if (comma !== -1 && line.startsWith(STREAM, at)) {
+      const s0 = at + STREAM.length;
       const s1 = line.indexOf('"', s0);
       const recv = Number(line.slice(PREFIX.length, comma));
       if (s1 !== -1 && line.startsWith(DATA, s1 + 1) && Number.isFinite(recv) && !line.slice(s0, s1).includes('\\')) {
-        return { recv, stream: line.slice(s0, s1), data: line.slice(s1 + 1 + DATA.length, line.length - 1) };
+        return { recv, venue, stream: line.slice(s0, s1), data: line.slice(s1 + 1 + DATA.length, line.length - 1) };
       }
     }
   }
   try {
-    const o = JSON.parse(line) as { recv?: unknown; stream?: unknown; data?: unknown };
+    const o = JSON.parse(line) as { recv?: unknown; venue?: unknown; stream?: unknown; data?: unknown };
     if (typeof o.recv !== 'number' || typeof o.stream !== 'string' || o.data === undefined) return null;
-    return { recv: o.recv, stream: o.stream, data: JSON.stringify(o.data) };
+    return { recv: o.recv, venue: typeof o.venue === 'string' ? o.venue : null, stream: o.stream, data: JSON.stringify(o.data) };
   } catch {
     return null;
   }
@@ -312,21 +325,24 @@ export async function recoverLastSeen(opts: RecoverOptions): Promise<Recovered> 
 }
 
 /**
- * A KeyOf for a venue: the stream type after the `@` gives the sequence rule, the key is the
- * message's last sequence ID (diff depth: `u`; trade: `t`; others: their ordered field).
+ * A KeyOf for a venue: the stream's type gives its key reader (the one the router uses live), run
+ * on the recorded bytes; the key is the message's last sequence ID (diff depth: `u`; trade: `t`;
+ * OKX books: `seqId`; others: their ordered field).
  */
-export function venueKeyOf(venue: Pick<Venue, 'streamType'>): KeyOf {
-  const rules = new Map<string, ReturnType<Venue['streamType']>>();
+export function venueKeyOf(venue: Pick<Venue, 'streamType' | 'typeOf' | 'readStream' | 'recordingShape'>): KeyOf {
+  const types = new Map<string, StreamType | null>();
+  const scratch: FrameKeys = { from: 0, first: NaN, last: NaN, prev: NaN, time: NaN, flags: 0 };
   return (stream, dataJsonText) => {
-    let st = rules.get(stream);
+    let st = types.get(stream);
     if (st === undefined) {
-      const at = stream.indexOf('@');
-      st = at === -1 ? null : venue.streamType(stream.slice(at + 1));
-      rules.set(stream, st);
+      st = venue.streamType(venue.typeOf(stream));
+      types.set(stream, st);
     }
-    if (st === null) return null;
-    const data = JSON.parse(dataJsonText) as unknown;
-    if (typeof data !== 'object' || data === null) return null;
-    return sequenceKeys(st.sequence, data as Record<string, unknown>)?.last ?? null;
+    if (st === null || st.sequence.kind === 'none') return null;
+    const buf = Buffer.from(dataJsonText);
+    // A wrapped frame is the exchange's whole frame: its reader finds where the keys start.
+    scratch.from = 0;
+    if (venue.recordingShape === 'wrap' && venue.readStream(buf, scratch) === null) return null;
+    return readKeys(st, buf, scratch.from)?.last ?? null;
   };
 }

@@ -13,6 +13,8 @@ export interface ResumedGap {
 
 export interface ResumeOptions {
   ledger: Pick<GapLedger, 'previousRunOpen' | 'openGap' | 'closeGap'>;
+  /** The feed's venue: only its gaps are resumed (default: the ledger's default venue). */
+  venue?: string | null;
   recovered: Recovered;
   /** The streams this run subscribes to. */
   streams: Iterable<string>;
@@ -35,7 +37,9 @@ export function resumeGaps(opts: ResumeOptions): Map<string, ResumedGap> {
   const out = new Map<string, ResumedGap>();
   const lastKey = (stream: string): number | null => recovered.streams.get(stream)?.key ?? null;
 
-  for (const e of ledger.previousRunOpen().sort((a, b) => a.start - b.start)) {
+  const venue = opts.venue ?? null;
+  const mine = ledger.previousRunOpen().filter((e) => venue === null || e.venue === venue);
+  for (const e of mine.sort((a, b) => a.start - b.start)) {
     const held = out.get(e.stream);
     if (!subscribed.has(e.stream)) {
       ledger.closeGap(e.id, { end: recovered.stoppedAt ?? e.start, missed: null, detail: 'stream no longer subscribed' });
@@ -54,6 +58,7 @@ export function resumeGaps(opts: ResumeOptions): Map<string, ResumedGap> {
     const cause: GapCause = recovered.clean ? 'shutdown' : 'daemon_down';
     const start = Math.min(recovered.stoppedAt ?? seen.recv, now);
     const id = ledger.openGap({
+      venue,
       stream,
       connection: null,
       start,
@@ -67,6 +72,8 @@ export function resumeGaps(opts: ResumeOptions): Map<string, ResumedGap> {
 
 export interface ReconcileOptions {
   ledger: Pick<GapLedger, 'missedAfter' | 'instant'>;
+  /** The feed's venue (default: the ledger's default venue). */
+  venue?: string | null;
   /** From recoverLastSeen(); its streams' keys are moved past what the ledger already reports. */
   recovered: Recovered;
   /** When the IDs between were lost: the previous run's end. */
@@ -86,13 +93,14 @@ export interface ReconcileOptions {
 export function reconcileWithLedger(opts: ReconcileOptions): number {
   let written = 0;
   for (const [stream, seen] of opts.recovered.streams) {
-    const after = opts.ledger.missedAfter(stream, seen.key);
+    const after = opts.venue == null ? opts.ledger.missedAfter(stream, seen.key) : opts.ledger.missedAfter(stream, seen.key, opts.venue);
     if (after.length === 0) continue;
     let next = seen.key + 1;
     for (const m of after) {
       if (m.from > next) {
         const to = m.from - 1;
         opts.ledger.instant({
+          venue: opts.venue ?? null,
           stream,
           connection: null,
           at: opts.at,

@@ -12,6 +12,7 @@ export const GAP_CAUSES = [
   'rate_limited',
   'maintenance',
   'sequence',
+  'sequence_reset',
   'daemon_down',
   'shutdown',
   'recorder_dropped',
@@ -42,6 +43,9 @@ export interface Missed {
 export interface GapEntry {
   /** Unique and sortable: `<UTC time of writing, ms>-<counter>`, e.g. `20260709T070000.123Z-000001`. */
   id: string;
+  /** The venue (feed) of the stream; null only in entries of versions that had one venue. */
+  venue: string | null;
+  /** The canonical stream id, e.g. `btcusdt@trade`, `trades:BTC-USDT`. */
   stream: string;
   /** The connection the stream was on; null when none (daemon_down). */
   connection: string | null;
@@ -64,6 +68,7 @@ export function entryLine(e: GapEntry): string {
   return (
     JSON.stringify({
       id: e.id,
+      venue: e.venue,
       stream: e.stream,
       connection: e.connection,
       start: e.start,
@@ -115,6 +120,7 @@ export function parseEntryLine(text: string): GapEntry | null {
   if (typeof r.id !== 'string' || r.id === '' || typeof r.stream !== 'string' || typeof r.cause !== 'string') return null;
   if (typeof r.start !== 'number' || !Number.isFinite(r.start)) return null;
   const connection = strOrNull(r.connection);
+  const venue = strOrNull(r.venue);
   const end = numOrNull(r.end);
   const durationMs = numOrNull(r.durationMs);
   const code = numOrNull(r.code);
@@ -123,6 +129,7 @@ export function parseEntryLine(text: string): GapEntry | null {
   const missed = parseMissed(r.missed);
   if (
     connection === undefined ||
+    venue === undefined ||
     end === undefined ||
     durationMs === undefined ||
     code === undefined ||
@@ -134,6 +141,7 @@ export function parseEntryLine(text: string): GapEntry | null {
   }
   return {
     id: r.id,
+    venue,
     stream: r.stream,
     connection,
     start: r.start,

@@ -1,8 +1,8 @@
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/registry.js';
-import type { SequenceRule, StreamType } from '../venues/types.js';
-import { frameStream, dataOffset, keyPattern, readInt } from '../venues/binance-frame.js';
+import { KEY_RESET, type FrameKeys, type SequenceRule, type StreamType, type Venue } from '../venues/types.js';
 import { missedBetween } from '../ledger/missed.js';
+import { streamRef, type StreamRef } from './stream-ref.js';
 import type { GapCause, Missed } from '../ledger/types.js';
 
 /**
@@ -15,24 +15,27 @@ import type { GapCause, Missed } from '../ledger/types.js';
  *  - sees IDs skipped on a live connection and the IDs missed while a connection was down, and
  *    tells the gap ledger (GapSink);
  *  - writes each accepted frame, untouched, to the recorder.
- * Everything here is synchronous and allocation-light: it runs once per message.
+ * Everything here is synchronous and allocation-light: it runs once per message. It knows nothing
+ * of a venue's wire format: the venue's reader finds a frame's stream, the stream type's key reader
+ * its sequence keys (src/venues/types.ts). One router per feed (venue).
  */
 
-export type { GapCause, Missed };
+export type { GapCause, Missed, StreamRef };
 
 /** What the router needs of the gap ledger. */
 export interface GapSink {
-  openGap(e: { stream: string; connection: string; start: number; cause: GapCause; code?: number | null; detail?: string }): string;
+  openGap(e: { venue?: string; stream: string; connection: string; start: number; cause: GapCause; code?: number | null; detail?: string }): string;
   closeGap(id: string, e: { end: number; missed: Missed | null }): void;
-  instant(e: { stream: string; connection: string; at: number; cause: GapCause; code?: number | null; detail?: string; missed: Missed | null }): string;
+  instant(e: { venue?: string; stream: string; connection: string; at: number; cause: GapCause; code?: number | null; detail?: string; missed: Missed | null }): string;
   /** Is a maintenance window in force at `t`? (A gap then gets cause `maintenance`.) */
   inMaintenance(t: number): boolean;
 }
 
-/** What the router needs of the recorder. */
+/** What the router needs of the recorder (the primary sink). */
 export interface FrameSink {
-  write(frame: Buffer, recvMs: number): boolean;
+  write(frame: Buffer, recvMs: number, stream?: StreamRef): boolean;
 }
+
 
 /** A connection (one WebSocket) as the router sees it. */
 export interface SessionRef {
@@ -52,20 +55,18 @@ interface Pending {
   first: number;
   last: number;
   prev: number;
+  flags: number;
 }
 
 interface StreamState {
   readonly name: string;
   readonly type: StreamType;
   readonly rule: SequenceRule;
-  /** Key patterns to read, prepared once. */
-  /** Null for streams without an order key (rule `none`). */
-  readonly firstKey: Buffer | null;
-  readonly lastKey: Buffer | null;
+  readonly ref: StreamRef;
   /** Rule `none`: the last frames accepted, to drop the same event delivered twice in a switch-over. */
   readonly recent: Set<string> | null;
-  readonly fallbackKey: Buffer | null;
-  readonly linkKey: Buffer | null;
+  /** Rule `ordered` with ties: the frames accepted at the current key (duplicates among equals). */
+  readonly atKey: Buffer[] | null;
   /** Last accepted order key (trade t, aggTrade a, depth u, bookTicker u, E...). NaN: none yet. */
   key: number;
   lastRecv: number;
@@ -79,11 +80,12 @@ interface StreamState {
   received: number;
 }
 
-const E_KEY = keyPattern('E');
 const MAX_PENDING = 10_000;
 const RECENT_EVENTS = 256;
 
 export interface RouterOptions {
+  /** The feed's venue: its frame reader and recording shape. */
+  venue: Pick<Venue, 'name' | 'readStream' | 'recordingShape'>;
   /** Stream name → type, for every planned stream. */
   streams: Map<string, StreamType>;
   gaps: GapSink;
@@ -98,10 +100,11 @@ export class StreamRouter {
   private readonly recorder: FrameSink;
   private readonly metrics: Metrics;
   private readonly logger: Logger;
-  /** Scratch fields for the message being routed: no object per message. */
-  private first = NaN;
-  private last = NaN;
-  private prev = NaN;
+  private readonly venue: RouterOptions['venue'];
+  /** Scratch keys of the message being routed: no object per message. */
+  private readonly k: FrameKeys = { from: 0, first: NaN, last: NaN, prev: NaN, time: NaN, flags: 0 };
+  /** True while a replacement's buffered messages are replayed in a handover. */
+  private replaying = false;
   private malformedSinceLog = 0;
   private malformedLoggedAt = 0;
 
@@ -110,7 +113,8 @@ export class StreamRouter {
     this.recorder = opts.recorder;
     this.metrics = opts.metrics;
     this.logger = opts.logger;
-    for (const [name, type] of opts.streams) this.streams.set(name, newState(name, type));
+    this.venue = opts.venue;
+    for (const [name, type] of opts.streams) this.streams.set(name, newState(name, type, streamRef(opts.venue, name)));
   }
 
   /**
@@ -134,29 +138,25 @@ export class StreamRouter {
     }
   }
 
-  /**
-   * Route one combined-stream frame. Returns false when the frame was not a stream frame (the
-   * caller handles control replies and serverShutdown before calling here).
-   */
+  /** Route one data frame (the venue's protocol sorted control frames out before). */
   route(session: SessionRef, frame: Buffer, recv: number): void {
-    const name = frameStream(frame);
+    const k = this.k;
+    const name = this.venue.readStream(frame, k);
     if (name === null) {
-      this.malformed(session, frame, 'not a combined-stream frame');
+      this.malformed(session, frame, 'not a data frame of this venue');
       return;
     }
     const st = this.streams.get(name);
     // A stream not in the plan (a late frame after UNSUBSCRIBE): nothing to record it against.
     if (st === undefined) return;
     this.metrics.hot.received++;
-    const from = dataOffset(name.length);
-    if (!this.extract(st, frame, from)) {
+    if (!st.type.keys(frame, k)) {
       this.malformed(session, frame, `no ${st.rule.kind === 'none' ? 'key' : st.rule.field} in ${st.type.type} payload`);
       // Keep the data: record it when it comes from the owner, without sequence tracking.
-      if (st.owner === null || st.owner === session || !st.owner.alive) this.recorder.write(frame, recv);
+      if (st.owner === null || st.owner === session || !st.owner.alive) this.recorder.write(frame, recv, st.ref);
       return;
     }
-    const e = readInt(frame, E_KEY, from);
-    if (e === e) this.metrics.eventLag.observe((recv - e) / 1000);
+    if (k.time === k.time) this.metrics.eventLag.observe((recv - k.time) / 1000);
     st.received++;
 
     if (st.owner === null || !st.owner.alive) {
@@ -164,7 +164,7 @@ export class StreamRouter {
       if (st.candidate === session) st.candidate = null;
     }
     if (st.owner === session) {
-      this.accept(st, session, frame, recv, this.first, this.last, this.prev);
+      this.accept(st, session, frame, recv, k.first, k.last, k.prev, k.flags);
       if (st.pending.length > 0) this.tryHandover(st);
       return;
     }
@@ -174,7 +174,7 @@ export class StreamRouter {
       return;
     }
     // A replacement delivering a stream its old connection still owns.
-    if (this.last <= st.key) {
+    if (k.last <= st.key) {
       // Already delivered by the owner: the two overlap, the replacement can take over.
       this.metrics.messagesDuplicate.inc();
       st.candidate = session;
@@ -185,7 +185,7 @@ export class StreamRouter {
       st.candidate = session;
       st.pending.length = 0;
     }
-    st.pending.push({ frame, recv, first: this.first, last: this.last, prev: this.prev });
+    st.pending.push({ frame, recv, first: k.first, last: k.last, prev: k.prev, flags: k.flags });
     this.tryHandover(st);
   }
 
@@ -289,29 +289,17 @@ export class StreamRouter {
 
   // ---------------------------------------------------------------------------------------------
 
-  private extract(st: StreamState, frame: Buffer, from: number): boolean {
-    if (st.firstKey === null || st.lastKey === null) {
-      this.first = this.last = this.prev = NaN;
-      return true;
-    }
-    let last = readInt(frame, st.lastKey, from);
-    if (last !== last && st.fallbackKey !== null) last = readInt(frame, st.fallbackKey, from);
-    if (last !== last) return false;
-    this.last = last;
-    this.first = st.firstKey === st.lastKey ? last : readInt(frame, st.firstKey, from);
-    if (this.first !== this.first) return false;
-    this.prev = st.linkKey === null ? NaN : readInt(frame, st.linkKey, from);
-    return true;
-  }
-
   /** Does message `m` follow the last accepted key without a hole? (Unknowable for 'ordered'.) */
-  private follows(st: StreamState, m: { first: number; last: number; prev: number }): boolean {
+  private follows(st: StreamState, m: { first: number; last: number; prev: number; flags: number }): boolean {
     if (st.key !== st.key) return true;
+    // A snapshot stands alone: it follows what was delivered once the owner got that far.
+    if ((m.flags & KEY_RESET) !== 0) return m.last <= st.key;
     switch (st.rule.kind) {
       case 'contiguous':
-        return m.first <= st.key + 1;
       case 'range':
-        return st.rule.linkedBy === 'pu' && m.prev === m.prev ? m.prev <= st.key : m.first <= st.key + 1;
+        return m.first <= st.key + 1;
+      case 'linked':
+        return m.prev === m.prev ? m.prev <= st.key : m.first <= st.key + 1;
       case 'ordered':
         return m.last <= st.key;
       case 'none':
@@ -319,8 +307,26 @@ export class StreamRouter {
     }
   }
 
-  private accept(st: StreamState, session: SessionRef, frame: Buffer, recv: number, first: number, last: number, prev: number): void {
-    if (last <= st.key) {
+  /**
+   * Already accepted? By the order key; a linked event that names the last key as its predecessor
+   * is new even when its own ID is lower (OKX seqIds may fall after maintenance, the chain holds);
+   * equal keys of a stream with ties are compared by bytes.
+   */
+  private duplicate(st: StreamState, frame: Buffer, last: number, prev: number, flags: number): boolean {
+    if (!(last <= st.key)) return false;
+    // On the owner's own connection a snapshot is never a repeat (Bybit resends level 1 with the same
+    // `u` after 3 s idle; `u`=1 restarts the sequence): only a replayed overlap can double it.
+    if ((flags & KEY_RESET) !== 0 && !this.replaying) return false;
+    if (st.rule.kind === 'linked' && prev === st.key) return false;
+    if (st.atKey !== null && last === st.key) {
+      for (const f of st.atKey) if (f.equals(frame)) return true;
+      return false;
+    }
+    return true;
+  }
+
+  private accept(st: StreamState, session: SessionRef, frame: Buffer, recv: number, first: number, last: number, prev: number, flags: number): void {
+    if (this.duplicate(st, frame, last, prev, flags)) {
       this.metrics.messagesDuplicate.inc();
       return;
     }
@@ -334,30 +340,41 @@ export class StreamRouter {
       st.recent.add(text);
       if (st.recent.size > RECENT_EVENTS) st.recent.delete(st.recent.values().next().value!);
     }
-    if (!this.recorder.write(frame, recv)) {
+    if (!this.recorder.write(frame, recv, st.ref)) {
       // The recorder is full: this message is lost to the recording. The key stays where it was,
       // so the gap (opened now, or the one already open) closes with the exact range on the next
       // message the recorder takes.
       if (st.gapId === null) {
-        st.gapId = this.gaps.openGap({ stream: st.name, connection: session.connectionId, start: recv, cause: 'recorder_dropped', detail: 'recorder buffer full' });
+        st.gapId = this.gaps.openGap({ venue: this.venue.name, stream: st.name, connection: session.connectionId, start: recv, cause: 'recorder_dropped', detail: 'recorder buffer full' });
         st.gapCause = 'recorder_dropped';
       }
       return;
     }
+    const reset = (flags & KEY_RESET) !== 0;
     if (st.gapId !== null) {
-      this.gaps.closeGap(st.gapId, { end: recv, missed: this.missedBefore(st, first, last, prev) });
+      this.gaps.closeGap(st.gapId, { end: recv, missed: this.missedBefore(st, first, last, prev, reset) });
       st.gapId = null;
       st.gapCause = null;
-    } else if (st.rule.kind !== 'ordered' && !this.follows(st, { first, last, prev })) {
-      this.gaps.instant({ stream: st.name, connection: session.connectionId, at: recv, cause: 'sequence', missed: this.missedBefore(st, first, last, prev) });
+    } else if (reset) {
+      // A snapshot on a live stream: the exchange restarted its sequence (Bybit `u`=1) when the key
+      // went back; a new epoch in the ledger, never a run of "duplicates".
+      if (last < st.key) {
+        this.gaps.instant({ venue: this.venue.name, stream: st.name, connection: session.connectionId, at: recv, cause: 'sequence_reset', detail: `sequence restarted at ${last} after ${st.key}`, missed: null });
+      }
+    } else if (st.rule.kind !== 'ordered' && !this.follows(st, { first, last, prev, flags })) {
+      this.gaps.instant({ venue: this.venue.name, stream: st.name, connection: session.connectionId, at: recv, cause: 'sequence', missed: this.missedBefore(st, first, last, prev, false) });
+    }
+    if (st.atKey !== null) {
+      if (last !== st.key) st.atKey.length = 0;
+      st.atKey.push(frame);
     }
     st.key = last;
     st.lastRecv = recv;
   }
 
   /** The IDs missed between the last accepted key and this message (rare path: a gap). */
-  private missedBefore(st: StreamState, first: number, last: number, prev: number): Missed | null {
-    return missedBetween(st.rule, st.key === st.key ? st.key : null, { first, last, prev: prev === prev ? prev : null });
+  private missedBefore(st: StreamState, first: number, last: number, prev: number, reset: boolean): Missed | null {
+    return missedBetween(st.rule, st.key === st.key ? st.key : null, { first, last, prev: prev === prev ? prev : null, reset });
   }
 
   private tryHandover(st: StreamState): void {
@@ -375,10 +392,13 @@ export class StreamRouter {
     if (st.pending.length === 0) return;
     const pending = st.pending;
     st.pending = [];
-    for (const p of pending) this.accept(st, next, p.frame, p.recv, p.first, p.last, p.prev);
+    this.replaying = true;
+    for (const p of pending) this.accept(st, next, p.frame, p.recv, p.first, p.last, p.prev, p.flags);
+    this.replaying = false;
   }
 
-  private malformed(session: SessionRef, frame: Buffer, why: string): void {
+  /** A frame nobody could read: counted, logged at most every 10 s, never recorded as data. */
+  malformed(session: SessionRef, frame: Buffer, why: string): void {
     this.metrics.framesMalformed.inc();
     this.malformedSinceLog++;
     const now = Date.now();
@@ -393,38 +413,15 @@ export class StreamRouter {
   }
 }
 
-function newState(name: string, type: StreamType): StreamState {
+function newState(name: string, type: StreamType, ref: StreamRef): StreamState {
   const rule = type.sequence;
-  let firstKey: Buffer | null = null;
-  let lastKey: Buffer | null = null;
-  let fallbackKey: Buffer | null = null;
-  let linkKey: Buffer | null = null;
-  switch (rule.kind) {
-    case 'contiguous':
-      firstKey = lastKey = keyPattern(rule.field);
-      break;
-    case 'range':
-      firstKey = keyPattern('U');
-      lastKey = keyPattern('u');
-      if (rule.linkedBy === 'pu') linkKey = keyPattern('pu');
-      break;
-    case 'ordered':
-      firstKey = lastKey = keyPattern(rule.field);
-      // Futures partial depth carries `u` where spot carries lastUpdateId.
-      if (rule.field === 'lastUpdateId') fallbackKey = keyPattern('u');
-      break;
-    case 'none':
-      break;
-  }
   return {
     name,
     type,
     rule,
-    firstKey,
-    lastKey,
-    fallbackKey,
-    linkKey,
+    ref,
     recent: rule.kind === 'none' ? new Set() : null,
+    atKey: rule.kind === 'ordered' && rule.ties === true ? [] : null,
     key: NaN,
     lastRecv: 0,
     owner: null,

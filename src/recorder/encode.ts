@@ -92,6 +92,41 @@ export function encodeLine(out: Buffer, pos: number, frame: Buffer, recvMs: numb
 }
 
 /**
+ * The line of a stream with a prepared head (StreamRef): `{"recv":<ms>` + head + frame[start..] +
+ * (close ? `}` : ``) + `\n`; returns the position after its `\n`. `out` must have
+ * streamLineLength() bytes free at `pos`. With start 1 the frame is copied whole with its `{` on the
+ * head's last byte (a `,`), which is then put back: no view of the frame is allocated.
+ */
+export function encodeStreamLine(out: Buffer, pos: number, head: Buffer, frame: Buffer, start: number, close: boolean, recvMs: number, digits: number): number {
+  // encodeLine writes `{"recv":<digits>,` + frame[1..] + `\n`; reuse its digit writer by encoding
+  // into place with a one-byte head, then lay the real head over it.
+  const headAt = pos + 8 + digits;
+  encodeLine(out, pos, EMPTY_OBJECT, recvMs, digits);
+  const h = head.length;
+  if (start === 1) {
+    out.set(frame, headAt + h - 1);
+    out.set(head, headAt);
+    const end = headAt + h - 1 + frame.length;
+    out[end] = NEWLINE;
+    return end + 1;
+  }
+  out.set(head, headAt);
+  out.set(frame, headAt + h);
+  let end = headAt + h + frame.length;
+  if (close) out[end++] = CLOSE_BRACE;
+  out[end] = NEWLINE;
+  return end + 1;
+}
+
+/** Bytes of the line encodeStreamLine writes. */
+export function streamLineLength(head: Buffer, frame: Buffer, start: number, close: boolean, digits: number): number {
+  return 8 + digits + head.length + frame.length - start + (close ? 1 : 0) + 1;
+}
+
+/** `{}`: encodeLine with it writes only `{"recv":<digits>,` and a newline. */
+const EMPTY_OBJECT = Buffer.from('{}');
+
+/**
  * A raw newline inside a frame can only be JSON whitespace (JSON strings cannot hold one), so the
  * recorder writes it as a space: one line is always one message. Binance sends none; checking costs
  * a memchr per message.

@@ -5,7 +5,8 @@ import { systemClock, type Clock, type Timer } from '../clock.js';
 import { ConfigError, ErrorCodes, FeedkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/registry.js';
-import { blankNewlines, decimalLength, encodeLine, isSpliceable, LINE_OVERHEAD, MAX_RECV_MS } from './encode.js';
+import type { StreamRef } from '../pipeline/stream-ref.js';
+import { blankNewlines, decimalLength, encodeLine, encodeStreamLine, isSpliceable, LINE_OVERHEAD, MAX_RECV_MS, streamLineLength } from './encode.js';
 import { HOUR_MS, hourStart, latestRecording, recordingPath, repairTornLine, syncDir } from './files.js';
 
 export { recordingPath } from './files.js';
@@ -254,14 +255,15 @@ export class Recorder {
   }
 
   /**
-   * Hot path: appends `{"recv":<recvMs>,` + the frame after its `{` + `\n` to the current chunk.
-   * Never throws; returns false when the message was dropped (the caller records a gap).
+   * Hot path: appends the line of `frame` to the current chunk: with a StreamRef, `{"recv":<ms>` +
+   * its head + the frame (src/pipeline/stream-ref.ts); without, `{"recv":<recvMs>,` + the frame
+   * after its `{` + `\n`. Never throws; returns false when the message was dropped (the caller records a gap).
    */
-  write(frame: Buffer, recvMs: number): boolean {
+  write(frame: Buffer, recvMs: number, stream?: StreamRef): boolean {
     if (this.state !== 'open') return this.drop('closed');
     if (recvMs !== this.lastRecv && !this.setRecv(recvMs)) return this.drop('malformed');
     if (!isSpliceable(frame)) return this.drop('malformed');
-    const len = frame.length + this.recvDigits + LINE_OVERHEAD;
+    const len = stream === undefined ? frame.length + this.recvDigits + LINE_OVERHEAD : streamLineLength(stream.head, frame, stream.start, stream.close, this.recvDigits);
     const buffered = this.accepted - this.written;
     if (this.overflowing) {
       // Hysteresis: once full, refuse until half drained, so a burst is one run of drops (one gap
@@ -276,7 +278,10 @@ export class Recorder {
     let c = this.cur;
     if (c === null || c.buf.length - c.end < len) c = this.nextChunk(len);
     const start = c.end;
-    c.end = encodeLine(c.buf, start, frame, this.recvMs, this.recvDigits);
+    c.end =
+      stream === undefined
+        ? encodeLine(c.buf, start, frame, this.recvMs, this.recvDigits)
+        : encodeStreamLine(c.buf, start, stream.head, frame, stream.start, stream.close, this.recvMs, this.recvDigits);
     if (frame.indexOf(0x0a) !== -1) blankNewlines(c.buf, start, c.end - 1);
     c.lines++;
     this.accepted += len;

@@ -89,7 +89,7 @@ export interface InvariantResult {
 /** The ID field an invariant can be checked on, or null for streams whose IDs jump by design. */
 function keyField(rule: SequenceRule): 'contiguous' | 'range' | null {
   if (rule.kind === 'contiguous') return 'contiguous';
-  if (rule.kind === 'range') return 'range';
+  if (rule.kind === 'range' || rule.kind === 'linked') return 'range';
   return null;
 }
 
@@ -107,7 +107,7 @@ export function checkInvariant(input: InvariantInput): InvariantResult {
 
   const streams: StreamInvariant[] = [];
   for (const [name, sent] of input.sent) {
-    const type = venue.streamType(name.slice(name.indexOf('@') + 1));
+    const type = venue.streamType(venue.typeOf(name));
     const kind = type === null ? null : keyField(type.sequence);
     if (type === null || kind === null) continue;
     streams.push(checkStream(name, type.sequence, kind, sent, recorded.get(name)!, gaps.get(name)!));
@@ -124,8 +124,8 @@ function checkStream(
   lines: readonly RecordedMessage[],
   entries: readonly GapEntry[],
 ): StreamInvariant {
-  const field = rule.kind === 'contiguous' || rule.kind === 'range' ? rule.field : '';
-  const linkedBy = rule.kind === 'range' ? rule.linkedBy : null;
+  const field = rule.kind === 'contiguous' || rule.kind === 'range' || rule.kind === 'linked' ? rule.field : '';
+  const linkedBy = rule.kind === 'linked' ? 'pu' : null;
   const n = sent.length;
   const out: StreamInvariant = { stream, field, ok: true, from: null, to: null, sent: 0, recorded: 0, missed: 0, gaps: 0, discrepancies: [] };
   const problem = (d: Discrepancy): void => {

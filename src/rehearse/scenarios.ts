@@ -1,4 +1,4 @@
-import { VENUE_EXTRAS } from '../config/schema.js';
+import { binanceSpot } from '../venues/binance/spot.js';
 import { SERVER_SHUTDOWN_REASON } from '../ledger/maintenance.js';
 import type { GapEntry } from '../ledger/types.js';
 import type { Rig, RigOptions } from './rig.js';
@@ -32,7 +32,7 @@ const STREAMS = ['trade', 'aggTrade', 'depth@100ms', 'bookTicker'];
 const SIM = { eventsPerSecond: 10, tickMs: 50 };
 
 /** The 2026-07-09 window's reason, as the default config carries it. */
-const JULY_REASON = VENUE_EXTRAS['binance-spot'].maintenanceWindows[0]!.reason;
+const JULY_REASON = binanceSpot.maintenanceWindows![0]!.reason;
 /** The maintenance rehearsal: 1 h of 2026-07-09 07:00 UTC compressed to this much exchange downtime. */
 const MAINTENANCE_MS = 3000;
 const WINDOW_LEAD_MS = 2000;

@@ -13,12 +13,20 @@ import { parseFuturesUserDataMessage, privateStreamUrl } from './futures-stream.
 import { ListenKeyManager } from './listen-key.js';
 import { keyPrefix, loadCredentials, signerFor, type Credentials } from './secrets.js';
 import { SpotUserDataSubscription } from './ws-api.js';
+import { keyReader } from '../venues/binance/streams.js';
 
 /** The user-data stream's name in the recording and the ledger. */
 export const USER_DATA_STREAM = 'userData';
 
 /** User-data events have no order key: duplicates are told by their bytes (SequenceRule `none`). */
-export const userDataStreamType: StreamType = { type: USER_DATA_STREAM, family: 'userData', sequence: { kind: 'none' }, expectedIntervalMs: 0, route: '' };
+export const userDataStreamType: StreamType = {
+  type: USER_DATA_STREAM,
+  family: 'userData',
+  sequence: { kind: 'none' },
+  expectedIntervalMs: 0,
+  route: '',
+  keys: keyReader({ kind: 'none' }),
+};
 
 export interface UserDataOptions {
   config: Config;
@@ -82,6 +90,7 @@ export class UserDataStream {
       streams: [USER_DATA_STREAM],
       url,
       protocol,
+      venue: opts.venue,
       config,
       budget: opts.budget,
       router: opts.router,

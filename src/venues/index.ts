@@ -1,14 +1,23 @@
-import { binanceSpot } from './binance-spot.js';
-import { binanceUsdm } from './binance-usdm.js';
+import { binanceCoinm, binanceSpot, binanceUsdm } from './binance/index.js';
+import { bybitLinear, bybitSpot } from './bybit/index.js';
+import { okx } from './okx/index.js';
 import type { Venue, VenueName } from './types.js';
 
-export const venues: Record<VenueName, Venue> = {
-  'binance-spot': binanceSpot,
-  'binance-usdm': binanceUsdm,
-};
+/**
+ * The venue registry: one line per venue. Everything else about a venue lives in its folder
+ * (docs/venues.md, "Adding a venue").
+ */
+const registry: Venue[] = [binanceSpot, binanceUsdm, binanceCoinm, bybitSpot, bybitLinear, okx];
+
+export const venues: ReadonlyMap<VenueName, Venue> = new Map(registry.map((v) => [v.name, v]));
 
 export function getVenue(name: string): Venue | undefined {
-  return Object.hasOwn(venues, name) ? venues[name as VenueName] : undefined;
+  return venues.get(name);
+}
+
+/** Binance venues share the market-stream protocol (the relay and user data rely on it). */
+export function isBinanceVenue(name: string): boolean {
+  return name.startsWith('binance-');
 }
 
 export type { Venue, VenueName, StreamType, SequenceRule, VenueLimits } from './types.js';

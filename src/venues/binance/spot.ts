@@ -1,5 +1,7 @@
-import { binanceStreamName, binanceStreamType, isBinanceSymbol } from './binance-common.js';
-import type { Venue } from './types.js';
+import type { Venue } from '../types.js';
+import { readBinanceStream } from './frame.js';
+import { BinanceProtocol, binanceCloseCause } from './protocol.js';
+import { binanceStreamName, binanceStreamType, binanceTypeOf, isBinanceSymbol } from './streams.js';
 
 /**
  * Binance spot. Limits: binance-spot-api-docs web-socket-streams.md ("WebSocket Limits"):
@@ -18,12 +20,23 @@ export const binanceSpot: Venue = {
     connectionAttempts: 300,
     connectionAttemptWindowMs: 300_000,
     messagesPerSecond: 5,
+    streamsPerSubscribe: 200,
+    subscribesPerHour: 0,
     maxLifetimeMs: 86_400_000,
     serverPingIntervalMs: 20_000,
     pongTimeoutMs: 60_000,
   },
   combinedPath: '/stream',
   systemStatusPath: '/sapi/v1/system/status',
+  maintenanceWindows: [
+    {
+      start: '2026-07-09T07:00:00Z',
+      end: '2026-07-09T08:00:00Z',
+      reason: 'Binance Spot API infrastructure upgrade (announced for 2026-07-09 07:00 UTC, up to 1 h)',
+    },
+  ],
+  // Spot user data moved to the WebSocket API when listen keys were removed (2026-02-20).
+  wsApiUrl: 'wss://ws-api.binance.com:443/ws-api/v3',
   streamType: (type) =>
     binanceStreamType(type, {
       depthLinkedBy: 'U',
@@ -33,5 +46,12 @@ export const binanceSpot: Venue = {
       routes: { book: '/stream', market: '/stream' },
     }),
   streamName: binanceStreamName,
+  typeOf: binanceTypeOf,
   isSymbol: isBinanceSymbol,
+  symbolExample: 'BTCUSDT',
+  readStream: readBinanceStream,
+  recordingShape: 'envelope',
+  clientPing: null,
+  protocol: (opts) => new BinanceProtocol(opts),
+  closeCause: binanceCloseCause,
 };

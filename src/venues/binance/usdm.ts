@@ -1,5 +1,7 @@
-import { binanceStreamName, binanceStreamType, isBinanceSymbol } from './binance-common.js';
-import type { Venue } from './types.js';
+import type { Venue } from '../types.js';
+import { readBinanceStream } from './frame.js';
+import { BinanceProtocol, binanceCloseCause } from './protocol.js';
+import { binanceStreamName, binanceStreamType, binanceTypeOf, isBinanceSymbol } from './streams.js';
 
 /**
  * Binance USD-M futures. 10 incoming messages/s, server ping every 3 min with a 10 min pong deadline,
@@ -21,12 +23,16 @@ export const binanceUsdm: Venue = {
     connectionAttempts: 300,
     connectionAttemptWindowMs: 300_000,
     messagesPerSecond: 10,
+    streamsPerSubscribe: 200,
+    subscribesPerHour: 0,
     maxLifetimeMs: 86_400_000,
     serverPingIntervalMs: 180_000,
     pongTimeoutMs: 600_000,
   },
   combinedPath: '/stream',
   systemStatusPath: null,
+  // USD-M user data uses a listen key on the stream host; the WebSocket API is not used for it.
+  wsApiUrl: 'wss://ws-fapi.binance.com/ws-fapi/v1',
   streamType: (type) =>
     binanceStreamType(type, {
       depthLinkedBy: 'pu',
@@ -36,5 +42,12 @@ export const binanceUsdm: Venue = {
       routes: { book: '/public/stream', market: '/market/stream' },
     }),
   streamName: binanceStreamName,
+  typeOf: binanceTypeOf,
   isSymbol: isBinanceSymbol,
+  symbolExample: 'BTCUSDT',
+  readStream: readBinanceStream,
+  recordingShape: 'envelope',
+  clientPing: null,
+  protocol: (opts) => new BinanceProtocol(opts),
+  closeCause: binanceCloseCause,
 };
