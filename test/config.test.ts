@@ -47,6 +47,7 @@ t.test('defaults', async (t) => {
   t.same(c.connection, {
     staleAfterMs: 30_000,
     maxLifetimeMs: 86_400_000,
+    pingIntervalMs: 0,
     rotateBeforeMs: 300_000,
     switchoverTimeoutMs: 10_000,
     handshakeTimeoutMs: 10_000,

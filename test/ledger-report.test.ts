@@ -83,9 +83,9 @@ t.test('formatReport: a readable table', async (t) => {
   t.match(out, /in maintenance\s+2\s+0\s+120\.0\s+50/);
   t.match(out, /By cause\n {2}CAUSE\s+GAPS\s+OPEN\s+SECONDS\s+MISSED\n {2}network_error\s+1\s+1\s+900\.0\s+0/);
   t.match(out, /By maintenance window\n.*\n {2}Binance Spot API infrastructure upgrade\s+2/);
-  t.match(out, /2026-07-09T06:59:59Z\s+2026-07-09T07:00:59Z\s+1m00s\s+btcusdt@trade\s+server_close \(1001\)\s+t 101\.\.150 \(50\)\s+Binance Spot/);
+  t.match(out, /2026-07-09T06:59:59Z\s+2026-07-09T07:00:59Z\s+1m00s\s+binance-spot\s+btcusdt@trade\s+server_close \(1001\)\s+t 101\.\.150 \(50\)\s+Binance Spot/);
   t.match(out, /U\/u 5001\.\.5100 /);
-  t.match(out, /2026-07-09T09:45:00Z\s+open\s+15m00s\+\s+btcusdt@bookTicker\s+network_error\s+-\s+-/);
+  t.match(out, /2026-07-09T09:45:00Z\s+open\s+15m00s\+\s+binance-spot\s+btcusdt@bookTicker\s+network_error\s+-\s+-/);
   t.equal(formatReport(summarize([], { now: NOW })).trim().split('\n').at(-1), 'No gaps.');
   t.equal(formatDuration(450), '450ms');
   t.equal(formatDuration(4_500), '4.5s');

@@ -7,7 +7,9 @@ import { getVenue } from '../venues/index.js';
  * Config and plan, in that order, before anything else happens: a bad key (ConfigError) or a plan
  * over the connection-attempt budget (PlanOverBudgetError) ends the command before any socket opens.
  */
-export function loadAndPlan(files: string[], env: NodeJS.ProcessEnv = process.env): { config: Config; plan: Plan } {
+export function loadAndPlan(files: string[], env: NodeJS.ProcessEnv = process.env): { config: Config; plan: Plan; plans: Plan[] } {
   const config = loadConfig({ files, env });
-  return { config, plan: plan(config, getVenue(config.venue)!) };
+  // Every feed's plan, in order: the first one over its budget ends the command.
+  const plans = config.feeds.map((feed) => plan(feed, getVenue(feed.venue)!));
+  return { config, plan: plans[0]!, plans };
 }

@@ -61,6 +61,12 @@ export function checkLimits(config: Config, venue: Venue): Finding {
 
 export function checkConnection(config: Config, venue: Venue): Finding {
   const c = config.connection;
+  if (venue.clientPing === null && c.pingIntervalMs > 0) {
+    return ['connection.pingIntervalMs', `${venue.name}'s server pings the client; leave this key unset (null), got ${c.pingIntervalMs}`];
+  }
+  if (venue.clientPing !== null && c.pingIntervalMs >= venue.limits.pongTimeoutMs) {
+    return ['connection.pingIntervalMs', `must be less than ${venue.limits.pongTimeoutMs} (${venue.name} cuts a connection that sends no heartbeat for that long), got ${c.pingIntervalMs}`];
+  }
   // 0: the venue documents no lifetime (Bybit, OKX); a configured lifetime then rotates on its own.
   if (venue.limits.maxLifetimeMs > 0 && c.maxLifetimeMs > venue.limits.maxLifetimeMs) {
     return ['connection.maxLifetimeMs', `must be at most ${venue.limits.maxLifetimeMs} (${venue.name} cuts a connection after that), got ${c.maxLifetimeMs}`];

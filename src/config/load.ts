@@ -199,6 +199,7 @@ function resolve(raw: RawConfig, venue: Venue): Config {
     connection: {
       staleAfterMs: raw.connection.staleAfterMs ?? d.connection.staleAfterMs,
       maxLifetimeMs: raw.connection.maxLifetimeMs ?? d.connection.maxLifetimeMs,
+      pingIntervalMs: raw.connection.pingIntervalMs ?? d.connection.pingIntervalMs,
       rotateBeforeMs: raw.connection.rotateBeforeMs,
       switchoverTimeoutMs: raw.connection.switchoverTimeoutMs,
       handshakeTimeoutMs: raw.connection.handshakeTimeoutMs,

@@ -20,7 +20,8 @@ export interface RawConfig extends Omit<Config, 'endpoints' | 'limits' | 'connec
   feeds: Array<Record<string, unknown>>;
   endpoints: Nullable<Config['endpoints']>;
   limits: Nullable<Config['limits']>;
-  connection: Omit<Config['connection'], 'staleAfterMs' | 'maxLifetimeMs'> & Nullable<Pick<Config['connection'], 'staleAfterMs' | 'maxLifetimeMs'>>;
+  connection: Omit<Config['connection'], 'staleAfterMs' | 'maxLifetimeMs' | 'pingIntervalMs'> &
+    Nullable<Pick<Config['connection'], 'staleAfterMs' | 'maxLifetimeMs' | 'pingIntervalMs'>>;
   maintenance: { windows: Config['maintenance']['windows'] | null; statusPollMs: number };
   health: Nullable<Config['health']>;
 }
@@ -45,6 +46,8 @@ export function venueDefaults(venue: Venue) {
       // The server pings on a fixed interval, so a healthy connection is never silent for longer.
       staleAfterMs: venue.limits.serverPingIntervalMs + STALE_MARGIN_MS,
       maxLifetimeMs: venue.limits.maxLifetimeMs,
+      // 0: the server pings (Binance); the client sends no heartbeat of its own.
+      pingIntervalMs: venue.clientPing?.everyMs ?? 0,
     },
     maintenance: { windows: (venue.maintenanceWindows ?? []).map((w) => ({ ...w })) },
     health: { silentAfterMs: venue.limits.serverPingIntervalMs + SILENT_MARGIN_MS },
@@ -86,6 +89,7 @@ export function buildSchema(): convict.Schema<RawConfig> {
     connection: {
       staleAfterMs: venueLeaf('fk-positive-int', 'Silence after which a connection counts as dead (null: server ping interval + 10 s).'),
       maxLifetimeMs: venueLeaf('fk-positive-int', 'Lifetime after which the server cuts a connection (null: the venue figure).'),
+      pingIntervalMs: venueLeaf('fk-positive-int', 'Client heartbeat interval on venues whose server does not ping (null: the venue figure: Bybit 20 s, OKX 20 s idle).'),
       rotateBeforeMs: leaf('fk-positive-int', 300_000, 'Open the replacement this long before maxLifetimeMs.'),
       switchoverTimeoutMs: leaf('fk-positive-int', 10_000, 'Longest a switch-over may take before the old connection is closed anyway.'),
       handshakeTimeoutMs: leaf('fk-positive-int', 10_000, 'Time allowed for the WebSocket handshake.'),

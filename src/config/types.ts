@@ -37,6 +37,8 @@ export interface Config {
     /** No frame of any kind (data, ping, pong) for this long = dead: terminate and replace. */
     staleAfterMs: number;
     maxLifetimeMs: number;
+    /** The client heartbeat's interval (Venue.clientPing); 0 on venues whose server pings. */
+    pingIntervalMs: number;
     /** Open the replacement this long before maxLifetimeMs. */
     rotateBeforeMs: number;
     /** How long a replacement may take to take over every stream before the old one is closed anyway. */

@@ -190,7 +190,7 @@ export class ConnectionWorker {
         url: this.opts.url,
         protocol: this.opts.protocol,
         market: this.opts.market?.(),
-        clientPing: this.opts.venue.clientPing,
+        clientPing: this.opts.venue.clientPing === null ? null : { ...this.opts.venue.clientPing, everyMs: c.connection.pingIntervalMs },
         closeCause: (code) => this.opts.venue.closeCause(code),
         streams: this.opts.streams,
         streamsPerSubscribe: c.limits.streamsPerSubscribe,

@@ -38,13 +38,15 @@ export function readKeys(type: Pick<StreamType, 'keys' | 'sequence'>, payload: B
  * - range (spot depth: next U = previous u + 1): from = last u + 1, to = next U - 1, count null.
  * - linked (next prev = previous last): from = last + 1, to = next prev (the last ID of the last
  *   message missed, exact), count null. OKX seqIds step arbitrarily: `from` is then a lower bound.
- *   A snapshot (reset) after a gap stands for every update up to its own ID: to = its last.
+ *   A snapshot (reset) after a gap replaces every update before its own ID: to = its last - 1
+ *   (the updates whose ID falls in [from, to] are missing from the recording; the snapshot's own
+ *   ID is recorded).
  */
 export function missedBetween(rule: SequenceRule, lastKey: number | null, next: SequenceKeys | null): Missed | null {
   if (rule.kind === 'ordered' || rule.kind === 'none' || lastKey === null || next === null) return null;
   const from = lastKey + 1;
   let to: number;
-  if (next.reset === true) to = next.last;
+  if (next.reset === true) to = next.last - 1;
   else if (rule.kind === 'linked') to = next.prev ?? next.first - 1;
   else to = next.first - 1;
   if (to < from) return { field: rule.field, from, to: from - 1, count: 0 };

@@ -52,6 +52,8 @@ export interface GapSummary {
   generatedAt: number;
   totals: {
     all: GapTotals;
+    /** By venue (feed); entries of versions without venues count as `unknown`. */
+    byVenue: Record<string, GapTotals>;
     byCause: Record<string, GapTotals>;
     byStream: Record<string, GapTotals>;
     /** By maintenance reason. */
@@ -87,6 +89,7 @@ export function summarize(entries: readonly GapEntry[], opts: SummarizeOptions =
   const all = zero();
   const inM = zero();
   const outM = zero();
+  const byVenue: Record<string, GapTotals> = {};
   const byCause: Record<string, GapTotals> = {};
   const byStream: Record<string, GapTotals> = {};
   const byMaintenance: Record<string, GapTotals> = {};
@@ -98,7 +101,7 @@ export function summarize(entries: readonly GapEntry[], opts: SummarizeOptions =
     gaps.push(e);
     const seconds = Math.max(0, Math.min(end, until) - Math.max(e.start, since)) / 1000;
     const missed = e.missed?.count ?? 0;
-    const buckets = [all, e.maintenance !== null ? inM : outM, (byCause[e.cause] ??= zero()), (byStream[e.stream] ??= zero())];
+    const buckets = [all, e.maintenance !== null ? inM : outM, (byVenue[e.venue ?? 'unknown'] ??= zero()), (byCause[e.cause] ??= zero()), (byStream[e.stream] ??= zero())];
     if (e.maintenance !== null) buckets.push((byMaintenance[e.maintenance] ??= zero()));
     for (const b of buckets) {
       b.gaps++;
@@ -107,14 +110,14 @@ export function summarize(entries: readonly GapEntry[], opts: SummarizeOptions =
       b.missed += missed;
     }
   }
-  for (const b of [all, inM, outM, ...Object.values(byCause), ...Object.values(byStream), ...Object.values(byMaintenance)]) {
+  for (const b of [all, inM, outM, ...Object.values(byVenue), ...Object.values(byCause), ...Object.values(byStream), ...Object.values(byMaintenance)]) {
     b.seconds = Math.round(b.seconds * 1000) / 1000;
   }
   gaps.sort((a, b) => a.start - b.start || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return {
     range: { since: opts.since ?? null, until: opts.until ?? null, stream: opts.stream ?? null },
     generatedAt: now,
-    totals: { all, byCause, byStream, byMaintenance, inMaintenance: inM, outsideMaintenance: outM },
+    totals: { all, byVenue, byCause, byStream, byMaintenance, inMaintenance: inM, outsideMaintenance: outM },
     gaps,
   };
 }
@@ -240,6 +243,9 @@ export function formatReport(s: GapSummary): string {
       NUMERIC,
     ),
     '',
+    'By venue',
+    ...table(['VENUE', ...TOTALS_HEADER], totalsRows(s.totals.byVenue), NUMERIC),
+    '',
     'By cause',
     ...table(['CAUSE', ...TOTALS_HEADER], totalsRows(s.totals.byCause), NUMERIC),
     '',
@@ -253,11 +259,12 @@ export function formatReport(s: GapSummary): string {
     '',
     'Gaps',
     ...table(
-      ['START', 'END', 'DURATION', 'STREAM', 'CAUSE', 'MISSED', 'MAINTENANCE', 'ID'],
+      ['START', 'END', 'DURATION', 'VENUE', 'STREAM', 'CAUSE', 'MISSED', 'MAINTENANCE', 'ID'],
       s.gaps.map((g) => [
         iso(g.start),
         g.end === null ? 'open' : iso(g.end),
         g.end === null ? `${formatDuration(Math.max(0, s.generatedAt - g.start))}+` : formatDuration(g.durationMs ?? g.end - g.start),
+        g.venue ?? '-',
         g.stream,
         g.code !== null ? `${g.cause} (${g.code})` : g.cause,
         formatMissed(g.missed),

@@ -38,6 +38,10 @@ export interface PlanUsage {
     sendRatePerSecond: number;
     /** Seconds the fullest connection takes to send its SUBSCRIBE messages at sendRatePerSecond. */
     secondsPerConnection: number;
+    /** The venue's subscribe requests per connection per hour (OKX 480); 0 = no such limit. */
+    perHourLimit: number;
+    /** messagesPerConnection / perHourLimit × 100 (0 without a limit). */
+    perHourPercent: number;
   };
 }
 
@@ -91,6 +95,9 @@ export function plan(config: Config, venue: Venue): Plan {
   });
   const count = layout.reduce((n, g) => n + g.count, 0);
 
+  if (venue.limits.subscribesPerHour > 0 && Math.ceil(Math.max(...layout.map((g) => Math.min(g.capacity, symbolCount) * g.types.length)) / limits.streamsPerSubscribe) > venue.limits.subscribesPerHour) {
+    throw new ConfigError('limits.streamsPerSubscribe', `one connection would need more subscribe requests than ${venue.name} allows per hour (${venue.limits.subscribesPerHour}): raise limits.streamsPerSubscribe or lower limits.streamsPerConnection`);
+  }
   if (count > limits.connectionAttempts) {
     const hosts = Math.ceil(count / limits.connectionAttempts);
     throw new PlanOverBudgetError(
@@ -148,6 +155,8 @@ export function plan(config: Config, venue: Venue): Plan {
         messagesTotal: connections.reduce((n, c) => n + Math.ceil(c.streams.length / limits.streamsPerSubscribe), 0),
         sendRatePerSecond: sendRate,
         secondsPerConnection: messagesPerConnection / sendRate,
+        perHourLimit: venue.limits.subscribesPerHour,
+        perHourPercent: venue.limits.subscribesPerHour > 0 ? percent(messagesPerConnection, venue.limits.subscribesPerHour) : 0,
       },
     },
   };

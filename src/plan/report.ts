@@ -60,12 +60,15 @@ export function formatPlan(plan: Plan): string {
           `${sub.messagesPerConnection} (${sub.streamsPerSubscribe} streams each)`,
           `${fmt(Math.round(sub.secondsPerConnection * 100) / 100)} s at ${sub.sendRatePerSecond}/s`,
         ],
+        ...(sub.perHourLimit > 0
+          ? [['subscribe requests per connection per hour', `${sub.messagesPerConnection} of ${sub.perHourLimit}`, `${fmt(sub.perHourPercent)}%`]]
+          : []),
       ],
       [false, true, true],
     ),
     '',
     `A drop of every connection (maintenance) costs ${a.connections} of the ${a.budget} attempts one IP may make per ${a.windowMs / 1000} s; ` +
-      `one message per second per connection is kept for pongs.`,
+      `one message per second per connection is kept for pongs${plan.venue.clientPing === null ? '' : ' and pings'}.`,
   );
   return lines.join('\n') + '\n';
 }

@@ -26,11 +26,12 @@ export interface RunCheck {
  */
 export async function checkRun(config: Config, exchange: SentSource): Promise<RunCheck> {
   const venue = getVenue(config.venue)!;
+  // A feed's config (config.feeds[i]) names its own venue; the ledger holds every venue's entries.
   const sent = new Map<string, number[]>();
   for (const symbol of config.symbols) {
     for (const type of config.streams) {
       const kind = venue.streamType(type)?.sequence.kind;
-      if (kind !== 'contiguous' && kind !== 'range') continue;
+      if (kind !== 'contiguous' && kind !== 'range' && kind !== 'linked') continue;
       const name = venue.streamName(symbol, type);
       sent.set(name, exchange.sentIds(name));
     }
@@ -42,5 +43,6 @@ export async function checkRun(config: Config, exchange: SentSource): Promise<Ru
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+  entries = entries.filter((e) => e.venue === null || e.venue === venue.name);
   return { invariant: checkInvariant({ venue, recording: messages, ledger: entries, sent }), entries, recording: messages, skippedLines: skipped };
 }

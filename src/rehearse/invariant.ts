@@ -1,6 +1,7 @@
 import type { GapEntry } from '../ledger/types.js';
 import { getVenue } from '../venues/index.js';
-import type { SequenceRule, Venue } from '../venues/types.js';
+import type { FrameKeys, SequenceRule, Venue } from '../venues/types.js';
+import { readKeys, type SequenceKeys } from '../ledger/missed.js';
 
 /**
  * The gap ledger's promise, checked against the exchange (docs/gap-ledger.md, "Rehearsals"): for
@@ -20,6 +21,8 @@ export interface RecordedMessage {
   recv: number;
   stream: string;
   data: Readonly<Record<string, unknown>>;
+  /** The recorded `data` text (the exchange's bytes), read with the venue's key readers; else `data` re-serialised. */
+  raw?: string;
 }
 
 export interface InvariantInput {
@@ -110,7 +113,14 @@ export function checkInvariant(input: InvariantInput): InvariantResult {
     const type = venue.streamType(venue.typeOf(name));
     const kind = type === null ? null : keyField(type.sequence);
     if (type === null || kind === null) continue;
-    streams.push(checkStream(name, type.sequence, kind, sent, recorded.get(name)!, gaps.get(name)!));
+    const keysOf = (l: RecordedMessage): SequenceKeys | null => {
+      const buf = Buffer.from(l.raw ?? JSON.stringify(l.data));
+      const at: FrameKeys = { from: 0, first: NaN, last: NaN, prev: NaN, time: NaN, flags: 0 };
+      // A wrapped frame is the exchange's whole frame: its reader finds where the keys start.
+      if (venue.recordingShape === 'wrap' && venue.readStream(buf, at) === null) return null;
+      return readKeys(type, buf, at.from);
+    };
+    streams.push(checkStream(name, type.sequence, kind, sent, recorded.get(name)!, gaps.get(name)!, keysOf));
   }
   streams.sort((a, b) => (a.stream < b.stream ? -1 : a.stream > b.stream ? 1 : 0));
   return { ok: streams.every((s) => s.ok), streams };
@@ -123,9 +133,13 @@ function checkStream(
   sent: readonly number[],
   lines: readonly RecordedMessage[],
   entries: readonly GapEntry[],
+  keysOf: (l: RecordedMessage) => SequenceKeys | null,
 ): StreamInvariant {
   const field = rule.kind === 'contiguous' || rule.kind === 'range' || rule.kind === 'linked' ? rule.field : '';
-  const linkedBy = rule.kind === 'linked' ? 'pu' : null;
+  const linked = rule.kind === 'linked';
+  // Binance's linked depth IDs count update IDs (an event covers (previous u, u]); other linked IDs
+  // (OKX seqId) step arbitrarily: a missed range is every event whose ID falls inside it.
+  const arbitrary = linked && field !== 'U/u';
   const n = sent.length;
   const out: StreamInvariant = { stream, field, ok: true, from: null, to: null, sent: 0, recorded: 0, missed: 0, gaps: 0, discrepancies: [] };
   const problem = (d: Discrepancy): void => {
@@ -141,22 +155,28 @@ function checkStream(
   let last = -1;
 
   for (const l of lines) {
-    const key = kind === 'contiguous' ? l.data[field] : l.data['u'];
-    const i = typeof key === 'number' ? indexOf(sent, key) : -1;
-    if (i === -1) {
-      const id = typeof key === 'number' ? key : NaN;
-      problem({ kind: 'not_sent', from: id, to: id, events: 1 });
+    const keys = keysOf(l);
+    if (keys === null) {
+      problem({ kind: 'not_sent', from: NaN, to: NaN, events: 1 });
       continue;
     }
-    if (kind === 'range') {
-      const U = l.data['U'];
-      if (i === 0 && typeof U === 'number') firstLow = U;
-      const link = linkedBy === 'pu' ? l.data['pu'] : U;
-      const want = linkedBy === 'pu' ? sent[i - 1] : sent[i - 1]! + 1;
-      if (i > 0 && link !== want) problem({ kind: 'misaligned', from: typeof U === 'number' ? U : NaN, to: sent[i]!, events: 1 });
+    // A contiguous frame covers [first, last] (one ID, or OKX's `count` trades); the others are one
+    // event, known by its last key.
+    for (let id = kind === 'contiguous' ? keys.first : keys.last; id <= keys.last; id++) {
+      const i = indexOf(sent, id);
+      if (i === -1) {
+        problem({ kind: 'not_sent', from: id, to: id, events: 1 });
+        continue;
+      }
+      if (kind === 'range' && !keys.reset) {
+        if (i === 0 && !linked) firstLow = keys.first;
+        const link = linked ? keys.prev : keys.first;
+        const want = linked ? sent[i - 1] : sent[i - 1]! + 1;
+        if (i > 0 && link !== want) problem({ kind: 'misaligned', from: keys.first, to: sent[i]!, events: 1 });
+      }
+      rec[i]!++;
+      if (i > last) last = i;
     }
-    rec[i]!++;
-    if (i > last) last = i;
   }
 
   for (const e of entries) {
@@ -178,8 +198,8 @@ function checkStream(
       // Whole events only: from just after an event's u (or at the first event's U), to an event's u.
       const p = lowerBound(sent, m.from - 1);
       const afterEvent = p < n && sent[p] === m.from - 1;
-      j = afterEvent ? p + 1 : p;
-      if (!(afterEvent || (p === 0 && m.from === firstLow)) || k < j || sent[k] !== m.to) {
+      j = arbitrary ? lowerBound(sent, m.from) : afterEvent ? p + 1 : p;
+      if (!arbitrary && (!(afterEvent || (p === 0 && m.from === firstLow)) || k < j || sent[k] !== m.to)) {
         problem({ kind: 'misaligned', from: m.from, to: m.to, events: Math.max(0, k - j + 1), gapId: e.id });
       }
     }

@@ -30,7 +30,7 @@ export async function readRecording(recorderDir: string, venue: string): Promise
         skipped++;
         continue;
       }
-      messages.push({ recv: l.recv, stream: l.stream, data: data as Record<string, unknown> });
+      messages.push({ recv: l.recv, stream: l.stream, data: data as Record<string, unknown>, raw: l.data });
     }
   }
   return { messages, skipped };

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { startSimulator } from './index.js';
+import { SIMULATED_VENUES, startSimulator } from './index.js';
 import type { SimulatorOptions } from './types.js';
 import type { VenueName } from '../venues/index.js';
 
@@ -11,7 +11,7 @@ limit is printed as a JSON line on stderr.
 
   --host H                          default 127.0.0.1
   --port N                          default 0 (any free port)
-  --venue V                         binance-spot (default) | binance-usdm
+  --venue V                         binance-spot (default) | binance-usdm | binance-coinm | bybit-spot | bybit-linear | okx
   --events-per-second N             per stream, default 2
   --tick-ms N                       default 100
   --ping-interval-ms N              default: the venue's
@@ -104,8 +104,8 @@ function parseOptions(argv: string[]): SimulatorOptions | 'help' {
   const opts: SimulatorOptions = { idHistoryLimit: 10_000 };
   if (typeof values.host === 'string') opts.host = values.host;
   if (typeof values.venue === 'string') {
-    if (values.venue !== 'binance-spot' && values.venue !== 'binance-usdm') {
-      throw new Error(`--venue: binance-spot or binance-usdm, got ${values.venue}`);
+    if (!SIMULATED_VENUES.includes(values.venue)) {
+      throw new Error(`--venue: one of ${SIMULATED_VENUES.join(', ')}, got ${values.venue}`);
     }
     opts.venue = values.venue as VenueName;
   }

@@ -1,5 +1,6 @@
 import { getVenue } from '../venues/index.js';
 import { Exchange, type ExchangeSettings } from './exchange.js';
+import { startVenueSimulator } from './venues/index.js';
 import type { Simulator, SimulatorOptions } from './types.js';
 
 export type {
@@ -18,11 +19,17 @@ export type {
   WsRouteHandler,
 } from './types.js';
 
+/** Every venue the simulator speaks: Binance's own exchange, and the dialects of src/simulator/venues. */
+export const SIMULATED_VENUES: readonly string[] = ['binance-spot', 'binance-usdm', 'binance-coinm', 'bybit-spot', 'bybit-linear', 'okx'];
+
 /**
- * Starts a Binance-compatible exchange on loopback (docs/simulator.md). Resolves once it listens.
+ * Starts an exchange on loopback speaking the venue's protocol (docs/simulator.md): Binance's
+ * venues on the Binance exchange, Bybit and OKX on their dialects. Resolves once it listens.
  * Throws RangeError on an option out of range.
  */
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
+  const venue = opts.venue ?? 'binance-spot';
+  if (venue === 'bybit-spot' || venue === 'bybit-linear' || venue === 'okx') return startVenueSimulator({ ...opts, venue });
   const exchange = new Exchange(resolveOptions(opts));
   await exchange.listen();
   return exchange;

@@ -89,7 +89,7 @@ export interface Family {
 }
 
 export function newTape(venue: VenueName, spec: StreamSpec): Tape {
-  const usdm = venue === 'binance-usdm';
+  const usdm = venue === 'binance-usdm' || venue === 'binance-coinm';
   const levels = /^depth(5|10|20)/.exec(spec.type);
   const price = basePrice(spec.symbol);
   const priceDp = usdm ? (price >= 1000 ? 2 : price >= 1 ? 4 : 5) : 8;
@@ -99,7 +99,7 @@ export function newTape(venue: VenueName, spec: StreamSpec): Tape {
 }
 
 export function familyFor(venue: VenueName, family: string): Family {
-  const table = venue === 'binance-usdm' ? USDM : SPOT;
+  const table = venue === 'binance-usdm' ? USDM : venue === 'binance-coinm' ? COINM : SPOT;
   const f = table[family];
   if (f === undefined) throw new TypeError(`simulator has no ${family} payload for ${venue}`);
   return f;
@@ -424,3 +424,15 @@ const USDM: Record<string, Family> = {
     },
   },
 };
+
+/**
+ * COIN-M shapes are USD-M's plus `ps`, the pair of the contract (BTCUSD for BTCUSD_PERP), after
+ * `s` (test/fixtures/binance-coinm: the docs' diff-depth example).
+ */
+const coinmDepth: Family = {
+  ...usdmDepth,
+  encode: (t, tu) =>
+    `{"e":"depthUpdate","E":${t.E * tu},"T":${t.T * tu},"s":"${t.symbol}","ps":"${t.symbol.slice(0, t.symbol.indexOf('_'))}","U":${t.first},"u":${t.seq},"pu":${t.last},"b":${t.bids},"a":${t.asks}}`,
+};
+
+const COINM: Record<string, Family> = { ...USDM, depth: coinmDepth, depthPartial: coinmDepth };

@@ -39,10 +39,11 @@ export function builtinRoutes(
 ): Array<[method: string, pathname: string, handler: RouteHandler]> {
   const ping: RouteHandler = (_req, res) => sendJson(res, 200, '{}');
   const time: RouteHandler = (_req, res) => sendJson(res, 200, `{"serverTime":${state.now()}}`);
-  if (venue === 'binance-usdm') {
+  if (venue === 'binance-usdm' || venue === 'binance-coinm') {
+    const api = venue === 'binance-usdm' ? '/fapi/v1' : '/dapi/v1';
     return [
-      ['GET', '/fapi/v1/ping', ping],
-      ['GET', '/fapi/v1/time', time],
+      ['GET', `${api}/ping`, ping],
+      ['GET', `${api}/time`, time],
     ];
   }
   return [

@@ -5,7 +5,8 @@ import { loadAndPlan } from '../load.js';
 export const USAGE = `Usage: feedkeeper plan --config FILE [--config FILE ...] [--json]
 
 Show how the configured symbols and streams split into connections, and the share
-of each Binance limit the plan uses. Connects to nothing.
+of each of the venue's limits the plan uses; with feeds, one plan per venue.
+Connects to nothing.
 
 Options:
   -c, --config FILE  JSON config file (repeatable, at least one)
@@ -30,7 +31,9 @@ export async function run(argv: string[]): Promise<number> {
   const files = values.config ?? [];
   if (files.length === 0) throw new UsageError('plan needs at least one --config FILE', USAGE);
 
-  const { plan } = loadAndPlan(files);
-  process.stdout.write(values.json ? `${JSON.stringify(planToJSON(plan), null, 2)}\n` : formatPlan(plan));
+  const { plans } = loadAndPlan(files);
+  // One feed prints as it always did; several as {feeds: [...]}, one plan per venue.
+  const json = plans.length === 1 ? planToJSON(plans[0]!) : { feeds: plans.map(planToJSON) };
+  process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : plans.map(formatPlan).join('\n'));
   return 0;
 }
