@@ -113,8 +113,6 @@ export class Daemon {
     });
     await this.ledger.open();
     for (const f of this.feeds) await f.prepare(this.ledger);
-    metrics.recorderBufferLimit.set(config.recorder.maxBufferBytes);
-    metrics.connectionsPlanned.set(this.feeds.reduce((n, f) => n + f.plan.connections.length, 0));
 
     // Before connecting: a crash from here on must not be mistaken for the previous clean stop.
     await this.checkpoint(false);
@@ -124,6 +122,7 @@ export class Daemon {
         host: config.metrics.host,
         port: config.metrics.port,
         metrics,
+        venues: this.feeds.map((f) => f.name),
         health: this,
         logger: log,
         gaps: (q) => this.answerGaps(q),
@@ -133,7 +132,7 @@ export class Daemon {
     for (const f of this.feeds) f.start();
     if (config.userData.enabled) {
       const f = this.feeds[0]!;
-      this.userData = new UserDataStream({ config, venue: f.venue, router: f.router, budget: f.supervisor.budget, logger: log, metrics, clock, env: this.opts.env });
+      this.userData = new UserDataStream({ config, venue: f.venue, router: f.router, budget: f.supervisor.budget, logger: log, metrics: f.metrics, clock, env: this.opts.env });
       this.userDataStart = this.startUserData(this.userData);
     }
     const every = this.opts.checkpointIntervalMs ?? 1000;

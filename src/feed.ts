@@ -7,7 +7,7 @@ import { MaintenanceCalendar, SystemStatusPoller } from './ledger/maintenance.js
 import { Checkpointer, recoverLastSeen, venueKeyOf } from './ledger/recovery.js';
 import { reconcileWithLedger, resumeGaps } from './ledger/resume.js';
 import type { Logger } from './log.js';
-import type { Metrics } from './metrics/registry.js';
+import { venueMetrics, type Metrics } from './metrics/registry.js';
 import { StreamRouter, type GapSink } from './pipeline/stream-router.js';
 import { plan, type Plan } from './plan/planner.js';
 import { Recorder } from './recorder/recorder.js';
@@ -56,9 +56,14 @@ export class Feed {
   private poller: SystemStatusPoller | null = null;
   private checkpointer!: Checkpointer;
 
+  /** The daemon's metrics with this feed's `venue` label (venueMetrics). */
+  readonly metrics: Metrics;
+
   constructor(private readonly opts: FeedOptions) {
-    const { config, logger, metrics, clock } = opts;
+    const { config, logger, clock } = opts;
     this.venue = getVenue(config.venue)!;
+    const metrics = (this.metrics = venueMetrics(opts.metrics, this.venue.name));
+    metrics.recorderBufferLimit.set(config.recorder.maxBufferBytes);
     this.plan = plan(config, this.venue);
     this.calendar = new MaintenanceCalendar({ windows: config.maintenance.windows, logger, metrics, clock });
     this.recorder = new Recorder({
@@ -82,8 +87,8 @@ export class Feed {
    * feed, open the recorder, build the router and the supervisor. Nothing connects yet.
    */
   async prepare(ledger: GapLedger): Promise<void> {
-    const { config, logger: log, metrics, clock } = this.opts;
-    const venue = this.venue;
+    const { config, logger: log, clock } = this.opts;
+    const { venue, metrics } = this;
     const paths = feedStatePaths(config, this.opts.index);
     const recovered = await recoverLastSeen({ statePath: paths.state, recorderDir: config.recorder.dir, venue: venue.name, keyOf: venueKeyOf(venue), logger: log });
     // The ledger is on disk before the recording: a gap closed just before a crash may report IDs

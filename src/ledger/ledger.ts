@@ -356,10 +356,11 @@ export class GapLedger {
 
   private count(e: GapEntry): void {
     const maintenance = e.maintenance !== null ? 'true' : 'false';
-    this.metrics.gaps.inc({ cause: e.cause, maintenance });
-    this.metrics.gapSeconds.inc({ cause: e.cause, maintenance }, (e.durationMs ?? 0) / 1000);
+    const venue = e.venue ?? this.venue ?? '';
+    this.metrics.gaps.inc({ cause: e.cause, maintenance, venue });
+    this.metrics.gapSeconds.inc({ cause: e.cause, maintenance, venue }, (e.durationMs ?? 0) / 1000);
     const n = e.missed?.count ?? 0;
-    if (n > 0) this.metrics.missedMessages.inc({ maintenance }, n);
+    if (n > 0) this.metrics.missedMessages.inc({ maintenance, venue }, n);
   }
 
   private append(e: GapEntry): void {

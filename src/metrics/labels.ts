@@ -1,8 +1,12 @@
 import { Counter, type Registry } from 'prom-client';
 import type { RotateReason, WorkerState } from '../connection/worker.js';
 import { GAP_CAUSES } from '../ledger/types.js';
+import { venues } from '../venues/index.js';
 import type { GapCause as SessionEndCause } from '../pipeline/stream-router.js';
 import type { DropReason } from '../recorder/recorder.js';
+
+/** `venue`: every registered venue (src/venues/index.ts); a feed's metrics carry its own. */
+const VENUES = [...venues.keys()];
 
 /**
  * The values each metric label takes, as the code that increments it sets them (registry.ts keeps
@@ -12,37 +16,59 @@ import type { DropReason } from '../recorder/recorder.js';
  * keeps this list from naming a value the code cannot produce.
  */
 export const METRIC_LABEL_VALUES = {
+  feedkeeper_connections_open: { venue: VENUES },
+  feedkeeper_connections_planned: { venue: VENUES },
+  feedkeeper_streams_subscribed: { venue: VENUES },
+  feedkeeper_messages_received_total: { venue: VENUES },
+  feedkeeper_messages_duplicate_total: { venue: VENUES },
+  feedkeeper_frames_malformed_total: { venue: VENUES },
+  feedkeeper_connection_attempt_budget_remaining: { venue: VENUES },
+  feedkeeper_last_message_age_seconds: { venue: VENUES },
+  feedkeeper_recorder_messages_written_total: { venue: VENUES },
+  feedkeeper_recorder_write_errors_total: { venue: VENUES },
+  feedkeeper_recorder_buffer_bytes: { venue: VENUES },
+  feedkeeper_recorder_buffer_limit_bytes: { venue: VENUES },
+  feedkeeper_maintenance_active: { venue: VENUES },
   feedkeeper_connection_state_changes_total: {
     // 'idle' is only the state before the first transition: never entered, never counted.
     state: ['connecting', 'open', 'rotating', 'backoff', 'closed'] satisfies WorkerState[],
+    venue: VENUES,
   },
   feedkeeper_reconnects_total: {
     // A planned switch-over counts its trigger (lifetime, server_shutdown); a lost connection its end cause.
     reason: ['lifetime', 'server_shutdown', 'listen_key_renewed', 'server_close', 'network_error', 'stale', 'rate_limited'] satisfies Array<
       SessionEndCause | RotateReason
     >,
+    venue: VENUES,
   },
   feedkeeper_connection_attempts_total: {
     // http_<status> for any upgrade answered with a status instead of 101; these two matter most.
     outcome: ['ok', 'error', 'http_429', 'http_418'],
+    venue: VENUES,
   },
   feedkeeper_outgoing_messages_total: {
     // request: a user-data protocol message (WebSocket API subscribe).
-    kind: ['pong', 'subscribe', 'request'],
+    // ping: a venue's client heartbeat (Bybit, OKX).
+    kind: ['pong', 'ping', 'subscribe', 'request'],
+    venue: VENUES,
   },
   feedkeeper_recorder_dropped_total: {
     reason: ['buffer_full', 'malformed', 'closed'] satisfies DropReason[],
+    venue: VENUES,
   },
   feedkeeper_gaps_total: {
     cause: GAP_CAUSES,
     maintenance: ['true', 'false'],
+    venue: VENUES,
   },
   feedkeeper_gap_seconds_total: {
     cause: GAP_CAUSES,
     maintenance: ['true', 'false'],
+    venue: VENUES,
   },
   feedkeeper_missed_messages_total: {
     maintenance: ['true', 'false'],
+    venue: VENUES,
   },
   feedkeeper_listen_key_keepalives_total: {
     outcome: ['ok', 'error', 'unknown_key'],
@@ -57,11 +83,14 @@ export const METRIC_LABEL_VALUES = {
  * first increment from increase() and rate() (there is no earlier sample to compare it with), so the
  * first gap outside maintenance would not fire its alert. Idempotent; startHttpServer calls it.
  */
-export function initLabelledSeries(registry: Registry): void {
+export function initLabelledSeries(registry: Registry, venues: readonly string[] = []): void {
   for (const [name, labels] of Object.entries(METRIC_LABEL_VALUES)) {
     const metric = registry.getSingleMetric(name);
     if (!(metric instanceof Counter)) continue;
-    for (const combo of combinations(labels)) metric.inc(combo, 0);
+    // A venue-labelled counter gets its series for each of the daemon's venues.
+    const byVenue = (metric as unknown as { labelNames: readonly string[] }).labelNames.includes('venue');
+    const all = byVenue && venues.length > 0 ? { ...labels, venue: venues } : labels;
+    for (const combo of combinations(all)) metric.inc(combo, 0);
   }
 }
 

@@ -21,6 +21,8 @@ export interface HttpServerOptions {
   host: string;
   port: number;
   metrics: Metrics;
+  /** The daemon's venues: every venue-labelled counter series is created at 0 for each. */
+  venues?: readonly string[];
   health: HealthSource;
   /**
    * Answers GET /gaps with the request's query string (ledgerGaps() in gaps-route.ts reads the ledger);
@@ -56,7 +58,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const loop = new EventLoopLagMonitor(opts.eventLoop);
   const log = logger.child({ component: 'http' });
   // Alerts on increase() need every labelled counter to exist before its first event.
-  initLabelledSeries(metrics.registry);
+  initLabelledSeries(metrics.registry, opts.venues ?? []);
 
   const routes = new Map<string, (url: URL) => Promise<Reply>>([
     ['/metrics', async () => ({
