@@ -144,10 +144,12 @@ export class Feed {
   /** Connect: the status poll and every planned connection. */
   start(): void {
     const { config, logger } = this.opts;
-    if (this.venue.systemStatusPath !== null && config.maintenance.statusPollMs > 0) {
+    const parse = this.venue.parseSystemStatus;
+    if (this.venue.systemStatusPath !== null && parse !== undefined && config.maintenance.statusPollMs > 0) {
       this.poller = new SystemStatusPoller({
         restBaseUrl: config.endpoints.rest,
         path: this.venue.systemStatusPath,
+        parse: (body) => parse(body),
         intervalMs: config.maintenance.statusPollMs,
         calendar: this.calendar,
         logger,

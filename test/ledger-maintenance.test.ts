@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import t from 'tap';
+import { binanceStatus } from '../src/venues/status.js';
 import type { Clock, Timer } from '../src/clock.js';
 import { createLogger, silentLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics/registry.js';
@@ -193,7 +194,7 @@ t.test('SystemStatusPoller against a local server: status, errors, timeouts', as
   const { calendar } = calendarAt(Date.now(), []);
   t.teardown(() => calendar.close());
   const { logger, logs } = capturingLogger();
-  const poller = new SystemStatusPoller({ restBaseUrl: base, path: '/sapi/v1/system/status', intervalMs: 60_000, calendar, logger, timeoutMs: 200 });
+  const poller = new SystemStatusPoller({ parse: binanceStatus, restBaseUrl: base, path: '/sapi/v1/system/status', intervalMs: 60_000, calendar, logger, timeoutMs: 200 });
 
   t.equal(await poller.pollOnce(), 60_000);
   t.same(requests, ['/sapi/v1/system/status']);
@@ -230,7 +231,7 @@ t.test('SystemStatusPoller start() polls at the interval, one at a time; stop() 
   });
   const { calendar } = calendarAt(Date.now(), []);
   t.teardown(() => calendar.close());
-  const poller = new SystemStatusPoller({ restBaseUrl: base, path: '/sapi/v1/system/status', intervalMs: 20, calendar, logger: silentLogger() });
+  const poller = new SystemStatusPoller({ parse: binanceStatus, restBaseUrl: base, path: '/sapi/v1/system/status', intervalMs: 20, calendar, logger: silentLogger() });
   poller.start();
   poller.start();
   await new Promise((r) => setTimeout(r, 150));
@@ -247,6 +248,7 @@ t.test('SystemStatusPoller uses an injected fetch; a rejected fetch is logged, n
   const { logger, logs } = capturingLogger();
   let fail = true;
   const poller = new SystemStatusPoller({
+    parse: binanceStatus,
     restBaseUrl: 'https://api.binance.com',
     path: '/sapi/v1/system/status',
     intervalMs: 1000,

@@ -28,7 +28,7 @@ t.test('rehearse (default: maintenance): timeline, ledger report, invariant, exi
   t.equal(code, 0, p.out() + p.err());
   t.ok(ms < 60_000, `took ${ms} ms`);
   const out = p.out();
-  t.match(out, /^Rehearsal: maintenance\n/);
+  t.match(out, /^Rehearsal: maintenance on binance-spot\n/);
   t.match(out, /Gap ledger report, /, 'the ledger report');
   t.match(out, /By cause\n\s+CAUSE.*\n\s+maintenance\s+40\s+0\s/, '40 maintenance gaps, all closed');
   t.match(out, /By maintenance window\n.*\n\s+Binance Spot API infrastructure upgrade \(announced for 2026-07-09 07:00 UTC, up to 1 h\) \[rehearsal/, "tagged with the July window's reason");

@@ -200,6 +200,8 @@ export interface SystemStatusPollerOptions {
   restBaseUrl: string;
   /** e.g. /sapi/v1/system/status (venue.systemStatusPath) */
   path: string;
+  /** The venue's reading of the body (Venue.parseSystemStatus). */
+  parse: (body: string) => { status: 0 | 1; msg: string } | null;
   intervalMs: number;
   calendar: Pick<MaintenanceCalendar, 'noteSystemStatus'>;
   logger: Logger;
@@ -210,7 +212,8 @@ export interface SystemStatusPollerOptions {
 }
 
 /**
- * Polls GET /sapi/v1/system/status (weight 1, no key) one request at a time. A failed poll
+ * Polls the venue's status endpoint (Binance GET /sapi/v1/system/status, weight 1, no key; OKX at
+ * most 1 per 5 s) one request at a time. A failed poll
  * (timeout, HTTP error, unexpected body) is logged and leaves the calendar as it was.
  */
 export class SystemStatusPoller {
@@ -258,7 +261,7 @@ export class SystemStatusPoller {
         this.opts.logger.warn({ status: res.status, url: this.url, nextPollMs: next }, 'system status poll failed');
         return next;
       }
-      const parsed = parseStatus(res.body);
+      const parsed = this.opts.parse(res.body);
       if (parsed === null) {
         this.opts.logger.warn({ url: this.url, body: res.body.slice(0, 200) }, 'system status poll: unexpected body');
         return next;
@@ -277,15 +280,5 @@ export class SystemStatusPoller {
     if (!this.running) return;
     this.timer = this.clock.setTimeout(() => void this.tick(), next);
     (this.timer as { unref?: () => void }).unref?.();
-  }
-}
-
-function parseStatus(body: string): { status: 0 | 1; msg: string } | null {
-  try {
-    const o = JSON.parse(body) as { status?: unknown; msg?: unknown };
-    if ((o.status !== 0 && o.status !== 1) || (o.msg !== undefined && typeof o.msg !== 'string')) return null;
-    return { status: o.status, msg: o.msg ?? '' };
-  } catch {
-    return null;
   }
 }

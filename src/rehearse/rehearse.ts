@@ -10,6 +10,8 @@ import { getScenario, type RehearsalCheck } from './scenarios.js';
  */
 
 export interface RehearseOptions {
+  /** The venue rehearsed (default binance-spot). */
+  venue?: string;
   /** Timeline lines as they happen. */
   log?: (line: string) => void;
   /** Keep the temporary directory (config, recording, ledger) for inspection. */
@@ -20,6 +22,7 @@ export interface RehearseOptions {
 
 export interface RehearsalResult {
   scenario: string;
+  venue: string;
   /** The invariant holds and every check passed. */
   ok: boolean;
   durationMs: number;
@@ -37,8 +40,11 @@ export interface RehearsalResult {
 export async function rehearse(name: string, opts: RehearseOptions = {}): Promise<RehearsalResult> {
   const scenario = getScenario(name);
   if (scenario === undefined) throw new RangeError(`unknown scenario ${name}`);
+  const venue = opts.venue ?? 'binance-spot';
+  const no = scenario.unavailable?.(venue) ?? null;
+  if (no !== null) throw new RangeError(no);
   const t0 = Date.now();
-  const rig = await Rig.open({ ...scenario.rig(), log: opts.log, keep: opts.keep, signal: opts.signal });
+  const rig = await Rig.open({ ...scenario.rig(venue), log: opts.log, keep: opts.keep, signal: opts.signal });
   const checks: RehearsalCheck[] = [];
   try {
     try {
@@ -56,6 +62,7 @@ export async function rehearse(name: string, opts: RehearseOptions = {}): Promis
     const summary = summarize(during, { since: t0, until: end, now: end });
     return {
       scenario: name,
+      venue,
       ok: invariant.ok && checks.every((c) => c.ok),
       durationMs: Date.now() - t0,
       dir: rig.dir,
@@ -72,7 +79,7 @@ export async function rehearse(name: string, opts: RehearseOptions = {}): Promis
 
 /** The rehearsal for people: timeline, gap report, invariant, checks, verdict. */
 export function formatRehearsal(r: RehearsalResult): string {
-  const out: string[] = [`Rehearsal: ${r.scenario}`, '', 'Timeline', ...r.steps.map((s) => `  ${s}`), ''];
+  const out: string[] = [`Rehearsal: ${r.scenario} on ${r.venue}`, '', 'Timeline', ...r.steps.map((s) => `  ${s}`), ''];
   out.push(formatReport(r.summary).trimEnd());
   if (r.stopGaps > 0) out.push(`  (${r.stopGaps} shutdown gaps opened by the final stop are left out: they close at the next start)`);
   out.push('', formatInvariant(r.invariant).trimEnd(), '', 'Checks');

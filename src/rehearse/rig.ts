@@ -24,6 +24,8 @@ import { readRecording } from './recording.js';
 type Json = { [k: string]: unknown };
 
 export interface RigOptions {
+  /** The venue rehearsed (default binance-spot): its simulator dialect and its config. */
+  venue?: string;
   symbols: string[];
   streams: string[];
   sim?: SimulatorOptions;
@@ -44,7 +46,6 @@ export interface ChildDaemon {
 }
 
 const OUTPUT_CAP = 256 * 1024;
-const VENUE = 'binance-spot';
 
 function merge(a: Json, b: Json): Json {
   const out: Json = { ...a };
@@ -73,7 +74,7 @@ export function cliCommand(): { command: string; args: string[] } {
 }
 
 export class Rig {
-  readonly venue: Venue = getVenue(VENUE)!;
+  readonly venue: Venue;
   readonly dir: string;
   readonly configPath: string;
   readonly config: Config;
@@ -90,10 +91,11 @@ export class Rig {
     readonly sim: Simulator,
     private readonly opts: RigOptions,
   ) {
+    this.venue = getVenue(opts.venue ?? 'binance-spot')!;
     this.dir = mkdtempSync(join(tmpdir(), 'feedkeeper-rehearse-'));
     this.configPath = join(this.dir, 'config.json');
     const base: Json = {
-      venue: VENUE,
+      venue: this.venue.name,
       endpoints: { stream: sim.wsUrl, rest: sim.httpUrl },
       symbols: opts.symbols,
       streams: opts.streams,
@@ -110,7 +112,9 @@ export class Rig {
   }
 
   static async open(opts: RigOptions): Promise<Rig> {
-    const sim = await startSimulator({ venue: VENUE, ...opts.sim });
+    const venue = opts.venue ?? 'binance-spot';
+    if (getVenue(venue) === undefined) throw new RangeError(`unknown venue ${venue}`);
+    const sim = await startSimulator({ venue, ...opts.sim });
     try {
       const rig = new Rig(sim, opts);
       rig.step(`exchange up at ${sim.wsUrl} (${opts.sim?.eventsPerSecond ?? 2} events/s per stream); ${rig.streams.length} streams configured`);
@@ -204,7 +208,7 @@ export class Rig {
   }
 
   async recording(): Promise<RecordedMessage[]> {
-    return (await readRecording(this.config.recorder.dir, VENUE)).messages;
+    return (await readRecording(this.config.recorder.dir, this.venue.name)).messages;
   }
 
   async ledger(): Promise<GapEntry[]> {

@@ -174,6 +174,11 @@ export interface Venue {
   combinedPath: string;
   /** REST path of the maintenance status, or null where the venue has none. */
   systemStatusPath: string | null;
+  /**
+   * Reads the status endpoint's body: 1 while the venue is in maintenance, 0 when normal, null
+   * for a body it does not understand. Required where systemStatusPath is set.
+   */
+  parseSystemStatus?(body: string): { status: 0 | 1; msg: string } | null;
   /** Announced maintenance windows (the default of maintenance.windows); none when absent. */
   maintenanceWindows?: ReadonlyArray<{ start: string; end: string; reason: string }>;
   /** The WebSocket API URL for user data (Binance), when the venue has one. */

@@ -1,21 +1,23 @@
 import { formatRehearsal, rehearse } from '../../rehearse/rehearse.js';
-import { scenarios } from '../../rehearse/scenarios.js';
+import { REHEARSAL_VENUES, scenarios } from '../../rehearse/scenarios.js';
 import { parseCommandArgs, UsageError } from '../args.js';
 
 const width = Math.max(...scenarios.map((s) => s.name.length));
 
-export const USAGE = `Usage: feedkeeper rehearse [--scenario NAME] [--json] [--keep]
+export const USAGE = `Usage: feedkeeper rehearse [--scenario NAME] [--venue VENUE] [--json] [--keep]
 
-Rehearse a fault offline: start the bundled exchange simulator and a daemon against it in a
-temporary directory, play the scenario, then print the gap ledger report and check the
-invariant: for every trade, aggTrade and depth stream, the IDs recorded plus the IDs the ledger
-reports missed are exactly the IDs the exchange sent. Each scenario takes 5-15 s.
+Rehearse a fault offline: start the bundled exchange simulator (speaking the venue's protocol)
+and a daemon against it in a temporary directory, play the scenario, then print the gap ledger
+report and check the invariant: for every stream with sequence IDs (trades, diff depth, books),
+the IDs recorded plus the IDs the ledger reports missed are exactly the IDs the exchange sent.
+Each scenario takes 5-15 s.
 
 Scenarios:
 ${scenarios.map((s) => `  ${s.name.padEnd(width)}  ${s.summary}`).join('\n')}
 
 Options:
       --scenario NAME  the scenario to play (default maintenance)
+      --venue VENUE    ${REHEARSAL_VENUES.join(', ')} (default binance-spot)
       --json           print the result as JSON
       --keep           keep the temporary directory (config, recording, ledger) and print its path
   -h, --help           show this help
@@ -34,7 +36,7 @@ export async function run(argv: string[], io: RehearseIo = {}): Promise<number> 
   const stderr = io.stderr ?? ((t: string) => void process.stderr.write(t));
   const { values } = parseCommandArgs(
     argv,
-    { scenario: { type: 'string' }, json: { type: 'boolean' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    { scenario: { type: 'string' }, venue: { type: 'string' }, json: { type: 'boolean' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     USAGE,
   );
   if (values.help) {
@@ -42,7 +44,12 @@ export async function run(argv: string[], io: RehearseIo = {}): Promise<number> 
     return 0;
   }
   const name = values.scenario ?? 'maintenance';
-  if (!scenarios.some((s) => s.name === name)) throw new UsageError(`unknown scenario ${name} (${scenarios.map((s) => s.name).join(', ')})`, USAGE);
+  const scenario = scenarios.find((s) => s.name === name);
+  if (scenario === undefined) throw new UsageError(`unknown scenario ${name} (${scenarios.map((s) => s.name).join(', ')})`, USAGE);
+  const venue = values.venue ?? 'binance-spot';
+  if (!REHEARSAL_VENUES.includes(venue)) throw new UsageError(`unknown venue ${venue} (${REHEARSAL_VENUES.join(', ')})`, USAGE);
+  const unavailable = scenario.unavailable?.(venue) ?? null;
+  if (unavailable !== null) throw new UsageError(`scenario ${name}: ${unavailable}`, USAGE);
 
   // Ctrl-C stops the rehearsal where it is; the simulator and the daemon are closed, the directory removed.
   const abort = new AbortController();
@@ -50,6 +57,7 @@ export async function run(argv: string[], io: RehearseIo = {}): Promise<number> 
   process.once('SIGINT', onSigint);
   try {
     const result = await rehearse(name, {
+      venue,
       keep: values.keep === true,
       signal: abort.signal,
       log: values.json ? undefined : (line) => stderr(`${line}\n`),

@@ -1,3 +1,4 @@
+import { binanceStatus } from '../status.js';
 import type { Venue } from '../types.js';
 import { readBinanceStream } from './frame.js';
 import { BinanceProtocol, binanceCloseCause } from './protocol.js';
@@ -28,6 +29,7 @@ export const binanceSpot: Venue = {
   },
   combinedPath: '/stream',
   systemStatusPath: '/sapi/v1/system/status',
+  parseSystemStatus: binanceStatus,
   maintenanceWindows: [
     {
       start: '2026-07-09T07:00:00Z',

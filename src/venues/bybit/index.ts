@@ -4,6 +4,7 @@
  * heartbeat), [B2] https://bybit-exchange.github.io/docs/v5/rate-limit (connection rate);
  * docs/venues-bybit-okx.md sums up the choices below.
  */
+import { bybitStatus } from '../status.js';
 import type { Venue, VenueLimits } from '../types.js';
 import { readBybitStream } from './frame.js';
 import { BybitProtocol, bybitClientPing, bybitCloseCause } from './protocol.js';
@@ -47,6 +48,7 @@ function bybitVenue(name: 'bybit-spot' | 'bybit-linear', route: string, streamsP
     limits: { ...common, streamsPerSubscribe },
     combinedPath: route,
     systemStatusPath: '/v5/system/status',
+    parseSystemStatus: bybitStatus,
     streamType: (type) => bybitStreamType(type, route),
     streamName: bybitStreamName,
     typeOf: bybitTypeOf,

@@ -4,6 +4,7 @@
  * (connect, connection-count-limit, subscribe, notification), [O2] https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel;
  * docs/venues-bybit-okx.md sums up the choices below.
  */
+import { okxStatus } from '../status.js';
 import type { Venue } from '../types.js';
 import { readOkxStream } from './frame.js';
 import { OkxProtocol, okxClientPing, okxCloseCause } from './protocol.js';
@@ -37,6 +38,7 @@ export const okx: Venue = {
   },
   combinedPath: PUBLIC_ROUTE,
   systemStatusPath: '/api/v5/system/status',
+  parseSystemStatus: okxStatus,
   streamType: okxStreamType,
   streamName: okxStreamName,
   typeOf: okxTypeOf,
