@@ -57,10 +57,10 @@ t.test('a live scrape of the running daemon passes promtool check metrics and ca
   ]) {
     t.match(body, new RegExp(`^${name}`, 'm'), name);
   }
-  t.match(body, /^feedkeeper_connections_open 1$/m, 'one connection open');
-  t.match(body, /^feedkeeper_streams_subscribed 3$/m, 'three streams subscribed');
-  t.match(body, /^feedkeeper_reconnects_total\{reason="server_close"\} 1$/m, 'the drop counted');
-  t.match(body, /^feedkeeper_gaps_total\{cause="server_close",maintenance="false"\} [1-3]$/m, 'its gaps counted');
+  t.match(body, /^feedkeeper_connections_open\{venue="binance-spot"\} 1$/m, 'one connection open');
+  t.match(body, /^feedkeeper_streams_subscribed\{venue="binance-spot"\} 3$/m, 'three streams subscribed');
+  t.match(body, /^feedkeeper_reconnects_total\{reason="server_close",venue="binance-spot"\} 1$/m, 'the drop counted');
+  t.match(body, /^feedkeeper_gaps_total\{cause="server_close",maintenance="false",venue="binance-spot"\} [1-3]$/m, 'its gaps counted');
   const tool = promtool.need(t);
   if (tool === undefined) return;
   const r = run(tool, ['check', 'metrics'], { input: body });

@@ -173,27 +173,27 @@ export class Session implements SessionRef {
       }),
   };
 
-  /** The market protocol's handle on this socket. */
+  /** The market protocol's handle on this socket (built in the constructor, once `id` is set). */
   private readonly marketIO: ProtocolIO;
 
   private createMarketIO(): ProtocolIO {
     return {
-    id: this.id,
-    send: (text: string, kind: string) =>
-      this.limiter.enqueue(() => {
-        if (this.ws && this.ws.readyState === WebSocket.OPEN) {
-          this.ws.send(text);
-          this.opts.metrics.outgoingMessages.inc({ kind });
-        }
-      }),
-    data: (frame, now) => this.opts.router.route(this, frame, now),
-    malformed: (frame, why) => this.opts.router.malformed(this, frame, why),
-    shutdownNotice: (detail) => {
-      this.opts.logger.warn({ event: 'server_shutdown', connection: this.id, detail }, 'exchange announced a server shutdown: opening a replacement now');
-      this.opts.onShutdownNotice(this);
-    },
-    unexpected: (frame) =>
-      this.opts.logger.debug({ event: 'control_message', connection: this.id, text: frame.toString('utf8', 0, 200) }, 'unexpected control message'),
+      id: this.id,
+      send: (text: string, kind: string) =>
+        this.limiter.enqueue(() => {
+          if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+            this.ws.send(text);
+            this.opts.metrics.outgoingMessages.inc({ kind });
+          }
+        }),
+      data: (frame, now) => this.opts.router.route(this, frame, now),
+      malformed: (frame, why) => this.opts.router.malformed(this, frame, why),
+      shutdownNotice: (detail) => {
+        this.opts.logger.warn({ event: 'server_shutdown', connection: this.id, detail }, 'exchange announced a server shutdown: opening a replacement now');
+        this.opts.onShutdownNotice(this);
+      },
+      unexpected: (frame) =>
+        this.opts.logger.debug({ event: 'control_message', connection: this.id, text: frame.toString('utf8', 0, 200) }, 'unexpected control message'),
     };
   }
 

@@ -1,8 +1,6 @@
 import { binanceStatus } from '../status.js';
-import type { Venue } from '../types.js';
-import { readBinanceStream } from './frame.js';
-import { BinanceProtocol, binanceCloseCause } from './protocol.js';
-import { binanceStreamName, binanceStreamType, binanceTypeOf, isBinanceSymbol } from './streams.js';
+import { isBinanceSymbol } from './streams.js';
+import { binanceVenue } from './venue.js';
 
 /**
  * Binance spot. Limits: binance-spot-api-docs web-socket-streams.md ("WebSocket Limits"):
@@ -10,7 +8,7 @@ import { binanceStreamName, binanceStreamType, binanceTypeOf, isBinanceSymbol } 
  * (changelog 2023-02-17: a rate, not a concurrency cap), 24 h lifetime, ping every 20 s with a
  * 1 min pong deadline (since 2025-02).
  */
-export const binanceSpot: Venue = {
+export const binanceSpot = binanceVenue({
   name: 'binance-spot',
   endpoints: {
     stream: 'wss://stream.binance.com:9443',
@@ -18,42 +16,31 @@ export const binanceSpot: Venue = {
   },
   limits: {
     streamsPerConnection: 1024,
-    connectionAttempts: 300,
-    connectionAttemptWindowMs: 300_000,
     messagesPerSecond: 5,
-    streamsPerSubscribe: 200,
-    subscribesPerHour: 0,
     maxLifetimeMs: 86_400_000,
     serverPingIntervalMs: 20_000,
     pongTimeoutMs: 60_000,
   },
-  combinedPath: '/stream',
   systemStatusPath: '/sapi/v1/system/status',
-  parseSystemStatus: binanceStatus,
-  maintenanceWindows: [
-    {
-      start: '2026-07-09T07:00:00Z',
-      end: '2026-07-09T08:00:00Z',
-      reason: 'Binance Spot API infrastructure upgrade (announced for 2026-07-09 07:00 UTC, up to 1 h)',
-    },
-  ],
-  // Spot user data moved to the WebSocket API when listen keys were removed (2026-02-20).
-  wsApiUrl: 'wss://ws-api.binance.com:443/ws-api/v3',
-  streamType: (type) =>
-    binanceStreamType(type, {
-      depthLinkedBy: 'U',
-      depthSpeeds: ['100ms', '1000ms'],
-      hasAvgPrice: true,
-      has1sKline: true,
-      routes: { book: '/stream', market: '/stream' },
-    }),
-  streamName: binanceStreamName,
-  typeOf: binanceTypeOf,
+  streams: {
+    depthLinkedBy: 'U',
+    depthSpeeds: ['100ms', '1000ms'],
+    hasAvgPrice: true,
+    has1sKline: true,
+    routes: { book: '/stream', market: '/stream' },
+  },
   isSymbol: isBinanceSymbol,
   symbolExample: 'BTCUSDT',
-  readStream: readBinanceStream,
-  recordingShape: 'envelope',
-  clientPing: null,
-  protocol: (opts) => new BinanceProtocol(opts),
-  closeCause: binanceCloseCause,
-};
+  extra: {
+    parseSystemStatus: binanceStatus,
+    maintenanceWindows: [
+      {
+        start: '2026-07-09T07:00:00Z',
+        end: '2026-07-09T08:00:00Z',
+        reason: 'Binance Spot API infrastructure upgrade (announced for 2026-07-09 07:00 UTC, up to 1 h)',
+      },
+    ],
+    // Spot user data moved to the WebSocket API when listen keys were removed (2026-02-20).
+    wsApiUrl: 'wss://ws-api.binance.com:443/ws-api/v3',
+  },
+});

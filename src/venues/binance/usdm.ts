@@ -1,7 +1,5 @@
-import type { Venue } from '../types.js';
-import { readBinanceStream } from './frame.js';
-import { BinanceProtocol, binanceCloseCause } from './protocol.js';
-import { binanceStreamName, binanceStreamType, binanceTypeOf, isBinanceSymbol } from './streams.js';
+import { isBinanceSymbol } from './streams.js';
+import { binanceVenue } from './venue.js';
 
 /**
  * Binance USD-M futures. 10 incoming messages/s, server ping every 3 min with a 10 min pong deadline,
@@ -12,7 +10,7 @@ import { binanceStreamName, binanceStreamType, binanceTypeOf, isBinanceSymbol } 
  * connection without the right route receives nothing for the other kind, silently (Binance docs,
  * "USD-M Futures routes streams by path"), so the planner never mixes the two on one connection.
  */
-export const binanceUsdm: Venue = {
+export const binanceUsdm = binanceVenue({
   name: 'binance-usdm',
   endpoints: {
     stream: 'wss://fstream.binance.com',
@@ -20,34 +18,21 @@ export const binanceUsdm: Venue = {
   },
   limits: {
     streamsPerConnection: 200,
-    connectionAttempts: 300,
-    connectionAttemptWindowMs: 300_000,
     messagesPerSecond: 10,
-    streamsPerSubscribe: 200,
-    subscribesPerHour: 0,
     maxLifetimeMs: 86_400_000,
     serverPingIntervalMs: 180_000,
     pongTimeoutMs: 600_000,
   },
-  combinedPath: '/stream',
   systemStatusPath: null,
-  // USD-M user data uses a listen key on the stream host; the WebSocket API is not used for it.
-  wsApiUrl: 'wss://ws-fapi.binance.com/ws-fapi/v1',
-  streamType: (type) =>
-    binanceStreamType(type, {
-      depthLinkedBy: 'pu',
-      depthSpeeds: ['100ms', '250ms', '500ms', '0ms'],
-      hasAvgPrice: false,
-      has1sKline: false,
-      routes: { book: '/public/stream', market: '/market/stream' },
-    }),
-  streamName: binanceStreamName,
-  typeOf: binanceTypeOf,
+  streams: {
+    depthLinkedBy: 'pu',
+    depthSpeeds: ['100ms', '250ms', '500ms', '0ms'],
+    hasAvgPrice: false,
+    has1sKline: false,
+    routes: { book: '/public/stream', market: '/market/stream' },
+  },
   isSymbol: isBinanceSymbol,
   symbolExample: 'BTCUSDT',
-  readStream: readBinanceStream,
-  recordingShape: 'envelope',
-  clientPing: null,
-  protocol: (opts) => new BinanceProtocol(opts),
-  closeCause: binanceCloseCause,
-};
+  // USD-M user data uses a listen key on the stream host; the WebSocket API is not used for it.
+  extra: { wsApiUrl: 'wss://ws-fapi.binance.com/ws-fapi/v1' },
+});
