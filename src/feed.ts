@@ -8,11 +8,13 @@ import { Checkpointer, recoverLastSeen, venueKeyOf } from './ledger/recovery.js'
 import { reconcileWithLedger, resumeGaps } from './ledger/resume.js';
 import type { Logger } from './log.js';
 import { venueMetrics, type Metrics } from './metrics/registry.js';
+import { SinkFanout, type Sink } from './pipeline/sinks.js';
 import { StreamRouter, type GapSink } from './pipeline/stream-router.js';
 import { plan, type Plan } from './plan/planner.js';
 import { Recorder } from './recorder/recorder.js';
 import { Supervisor, type Readiness } from './supervisor.js';
 import { USER_DATA_STREAM, userDataStreamType } from './userdata/user-stream.js';
+import { ErrorCodes, FeedkeeperError } from './errors.js';
 import { getVenue } from './venues/index.js';
 import type { StreamType, Venue } from './venues/types.js';
 
@@ -39,6 +41,8 @@ export interface FeedOptions {
   clock: Clock;
   /** The user-data stream rides on this feed's router (the first feed, when enabled). */
   userData: boolean;
+  /** Secondary outputs after the recorder (src/pipeline/sinks.ts): the relay for Binance feeds. */
+  sinks?: readonly Sink[];
 }
 
 /**
@@ -109,7 +113,9 @@ export class Feed {
       instant: (e) => ledger.instant({ ...e, venue: venue.name }),
       inMaintenance: (t) => calendar.reasonAt(t) !== null,
     };
-    const recorder = config.recorder.enabled ? this.recorder : { write: () => true };
+    const primary = config.recorder.enabled ? this.recorder : { write: () => true };
+    const sinks = this.opts.sinks ?? [];
+    const recorder = sinks.length === 0 ? primary : new SinkFanout(primary, sinks, metrics);
     this.router = new StreamRouter({ venue, streams, gaps, recorder, metrics, logger: log });
     const resumed = resumeGaps({ ledger, venue: venue.name, recovered, streams: streams.keys(), now: clock.now() });
     this.router.restore(recovered.streams, resumed);
@@ -182,6 +188,36 @@ export class Feed {
   async close(): Promise<void> {
     await this.recorder.close();
     this.calendar.close();
+  }
+
+  /** Is `name` (a canonical stream id) routed by this feed now, from the config or added live? */
+  carries(name: string): boolean {
+    return this.router.typeOf(name) !== undefined;
+  }
+
+  /**
+   * Subscribe a stream live, on a connection with room (or a new one): routed, recorded and
+   * ledgered like any other from then on. Rejects with FK_ERR_SUBSCRIBE when the venue
+   * has no such stream or refuses it.
+   */
+  async subscribe(name: string): Promise<void> {
+    const type = this.venue.streamType(this.venue.typeOf(name));
+    if (type === null) throw new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `${this.venue.name} has no stream ${name}`);
+    this.router.addStream(name, type);
+    try {
+      await this.supervisor.addStream(name, type.route);
+    } catch (err) {
+      this.router.removeStream(name, this.opts.clock.now());
+      throw err;
+    }
+    this.opts.logger.info({ event: 'stream_added', venue: this.venue.name, stream: name }, 'stream subscribed on a live connection');
+  }
+
+  /** Unsubscribe a stream added live (never one from the config: the caller checks). */
+  async unsubscribe(name: string): Promise<void> {
+    await this.supervisor.removeStream(name);
+    this.router.removeStream(name, this.opts.clock.now());
+    this.opts.logger.info({ event: 'stream_removed', venue: this.venue.name, stream: name }, 'stream unsubscribed');
   }
 
   readiness(): Readiness {

@@ -38,6 +38,9 @@ export class Supervisor {
   private readonly clock: Clock;
   private startedAt = 0;
   private ageTimer: ReturnType<typeof setInterval> | undefined;
+  /** Each worker's route (combined-stream path): a live stream joins a connection of its route. */
+  private readonly routes = new Map<ConnectionWorker, string>();
+  private nextId: number;
   /** Planned streams that push on a timer (expectedIntervalMs > 0), for readiness. */
   private readonly timedStreams: string[];
 
@@ -54,33 +57,79 @@ export class Supervisor {
     opts.metrics.attemptBudgetRemaining.set(this.budget.remaining());
     opts.metrics.connectionsPlanned.set(opts.connections.length);
     this.timedStreams = opts.connections.flatMap((c) => c.streams.filter((name) => (opts.router.typeOf(name)?.expectedIntervalMs ?? 0) > 0));
-    const base = opts.config.endpoints.stream.replace(/\/+$/, '');
-    const { venue } = opts;
-    this.workers = opts.connections.map(
-      (c) =>
-        new ConnectionWorker({
-          id: c.id,
-          streams: c.streams,
-          url: () => `${base}${c.path}`,
-          market: () =>
-            venue.protocol({
-              base,
-              path: c.path,
-              streams: c.streams,
-              streamsPerSubscribe: limits.streamsPerSubscribe,
-              replyTimeoutMs: opts.config.connection.handshakeTimeoutMs + Math.ceil(c.streams.length / limits.streamsPerSubscribe) * 1200,
-              clock: this.clock,
-            }),
-          venue,
-          config: opts.config,
-          budget: this.budget,
-          router: opts.router,
-          logger: opts.logger,
-          metrics: opts.metrics,
+    this.nextId = opts.connections.length;
+    this.workers = opts.connections.map((c) => {
+      const w = this.newWorker(c.id, c.path, c.streams);
+      this.routes.set(w, c.path);
+      return w;
+    });
+  }
+
+  private newWorker(id: string, path: string, streams: readonly string[]): ConnectionWorker {
+    const { config, venue } = this.opts;
+    const { limits } = config;
+    const base = config.endpoints.stream.replace(/\/+$/, '');
+    return new ConnectionWorker({
+      id,
+      streams,
+      url: () => `${base}${path}`,
+      market: (list) =>
+        venue.protocol({
+          base,
+          path,
+          streams: list,
+          streamsPerSubscribe: limits.streamsPerSubscribe,
+          replyTimeoutMs: config.connection.handshakeTimeoutMs + Math.ceil(list.length / limits.streamsPerSubscribe) * 1200,
           clock: this.clock,
-          onServerShutdown: opts.onServerShutdown,
         }),
-    );
+      venue,
+      config,
+      budget: this.budget,
+      router: this.opts.router,
+      logger: this.opts.logger,
+      metrics: this.opts.metrics,
+      clock: this.clock,
+      onServerShutdown: this.opts.onServerShutdown,
+    });
+  }
+
+  /**
+   * Subscribe a stream on a live connection (relay clients, the universe): on the connection of its
+   * route with the most room left under limits.streamsPerConnection, or on a new connection (one
+   * attempt from the budget) when none has room. Resolves once the exchange confirmed it (at once
+   * when the connection is down: its next socket subscribes it).
+   */
+  async addStream(name: string, route: string): Promise<void> {
+    if (this.workers.some((w) => w.streams.includes(name))) return;
+    const limit = this.opts.config.limits.streamsPerConnection;
+    let best: ConnectionWorker | null = null;
+    for (const w of this.workers) {
+      if (this.routes.get(w) !== route || w.streams.length >= limit || w.state === 'closed') continue;
+      if (best === null || w.streams.length < best.streams.length) best = w;
+    }
+    if (best !== null) {
+      await best.addStreams([name]);
+      return;
+    }
+    const w = this.newWorker(`c${this.nextId++}`, route, [name]);
+    this.routes.set(w, route);
+    this.workers.push(w);
+    this.opts.metrics.connectionsPlanned.set(this.workers.length);
+    this.opts.logger.info({ event: 'connection_added', connection: w.id, route, stream: name }, 'no connection had room: opening one more');
+    if (this.startedAt > 0) w.start();
+    await w.opened;
+  }
+
+  /** Unsubscribe a stream that was added live; a connection left with none is closed. */
+  async removeStream(name: string): Promise<void> {
+    const w = this.workers.find((x) => x.streams.includes(name));
+    if (w === undefined) return;
+    await w.removeStreams([name]).catch((err: unknown) => this.opts.logger.warn({ event: 'unsubscribe_failed', connection: w.id, stream: name, err }, 'unsubscribe failed: the stream is no longer asked for'));
+    if (w.streams.length === 0) {
+      this.workers.splice(this.workers.indexOf(w), 1);
+      this.opts.metrics.connectionsPlanned.set(this.workers.length);
+      await w.stop();
+    }
   }
 
   start(): void {

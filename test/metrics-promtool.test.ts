@@ -57,6 +57,7 @@ function touchEverything(m: Metrics): void {
   m.restRequests.inc({ status: '429' });
   m.restUsedWeight.set(1210);
   m.restPaused.set(1); // the 429 above
+  m.sinkDropped.inc({ sink: 'relay' }, 2);
 }
 
 const promtool = externalTool('promtool', 'apt-get install prometheus');

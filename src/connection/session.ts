@@ -102,7 +102,8 @@ export class Session implements SessionRef {
   private pongPayload: Buffer | null = null;
   /** Messages since the socket last yielded the event loop. */
   private burst = 0;
-  private subscribedCounted = false;
+  /** Streams confirmed subscribed on this socket (the URL's, the subscribe's, live additions). */
+  private readonly subscribedSet = new Set<string>();
   private pingTimer: ReturnType<typeof setTimeout> | undefined;
   private pingQueued = false;
 
@@ -156,9 +157,57 @@ export class Session implements SessionRef {
     } finally {
       this.opts.clock.clearTimeout(timer);
     }
+    for (const name of streams) this.subscribedSet.add(name);
     this.opts.metrics.streamsSubscribed.inc(streams.length);
-    this.subscribedCounted = true;
     this.opts.router.sessionReady(this, streams, this.opts.clock.now());
+  }
+
+  /** Is `name` confirmed subscribed on this socket? */
+  has(name: string): boolean {
+    return this.subscribedSet.has(name);
+  }
+
+  /**
+   * Subscribe more streams on the open socket (the venue's live subscribe, paced by the limiter).
+   * Resolves once the exchange confirmed; rejects with FK_ERR_SUBSCRIBE (refused, timed out, or a
+   * venue without live changes) or FK_ERR_CONNECT (the socket ended meanwhile).
+   */
+  async addStreams(names: readonly string[]): Promise<void> {
+    const fresh = names.filter((n) => !this.subscribedSet.has(n));
+    if (fresh.length === 0) return;
+    await this.change('add', fresh);
+    for (const n of fresh) this.subscribedSet.add(n);
+    this.opts.metrics.streamsSubscribed.inc(fresh.length);
+    this.opts.router.sessionReady(this, fresh, this.opts.clock.now());
+  }
+
+  /** Unsubscribe streams on the open socket. */
+  async removeStreams(names: readonly string[]): Promise<void> {
+    const held = names.filter((n) => this.subscribedSet.has(n));
+    if (held.length === 0) return;
+    await this.change('remove', held);
+    for (const n of held) this.subscribedSet.delete(n);
+    this.opts.metrics.streamsSubscribed.dec(held.length);
+  }
+
+  private async change(op: 'add' | 'remove', names: readonly string[]): Promise<void> {
+    const market = this.opts.market;
+    const fn = market?.[op];
+    if (market === undefined || fn === undefined) throw new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, 'this venue does not support changing subscriptions on a live connection');
+    if (!this.alive) throw new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, 'connection not open');
+    const timeoutMs = this.opts.handshakeTimeoutMs + Math.ceil(names.length / this.opts.streamsPerSubscribe) * SUBSCRIBE_SLOT_MS;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        fn.call(market, this.marketIO, names),
+        this.ended.then((e) => Promise.reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `closed while changing subscriptions: ${e.detail}`))),
+        new Promise((_, reject) => {
+          timer = this.opts.clock.setTimeout(() => reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `no ${op === 'add' ? 'subscribe' : 'unsubscribe'} reply within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } finally {
+      this.opts.clock.clearTimeout(timer);
+    }
   }
 
   /** The protocol's handle on this socket. */
@@ -338,7 +387,7 @@ export class Session implements SessionRef {
   }
 
   private onStale(silentMs: number): void {
-    this.opts.logger.warn({ event: 'connection_stale', connection: this.id, silentMs, streams: this.opts.streams.length }, 'no frame within staleAfterMs: terminating');
+    this.opts.logger.warn({ event: 'connection_stale', connection: this.id, silentMs, streams: this.subscribedSet.size }, 'no frame within staleAfterMs: terminating');
     this.terminate('stale', `no frame for ${silentMs} ms`);
   }
 
@@ -349,7 +398,7 @@ export class Session implements SessionRef {
     this.opts.clock.clearTimeout(this.pingTimer);
     this.limiter.close();
     this.opts.market?.closed(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `connection ended: ${end.detail}`));
-    if (this.subscribedCounted) this.opts.metrics.streamsSubscribed.dec(this.opts.streams.length);
+    if (this.subscribedSet.size > 0) this.opts.metrics.streamsSubscribed.dec(this.subscribedSet.size);
     if (this.isOpen) {
       this.opts.metrics.connectionsOpen.dec();
       this.isOpen = false;

@@ -34,8 +34,8 @@ export interface WorkerOptions {
   url: () => string | Promise<string>;
   /** For connections that are not market-data streams (user data). */
   protocol?: SessionProtocol;
-  /** The venue's market protocol, a new one per attempt (market-data connections). */
-  market?: () => MarketProtocol;
+  /** The venue's market protocol, a new one per attempt, for the streams it subscribes. */
+  market?: (streams: readonly string[]) => MarketProtocol;
   /** The venue: its client heartbeat and close codes. */
   venue: Pick<Venue, 'clientPing' | 'closeCause'>;
   config: Config;
@@ -64,11 +64,17 @@ export class ConnectionWorker {
   private wakeRotate: ((reason: RotateReason) => void) | null = null;
   private loop: Promise<void> | null = null;
   private readonly log: Logger;
+  /** The connection's streams: the plan's, and live additions (relay clients, the universe). */
+  private readonly list: string[];
+  private resolveOpened!: () => void;
+  /** Resolves the first time the worker is open (every stream subscribed). */
+  readonly opened: Promise<void> = new Promise((r) => (this.resolveOpened = r));
 
   constructor(private readonly opts: WorkerOptions) {
     this.id = opts.id;
+    this.list = [...opts.streams];
     this.backoff = new Backoff(opts.config.connection.backoff, opts.random);
-    this.log = opts.logger.child({ connection: opts.id, streams: opts.streams.length });
+    this.log = opts.logger.child({ connection: opts.id });
   }
 
   get state(): WorkerState {
@@ -81,7 +87,27 @@ export class ConnectionWorker {
   }
 
   get streams(): readonly string[] {
-    return this.opts.streams;
+    return this.list;
+  }
+
+  /**
+   * Add streams to this connection: subscribed at once on the open socket (and on a replacement
+   * being opened), and on every later reconnect. Resolves once the current socket confirmed, or at
+   * once while the connection is down (the next socket subscribes them).
+   */
+  async addStreams(names: readonly string[]): Promise<void> {
+    const fresh = names.filter((n) => !this.list.includes(n));
+    this.list.push(...fresh);
+    await Promise.all([this.current, this.replacement].filter((s) => s !== null && s.alive).map((s) => s!.addStreams(fresh)));
+  }
+
+  /** Remove streams from this connection (unsubscribed on the open socket, not asked for again). */
+  async removeStreams(names: readonly string[]): Promise<void> {
+    for (const n of names) {
+      const i = this.list.indexOf(n);
+      if (i !== -1) this.list.splice(i, 1);
+    }
+    await Promise.all([this.current, this.replacement].filter((s) => s !== null && s.alive).map((s) => s!.removeStreams(names)));
   }
 
   start(): void {
@@ -113,6 +139,7 @@ export class ConnectionWorker {
     const from = this.stateValue;
     this.stateValue = next;
     this.opts.metrics.connectionStateChanges.inc({ state: next });
+    if (next === 'open') this.resolveOpened();
     const level = next === 'backoff' ? 'warn' : 'info';
     this.log[level]({ event: 'connection_state', from, state: next, reason, ...extra }, `connection ${this.id} ${next}`);
   }
@@ -184,15 +211,16 @@ export class ConnectionWorker {
     await this.opts.budget.acquire(this.abort.signal);
     this.attempts++;
     const c = this.opts.config;
+    const streams = [...this.list];
     const session = new Session(
       {
         connectionId: this.id,
         url: this.opts.url,
         protocol: this.opts.protocol,
-        market: this.opts.market?.(),
+        market: this.opts.market?.(streams),
         clientPing: this.opts.venue.clientPing === null ? null : { ...this.opts.venue.clientPing, everyMs: c.connection.pingIntervalMs },
         closeCause: (code) => this.opts.venue.closeCause(code),
-        streams: this.opts.streams,
+        streams,
         streamsPerSubscribe: c.limits.streamsPerSubscribe,
         messagesPerSecond: c.limits.messagesPerSecond,
         staleAfterMs: c.connection.staleAfterMs,
@@ -213,6 +241,9 @@ export class ConnectionWorker {
     void session.ended.then((end) => this.opts.router.sessionClosed(session, this.opts.clock.now(), end));
     try {
       await session.open();
+      // Streams added while this socket was opening: subscribe them before it takes over.
+      const late = this.list.filter((n) => !session.has(n));
+      if (late.length > 0) await session.addStreams(late);
       this.opts.metrics.connectionAttempts.inc({ outcome: 'ok' });
       return session;
     } catch (err) {
@@ -264,10 +295,10 @@ export class ConnectionWorker {
     this.current = next;
     const deadline = this.opts.clock.now() + this.opts.config.connection.switchoverTimeoutMs;
     // The router moves each stream once the two connections overlap on it.
-    while (old.alive && this.opts.router.ownedBy(old, this.opts.streams) > 0 && this.opts.clock.now() < deadline && !this.stopped) {
+    while (old.alive && this.opts.router.ownedBy(old, this.list) > 0 && this.opts.clock.now() < deadline && !this.stopped) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    const left = this.opts.router.ownedBy(old, this.opts.streams);
+    const left = this.opts.router.ownedBy(old, this.list);
     old.close('switchover', why === 'lifetime' ? 'lifetime rotation' : `switch-over: ${why}`);
     this.opts.metrics.reconnects.inc({ reason: why });
     this.setState('open', why, { session: next.id, replaced: old.id, streamsNotOverlapped: left });

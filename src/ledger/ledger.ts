@@ -50,6 +50,8 @@ export interface LedgerCalendar {
 
 export interface GapLedgerOptions {
   path: string;
+  /** Every entry as it is written (a gap opened or closed), with its line: relay gap notices. */
+  onEntry?: (entry: GapEntry, line: string) => void;
   /** The venue of entries written without one, and of older entries read without one. */
   venue?: string | null;
   logger: Logger;
@@ -142,10 +144,12 @@ export class GapLedger {
 
   /** The venue of entries written without one (the daemon's first feed). */
   readonly venue: string | null;
+  private readonly onEntry: GapLedgerOptions['onEntry'];
 
   constructor(opts: GapLedgerOptions) {
     this.path = opts.path;
     this.venue = opts.venue ?? null;
+    this.onEntry = opts.onEntry;
     this.logger = opts.logger;
     this.metrics = opts.metrics;
     this.calendar = opts.calendar;
@@ -364,7 +368,15 @@ export class GapLedger {
   }
 
   private append(e: GapEntry): void {
-    const line: Line = { data: Buffer.from(entryLine(e)), counted: false };
+    const text = entryLine(e);
+    const line: Line = { data: Buffer.from(text), counted: false };
+    if (this.onEntry !== undefined) {
+      try {
+        this.onEntry(copy(e), text.slice(0, -1));
+      } catch (err) {
+        this.logger.warn({ err }, 'gap ledger: an entry listener failed');
+      }
+    }
     if (this.state === 'closed') {
       this.logger.warn({ gap: e }, 'gap ledger closed: entry not written');
       return;

@@ -48,9 +48,12 @@ export const METRIC_LABEL_VALUES = {
   },
   feedkeeper_outgoing_messages_total: {
     // request: a user-data protocol message (WebSocket API subscribe).
-    // ping: a venue's client heartbeat (Bybit, OKX).
-    kind: ['pong', 'ping', 'subscribe', 'request'],
+    // ping: a venue's client heartbeat (Bybit, OKX); unsubscribe: a live change (relay, universe).
+    kind: ['pong', 'ping', 'subscribe', 'unsubscribe', 'request'],
     venue: VENUES,
+  },
+  feedkeeper_sink_dropped_total: {
+    sink: ['relay'],
   },
   feedkeeper_recorder_dropped_total: {
     reason: ['buffer_full', 'malformed', 'closed'] satisfies DropReason[],

@@ -56,6 +56,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registry,
     ),
+    sinkDropped: new Counter({ name: 'feedkeeper_sink_dropped_total', help: 'Messages a secondary sink (relay, nats) could not take, by sink.', labelNames: ['sink'] as const, registers: r }),
     recorderWritten: new Counter({ name: 'feedkeeper_recorder_messages_written_total', help: 'Messages written to the recording.', labelNames: ['venue'] as const, registers: r }),
     recorderDropped: new Counter({ name: 'feedkeeper_recorder_dropped_total', help: 'Messages the recorder refused, by reason (buffer_full, malformed, closed).', labelNames: ['reason', 'venue'] as const, registers: r }),
     recorderWriteErrors: new Counter({ name: 'feedkeeper_recorder_write_errors_total', help: 'Failed writes to the recording (retried while the buffer lasts).', labelNames: ['venue'] as const, registers: r }),

@@ -257,6 +257,23 @@ export class StreamRouter {
     st.gapCause = cause;
   }
 
+  /** A stream subscribed live (relay clients, the universe): routed, recorded and ledgered from now on. */
+  addStream(name: string, type: StreamType): void {
+    if (this.streams.has(name)) return;
+    this.streams.set(name, newState(name, type, streamRef(this.venue, name)));
+  }
+
+  /**
+   * A stream no longer subscribed: its late frames are dropped like any stream outside the plan, and
+   * a gap it was in closes now (nothing more is expected of it).
+   */
+  removeStream(name: string, at: number): void {
+    const st = this.streams.get(name);
+    if (st === undefined) return;
+    if (st.gapId !== null) this.gaps.closeGap(st.gapId, { end: at, missed: null });
+    this.streams.delete(name);
+  }
+
   /** Streams' last keys and receive times, for the checkpoint. */
   snapshot(): Record<string, { key: number; recv: number }> {
     const out: Record<string, { key: number; recv: number }> = {};

@@ -131,6 +131,12 @@ export interface MarketProtocol {
   subscribe(io: ProtocolIO): Promise<void>;
   /** Every frame the socket delivers: data to io.data(), the rest handled here. */
   onFrame(io: ProtocolIO, frame: Buffer, isBinary: boolean, now: number): void;
+  /**
+   * Live changes on the open connection (the daemon's one way to change subscriptions: relay
+   * clients, the universe). Resolve once the exchange confirmed; absent where not supported yet.
+   */
+  add?(io: ProtocolIO, streams: readonly string[]): Promise<void>;
+  remove?(io: ProtocolIO, streams: readonly string[]): Promise<void>;
   /** The connection ended: fail what still waits for a reply. */
   closed(err: Error): void;
   /** Subscribe requests sent on this connection (OKX and Bitget count them per hour). */

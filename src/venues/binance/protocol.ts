@@ -24,12 +24,23 @@ export class BinanceProtocol implements MarketProtocol {
   }
 
   async subscribe(io: ProtocolIO): Promise<void> {
-    const { streams, streamsPerSubscribe } = this.opts;
-    const rest: Promise<void>[] = [];
-    for (let i = streamsPerSubscribe; i < streams.length; i += streamsPerSubscribe) {
-      rest.push(this.request(io, 'SUBSCRIBE', streams.slice(i, i + streamsPerSubscribe)));
-    }
-    await Promise.all(rest);
+    await this.batches(io, 'SUBSCRIBE', this.opts.streams.slice(this.opts.streamsPerSubscribe));
+  }
+
+  add(io: ProtocolIO, streams: readonly string[]): Promise<void> {
+    return this.batches(io, 'SUBSCRIBE', streams);
+  }
+
+  remove(io: ProtocolIO, streams: readonly string[]): Promise<void> {
+    return this.batches(io, 'UNSUBSCRIBE', streams);
+  }
+
+  /** One request per streamsPerSubscribe streams, paced by the session's limiter. */
+  private async batches(io: ProtocolIO, method: string, streams: readonly string[]): Promise<void> {
+    const n = this.opts.streamsPerSubscribe;
+    const all: Promise<void>[] = [];
+    for (let i = 0; i < streams.length; i += n) all.push(this.request(io, method, streams.slice(i, i + n)));
+    await Promise.all(all);
   }
 
   onFrame(io: ProtocolIO, frame: Buffer, isBinary: boolean, now: number): void {
