@@ -115,3 +115,20 @@ export function checkEndpoints(config: Config): Finding {
   if (u.search !== '') return ['endpoints.stream', `must not have a query string (the combined-stream path and query are appended), got ${JSON.stringify(config.endpoints.stream)}`];
   return null;
 }
+
+const LOOPBACK = /^(?:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/;
+
+/**
+ * The relay is a server other programs talk to: on loopback by default; listening beyond it needs
+ * relay.allow (docs/relay.md, "Who may connect"), and it must not share the metrics port.
+ */
+export function checkRelay(config: Config): Finding {
+  const r = config.relay;
+  if (!r.enabled) return null;
+  if (!LOOPBACK.test(r.host) && r.allow.length === 0) {
+    return ['relay.allow', `relay.host ${r.host} listens beyond loopback: list the address ranges allowed to connect (e.g. ["10.0.0.0/8"]), or keep relay.host on 127.0.0.1`];
+  }
+  if (config.metrics.enabled && r.port !== 0 && r.port === config.metrics.port) return ['relay.port', `must differ from metrics.port (${config.metrics.port})`];
+  if (r.pingIntervalMs >= r.pongTimeoutMs) return ['relay.pongTimeoutMs', `must be more than relay.pingIntervalMs (${r.pingIntervalMs}), got ${r.pongTimeoutMs}`];
+  return null;
+}

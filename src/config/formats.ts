@@ -1,3 +1,4 @@
+import { isIPv4, isIPv6 } from 'node:net';
 import convict from 'convict';
 import { validate as isValidCron } from 'node-cron';
 import { venues } from '../venues/index.js';
@@ -118,6 +119,30 @@ const windows: Format = {
   },
 };
 
+/** `relay.allow`: address ranges (CIDR, or one address) allowed to connect besides loopback. */
+const cidrs: Format = {
+  envKind: 'list',
+  check: (v) => {
+    if (!Array.isArray(v)) return problem(`must be a list of address ranges like "10.0.0.0/8", got ${typeName(v)}`);
+    for (const [i, item] of v.entries()) {
+      if (typeof item !== 'string' || parseCidr(item) === null) return problem(`must be an IPv4 or IPv6 address or range like "10.0.0.0/8", got ${show(item)}`, `[${i}]`);
+    }
+    return null;
+  },
+};
+
+/** `10.0.0.0/8`, `192.168.1.5` (a /32), `fd00::/8`: the network, its prefix and family; null when not one. */
+export function parseCidr(s: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
+  const [address = '', bits, ...rest] = s.split('/');
+  if (rest.length > 0) return null;
+  const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : null;
+  if (family === null) return null;
+  const max = family === 'ipv4' ? 32 : 128;
+  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
+  if (!(prefix >= 0 && prefix <= max)) return null;
+  return { address, prefix, family };
+}
+
 /** The keys a feed may set; everything else is shared by all feeds (docs/configuration.md#feeds). */
 export const FEED_KEYS = ['venue', 'symbols', 'streams', 'endpoints', 'limits', 'connection', 'maintenance', 'health'] as const;
 
@@ -192,6 +217,7 @@ export const formats = {
   },
   'fk-windows': windows,
   'fk-feeds': feeds,
+  'fk-cidrs': cidrs,
 } satisfies Record<string, Format>;
 
 export type FormatName = keyof typeof formats;

@@ -7,7 +7,7 @@ import { readConfigFile, type ConfigFile } from './file.js';
 import { readEnv } from './env.js';
 import { suggest } from './suggest.js';
 import { branchKeys, buildSchema, configKeys, venueDefaults, type KeyInfo, type RawConfig } from './schema.js';
-import { checkConnection, checkCredentials, checkEndpoints, checkLimits, checkStreams, checkSymbols, type Finding } from './checks.js';
+import { checkConnection, checkCredentials, checkEndpoints, checkLimits, checkRelay, checkStreams, checkSymbols, type Finding } from './checks.js';
 
 export interface LoadConfigOptions {
   /** JSON files, applied in order: a later file wins, key by key (a list is replaced, not merged). */
@@ -93,7 +93,7 @@ function feedRaw(top: RawConfig, feed: Record<string, unknown>, i: number, keys:
   } catch (err) {
     throw fromConvict(err, (key, message) => fail(`${prefix}${key}`, message));
   }
-  return { ...raw, recorder: top.recorder, ledger: top.ledger, metrics: top.metrics, log: top.log, userData: top.userData, feeds: [] };
+  return { ...raw, recorder: top.recorder, ledger: top.ledger, metrics: top.metrics, relay: top.relay, log: top.log, userData: top.userData, feeds: [] };
 }
 
 /** Resolve a feed's venue-dependent nulls and run the checks that need its venue. */
@@ -107,6 +107,7 @@ function checkedFeed(raw: RawConfig, prefix: string, fail: (key: string, message
     () => checkLimits(config, venue),
     () => checkConnection(config, venue),
     () => (prefix === '' || prefix === 'feeds[0].' ? checkCredentials(config, env) : null),
+    () => (prefix === '' || prefix === 'feeds[0].' ? checkRelay(config) : null),
   ];
   for (const check of checks) {
     const finding = check();
@@ -217,6 +218,7 @@ function resolve(raw: RawConfig, venue: Venue): Config {
     },
     health: { silentAfterMs: raw.health.silentAfterMs ?? d.health.silentAfterMs },
     metrics: { ...raw.metrics },
+    relay: { ...raw.relay, allow: [...raw.relay.allow] },
     log: { ...raw.log },
     userData: { ...raw.userData, events: [...raw.userData.events] },
   };

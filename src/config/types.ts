@@ -78,6 +78,21 @@ export interface Config {
     host: string;
     port: number;
   };
+  /** The Binance-compatible local relay (docs/relay.md): bots share the daemon's connections. */
+  relay: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    maxClients: number;
+    clientBufferBytes: number;
+    maxPayloadBytes: number;
+    messagesPerSecond: number;
+    pingIntervalMs: number;
+    pongTimeoutMs: number;
+    lingerMs: number;
+    maxExtraStreams: number;
+    allow: string[];
+  };
   log: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   };
