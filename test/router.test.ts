@@ -197,3 +197,21 @@ t.test('malformed frames are counted, never thrown', async (t) => {
   t.equal((await metrics.framesMalformed.get()).values[0]!.value, 2);
   t.equal(recorder.lines.length, 1, 'a known stream frame without its ID is still recorded');
 });
+
+t.test('IDs that went back below the recent window are a new epoch (sequence_reset), not duplicates', async (t) => {
+  const { router, gaps, recorder, metrics } = setup();
+  // A checkpoint of IDs around 9e9 (another run, a testnet before its reset), then the exchange
+  // sends IDs around 1e6.
+  router.restore(new Map([['btcusdt@trade', { key: 9_000_000_000, recv: 1 }]]), new Map());
+  const s = session('c0');
+  for (let id = 1_000_000; id < 1_000_050; id++) router.route(s, trade(id), 10 + id);
+  const list = gaps.list();
+  t.equal(list.length, 1, 'one entry');
+  t.match(list[0], { stream: 'btcusdt@trade', cause: 'sequence_reset', missed: null });
+  t.equal(ids(recorder.lines).length, 50, 'every message recorded from the first one on');
+  t.equal((await metrics.messagesDuplicate.get()).values.length, 0, 'none taken for a duplicate');
+  // A real repeat inside the window is still a duplicate.
+  router.route(s, trade(1_000_040), 99);
+  t.equal(ids(recorder.lines).length, 50);
+  t.equal(gaps.list().length, 1);
+});

@@ -69,6 +69,14 @@ interface StreamState {
   readonly atKey: Buffer[] | null;
   /** Last accepted order key (trade t, aggTrade a, depth u, bookTicker u, E...). NaN: none yet. */
   key: number;
+  /**
+   * The key between EPOCH_WINDOW and 2 × EPOCH_WINDOW accepted messages ago (NaN until known): a
+   * message below it is no late duplicate but a new sequence (a testnet reset, a venue restart, a
+   * checkpoint of another run). `floorNext` becomes `floor` every EPOCH_WINDOW messages.
+   */
+  floor: number;
+  floorNext: number;
+  sinceFloor: number;
   lastRecv: number;
   owner: SessionRef | null;
   /** A replacement connection that delivered this stream while the owner was still alive. */
@@ -81,6 +89,11 @@ interface StreamState {
 }
 
 const MAX_PENDING = 10_000;
+/**
+ * Messages a duplicate can trail the newest by: a switch-over's overlap is a few hundred at most
+ * (MAX_PENDING bounds a replacement's backlog), so twice this is far beyond any real repeat.
+ */
+const EPOCH_WINDOW = MAX_PENDING;
 const RECENT_EVENTS = 256;
 
 export interface RouterOptions {
@@ -128,6 +141,7 @@ export class StreamRouter {
       const st = this.streams.get(name);
       if (!st) continue;
       st.key = seen.key;
+      st.floor = st.floorNext = seen.key;
       st.lastRecv = seen.recv;
     }
     for (const [name, g] of gaps) {
@@ -331,6 +345,8 @@ export class StreamRouter {
    */
   private duplicate(st: StreamState, frame: Buffer, last: number, prev: number, flags: number): boolean {
     if (!(last <= st.key)) return false;
+    // Below anything of the recent window: a new epoch (accept() records it as one), not a repeat.
+    if (last < st.floor) return false;
     // On the owner's own connection a snapshot is never a repeat (Bybit resends level 1 with the same
     // `u` after 3 s idle; `u`=1 restarts the sequence): only a replayed overlap can double it.
     if ((flags & KEY_RESET) !== 0 && !this.replaying) return false;
@@ -368,7 +384,9 @@ export class StreamRouter {
       return;
     }
     const reset = (flags & KEY_RESET) !== 0;
-    if (st.gapId !== null) {
+    if (last < st.floor) {
+      this.newEpoch(st, session, recv, last, reset);
+    } else if (st.gapId !== null) {
       this.gaps.closeGap(st.gapId, { end: recv, missed: this.missedBefore(st, first, last, prev, reset) });
       st.gapId = null;
       st.gapCause = null;
@@ -387,6 +405,31 @@ export class StreamRouter {
     }
     st.key = last;
     st.lastRecv = recv;
+    if (st.floorNext !== st.floorNext) st.floorNext = last;
+    if (++st.sinceFloor >= EPOCH_WINDOW) {
+      st.floor = st.floorNext;
+      st.floorNext = last;
+      st.sinceFloor = 0;
+    }
+  }
+
+  /**
+   * The key fell below the recent window: the exchange (or the previous run's checkpoint) is on
+   * another sequence. Logged, a `sequence_reset` entry (closing the gap the stream was in, with
+   * nothing knowable missed), recording resumes at once with this message.
+   */
+  private newEpoch(st: StreamState, session: SessionRef, recv: number, last: number, reset: boolean): void {
+    const detail = `sequence went back from ${st.key} to ${last}${reset ? ' (the exchange restarted it)' : ''}: a new epoch`;
+    if (st.gapId !== null) {
+      this.gaps.closeGap(st.gapId, { end: recv, missed: null });
+      st.gapId = null;
+      st.gapCause = null;
+    }
+    this.gaps.instant({ venue: this.venue.name, stream: st.name, connection: session.connectionId, at: recv, cause: 'sequence_reset', detail, missed: null });
+    this.logger.warn({ event: 'sequence_reset', venue: this.venue.name, stream: st.name, from: st.key, to: last }, detail);
+    st.floor = st.floorNext = NaN;
+    st.sinceFloor = 0;
+    if (st.recent !== null) st.recent.clear();
   }
 
   /** The IDs missed between the last accepted key and this message (rare path: a gap). */
@@ -440,6 +483,9 @@ function newState(name: string, type: StreamType, ref: StreamRef): StreamState {
     recent: rule.kind === 'none' ? new Set() : null,
     atKey: rule.kind === 'ordered' && rule.ties === true ? [] : null,
     key: NaN,
+    floor: NaN,
+    floorNext: NaN,
+    sinceFloor: 0,
     lastRecv: 0,
     owner: null,
     candidate: null,
