@@ -1,4 +1,4 @@
-import { basename, dirname, extname, join } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Clock } from './clock.js';
 import type { Config } from './config/types.js';
 import { AttemptLog } from './connection/attempt-log.js';
@@ -19,17 +19,19 @@ import { getVenue } from './venues/index.js';
 import type { StreamType, Venue } from './venues/types.js';
 
 /**
- * Where a feed keeps its state. The first feed uses ledger.statePath and attempts.json beside it,
- * as a single-venue daemon always did; every other feed the same names with its venue inserted
- * (`state.okx.json`, `attempts.okx.json`), so no two feeds share a checkpoint or a budget.
+ * Where a feed keeps its state, and whose it is. The first feed's checkpoint is ledger.statePath;
+ * every other feed's has its venue inserted (`ledger.state.okx.json`); each attempt log is its
+ * checkpoint's name with `.attempts` (`ledger.state.attempts.json`). No two feeds, and no two
+ * daemons with their own ledgers, share a file; the owner (the ledger's absolute path and the
+ * venue) is saved in each, so a file of another daemon is ignored, never applied.
  */
-export function feedStatePaths(config: Config, index: number): { state: string; attempts: string } {
+export function feedStatePaths(config: Config, index: number): { state: string; attempts: string; owner: string } {
   const statePath = config.ledger.statePath;
-  const dir = dirname(statePath);
-  if (index === 0) return { state: statePath, attempts: join(dir, 'attempts.json') };
   const ext = extname(statePath);
-  const stem = basename(statePath, ext);
-  return { state: join(dir, `${stem}.${config.venue}${ext}`), attempts: join(dir, `attempts.${config.venue}.json`) };
+  const stem = join(dirname(statePath), basename(statePath, ext));
+  const state = index === 0 ? statePath : `${stem}.${config.venue}${ext}`;
+  const attempts = index === 0 ? `${stem}.attempts${ext}` : `${stem}.${config.venue}.attempts${ext}`;
+  return { state, attempts, owner: `${resolve(config.ledger.path)}#${config.venue}` };
 }
 
 export interface FeedOptions {
@@ -94,11 +96,11 @@ export class Feed {
     const { config, logger: log, clock } = this.opts;
     const { venue, metrics } = this;
     const paths = feedStatePaths(config, this.opts.index);
-    const recovered = await recoverLastSeen({ statePath: paths.state, recorderDir: config.recorder.dir, venue: venue.name, keyOf: venueKeyOf(venue), logger: log });
+    const recovered = await recoverLastSeen({ statePath: paths.state, owner: paths.owner, recorderDir: config.recorder.dir, venue: venue.name, keyOf: venueKeyOf(venue), logger: log });
     // The ledger is on disk before the recording: a gap closed just before a crash may report IDs
     // past the last one recorded. Account for them once (docs/gap-ledger.md, "daemon_down is exact").
     reconcileWithLedger({ ledger, venue: venue.name, recovered, at: recovered.stoppedAt ?? clock.now() });
-    this.checkpointer = new Checkpointer({ statePath: paths.state, logger: log });
+    this.checkpointer = new Checkpointer({ statePath: paths.state, owner: paths.owner, logger: log });
     if (config.recorder.enabled) await this.recorder.open();
 
     const streams = new Map<string, StreamType>();
@@ -126,7 +128,7 @@ export class Feed {
       );
     }
 
-    const attempts = new AttemptLog(paths.attempts, log);
+    const attempts = new AttemptLog(paths.attempts, log, paths.owner);
     this.supervisor = new Supervisor({
       config,
       venue,

@@ -152,7 +152,7 @@ t.test('a restart does not get a fresh attempt budget: the previous run’s atte
   t.ok(await until(() => first.sim.connections().length === 3, 5000), 'first run: 3 connections (3 of 5 attempts)');
   await first.daemon.stop('restart');
   await first.sim.close();
-  t.ok(existsSync(join(dir, 'attempts.json')), 'attempts saved next to the checkpoint');
+  t.ok(existsSync(join(dir, 'state.attempts.json')), 'attempts saved next to the checkpoint');
 
   const second = await startStack(t, { dir, sim: { eventsPerSecond: 2 }, config });
   t.ok(await until(() => second.sim.connections().length === 2, 5000), 'second run: 2 connect');

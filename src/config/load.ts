@@ -1,3 +1,4 @@
+import { basename, dirname, extname } from 'node:path';
 import convict from 'convict';
 import { ConfigError } from '../errors.js';
 import { venues, type Venue } from '../venues/index.js';
@@ -207,7 +208,8 @@ function resolve(raw: RawConfig, venue: Venue): Config {
       backoff: { ...raw.connection.backoff },
     },
     recorder: { ...raw.recorder },
-    ledger: { ...raw.ledger },
+    // Beside the ledger by default, so two daemons with their own ledgers never share a checkpoint.
+    ledger: { path: raw.ledger.path, statePath: raw.ledger.statePath ?? defaultStatePath(raw.ledger.path) },
     maintenance: {
       windows: (raw.maintenance.windows ?? d.maintenance.windows).map((w) => ({
         start: w.start,
@@ -222,6 +224,12 @@ function resolve(raw: RawConfig, venue: Venue): Config {
     log: { ...raw.log },
     userData: { ...raw.userData, events: [...raw.userData.events] },
   };
+}
+
+/** `./data/ledger.ndjson` → `./data/ledger.state.json`. */
+export function defaultStatePath(ledgerPath: string): string {
+  const ext = extname(ledgerPath);
+  return `${dirname(ledgerPath)}/${basename(ledgerPath, ext)}.state.json`;
 }
 
 function getPath(obj: unknown, key: string): unknown {

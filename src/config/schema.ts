@@ -15,7 +15,7 @@ import { getFormat, type EnvKind, type FormatName } from './formats.js';
 type Nullable<T> = { [K in keyof T]: T[K] | null };
 
 /** The configuration as convict holds it: venue-dependent keys may still be null. */
-export interface RawConfig extends Omit<Config, 'endpoints' | 'limits' | 'connection' | 'maintenance' | 'health' | 'feeds'> {
+export interface RawConfig extends Omit<Config, 'endpoints' | 'limits' | 'connection' | 'maintenance' | 'health' | 'feeds' | 'ledger'> {
   /** Each feed's own keys (FEED_KEYS), validated by the schema in load.ts. */
   feeds: Array<Record<string, unknown>>;
   endpoints: Nullable<Config['endpoints']>;
@@ -24,6 +24,7 @@ export interface RawConfig extends Omit<Config, 'endpoints' | 'limits' | 'connec
     Nullable<Pick<Config['connection'], 'staleAfterMs' | 'maxLifetimeMs' | 'pingIntervalMs'>>;
   maintenance: { windows: Config['maintenance']['windows'] | null; statusPollMs: number };
   health: Nullable<Config['health']>;
+  ledger: Omit<Config['ledger'], 'statePath'> & { statePath: string | null };
 }
 
 /** Margin over the venue's server ping interval before a silent connection counts as dead. */
@@ -108,7 +109,7 @@ export function buildSchema(): convict.Schema<RawConfig> {
     },
     ledger: {
       path: leaf('fk-non-empty-string', './data/ledger.ndjson', 'The gap ledger (NDJSON).'),
-      statePath: leaf('fk-non-empty-string', './data/state.json', 'Checkpoint of last-seen IDs.'),
+      statePath: { doc: 'Checkpoint of last-seen IDs (null: beside ledger.path, <ledger>.state.json).', format: 'fk-non-empty-string', default: null, nullable: true } as Leaf<string | null>,
     },
     maintenance: {
       windows: venueLeaf('fk-windows', 'Announced maintenance windows (null: the venue calendar).'),

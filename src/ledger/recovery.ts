@@ -1,10 +1,10 @@
-import { mkdir, open, readFile, readdir, rename, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { writeStateFile } from '../state-file.js';
 import { ErrorCodes, FeedkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { FrameKeys, StreamType, Venue } from '../venues/types.js';
-import { fsyncDir } from './ledger.js';
 import { scanLines } from './lines.js';
 import { readKeys } from './missed.js';
 
@@ -39,16 +39,23 @@ const FORMAT_VERSION = 1;
 
 export interface CheckpointerOptions {
   statePath: string;
+  /**
+   * Whose checkpoint it is (the ledger's absolute path and the venue): a checkpoint of another
+   * daemon (another ledger, run from the same directory) is ignored with a warning, never applied.
+   */
+  owner?: string;
   logger?: Logger;
 }
 
 export class Checkpointer {
   readonly statePath: string;
+  private readonly owner: string | undefined;
   private readonly logger: Logger;
   private chain: Promise<void> = Promise.resolve();
 
   constructor(opts: CheckpointerOptions) {
     this.statePath = opts.statePath;
+    this.owner = opts.owner;
     this.logger = opts.logger ?? silentLogger();
   }
 
@@ -58,7 +65,7 @@ export class Checkpointer {
    * FK_ERR_LEDGER_WRITE on failure (the previous checkpoint is then still intact).
    */
   save(state: CheckpointState): Promise<void> {
-    const text = JSON.stringify({ v: FORMAT_VERSION, ...state }) + '\n';
+    const text = JSON.stringify({ v: FORMAT_VERSION, ...(this.owner === undefined ? {} : { owner: this.owner }), ...state }) + '\n';
     const run = this.chain.then(() => this.write(text));
     this.chain = run.catch(() => undefined);
     return run;
@@ -76,33 +83,41 @@ export class Checkpointer {
     }
     const state = parseCheckpoint(text);
     if (state === null) this.logger.warn({ path: this.statePath }, 'checkpoint is not valid: ignored');
+    const owner = checkpointOwner(text);
+    if (state !== null && this.owner !== undefined && owner !== null && owner !== this.owner) {
+      this.logger.warn(
+        { event: 'state_not_ours', path: this.statePath, owner, expected: this.owner },
+        'the checkpoint belongs to another daemon (another ledger): ignored; set ledger.statePath per daemon',
+      );
+      return null;
+    }
     return state;
   }
 
   private async write(text: string): Promise<void> {
-    const dir = dirname(this.statePath);
-    const tmp = `${this.statePath}.tmp`;
     try {
-      await mkdir(dir, { recursive: true });
-      const fh = await open(tmp, 'w', 0o644);
-      try {
-        await fh.writeFile(text, 'utf8');
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, this.statePath);
-      await fsyncDir(dir);
+      await writeStateFile(this.statePath, text);
     } catch (err) {
       throw new FeedkeeperError(ErrorCodes.FK_ERR_LEDGER_WRITE, `cannot save the checkpoint ${this.statePath}`, { cause: err });
     }
   }
+
 }
 
 function isSeen(v: unknown): v is StreamSeen {
   if (typeof v !== 'object' || v === null) return false;
   const s = v as Record<string, unknown>;
   return typeof s.key === 'number' && Number.isFinite(s.key) && typeof s.recv === 'number' && Number.isFinite(s.recv);
+}
+
+/** The `owner` a checkpoint was saved with, or null (older checkpoints have none). */
+function checkpointOwner(text: string): string | null {
+  try {
+    const o = JSON.parse(text) as { owner?: unknown };
+    return typeof o.owner === 'string' ? o.owner : null;
+  } catch {
+    return null;
+  }
 }
 
 export function parseCheckpoint(text: string): CheckpointState | null {
@@ -140,6 +155,8 @@ export interface RecoverOptions {
   venue: string;
   keyOf: KeyOf;
   logger?: Logger;
+  /** Whose checkpoint to accept (CheckpointerOptions.owner). */
+  owner?: string;
 }
 
 export interface Recovered {
@@ -247,7 +264,7 @@ export function parseRecordedLine(line: string): RecordedLine | null {
  */
 export async function recoverLastSeen(opts: RecoverOptions): Promise<Recovered> {
   const logger = opts.logger ?? silentLogger();
-  const cp = await new Checkpointer({ statePath: opts.statePath, logger }).load();
+  const cp = await new Checkpointer({ statePath: opts.statePath, logger, owner: opts.owner }).load();
   const streams = new Map<string, StreamSeen>(Object.entries(cp?.streams ?? {}).map(([k, v]) => [k, { ...v }]));
   let stoppedAt = cp?.savedAt ?? null;
   let exact = true;
