@@ -50,6 +50,16 @@ export function isSpliceable(frame: Buffer): boolean {
  * must have `frame.length + digits + LINE_OVERHEAD` bytes free at `pos`.
  */
 export function encodeLine(out: Buffer, pos: number, frame: Buffer, recvMs: number, digits: number): number {
+  const comma = writeRecv(out, pos, recvMs, digits);
+  out.set(frame, comma);
+  out[comma] = COMMA;
+  const end = comma + frame.length;
+  out[end] = NEWLINE;
+  return end + 1;
+}
+
+/** Writes `{"recv":` and the digits of recvMs at `pos`; returns the position after the digits. */
+function writeRecv(out: Buffer, pos: number, recvMs: number, digits: number): number {
   out[pos] = OPEN_BRACE;
   out[pos + 1] = QUOTE;
   out[pos + 2] = 0x72; // r
@@ -58,8 +68,8 @@ export function encodeLine(out: Buffer, pos: number, frame: Buffer, recvMs: numb
   out[pos + 5] = 0x76; // v
   out[pos + 6] = QUOTE;
   out[pos + 7] = 0x3a; // :
-  const comma = pos + 8 + digits;
-  let p = comma;
+  const after = pos + 8 + digits;
+  let p = after;
   // Digits right to left. Split off the low 8 digits so that every division is on a small integer
   // (a 13-digit millisecond time does not fit in 32 bits; the two halves do).
   let high = recvMs;
@@ -84,11 +94,7 @@ export function encodeLine(out: Buffer, pos: number, frame: Buffer, recvMs: numb
     out[--p] = ZERO + high - q * 10;
     high = q;
   } while (high > 0);
-  out.set(frame, comma);
-  out[comma] = COMMA;
-  const end = comma + frame.length;
-  out[end] = NEWLINE;
-  return end + 1;
+  return after;
 }
 
 /**
@@ -98,21 +104,19 @@ export function encodeLine(out: Buffer, pos: number, frame: Buffer, recvMs: numb
  * head's last byte (a `,`), which is then put back: no view of the frame is allocated.
  */
 export function encodeStreamLine(out: Buffer, pos: number, head: Buffer, frame: Buffer, start: number, close: boolean, recvMs: number, digits: number): number {
-  // encodeLine writes `{"recv":<digits>,` + frame[1..] + `\n`; reuse its digit writer by encoding
-  // into place with a one-byte head, then lay the real head over it.
-  const headAt = pos + 8 + digits;
-  encodeLine(out, pos, EMPTY_OBJECT, recvMs, digits);
-  const h = head.length;
+  let p = writeRecv(out, pos, recvMs, digits);
+  // The head is a few dozen bytes: a byte loop costs less than a TypedArray.set into C++.
+  const h = head.length - start;
+  for (let i = 0; i < h; i++) out[p + i] = head[i]!;
+  p += h;
   if (start === 1) {
-    out.set(frame, headAt + h - 1);
-    out.set(head, headAt);
-    const end = headAt + h - 1 + frame.length;
-    out[end] = NEWLINE;
-    return end + 1;
+    // The frame's `{` lands on the head's last byte (its `,`), which is put back.
+    out.set(frame, p);
+    out[p] = head[h]!;
+  } else {
+    out.set(frame, p);
   }
-  out.set(head, headAt);
-  out.set(frame, headAt + h);
-  let end = headAt + h + frame.length;
+  let end = p + frame.length;
   if (close) out[end++] = CLOSE_BRACE;
   out[end] = NEWLINE;
   return end + 1;
@@ -123,8 +127,6 @@ export function streamLineLength(head: Buffer, frame: Buffer, start: number, clo
   return 8 + digits + head.length + frame.length - start + (close ? 1 : 0) + 1;
 }
 
-/** `{}`: encodeLine with it writes only `{"recv":<digits>,` and a newline. */
-const EMPTY_OBJECT = Buffer.from('{}');
 
 /**
  * A raw newline inside a frame can only be JSON whitespace (JSON strings cannot hold one), so the

@@ -62,10 +62,37 @@ export function intAt(buf: Buffer, p: number): number {
   return neg ? -v : v;
 }
 
-/** The integer value of `key` (a keyPattern) at or after `from`, or NaN when absent or not an integer. */
+/**
+ * The integer value of `key` (a keyPattern) at or after `from`, or NaN when absent or not an
+ * integer. The hot path's reader: findKey and intAt written out in one function (measured: two
+ * calls per key cost 15–20 % of the router's time per message).
+ */
 export function readInt(buf: Buffer, key: Buffer, from: number, to = buf.length): number {
-  const p = findKey(buf, key, from, to);
-  return p === -1 ? NaN : intAt(buf, p);
+  const klen = key.length;
+  const k1 = key[1];
+  const last = to - klen;
+  outer: for (let i = from; i <= last; i++) {
+    if (buf[i + 1] !== k1 || buf[i] !== QUOTE) continue;
+    for (let j = 2; j < klen; j++) if (buf[i + j] !== key[j]) continue outer;
+    let p = i + klen;
+    const quoted = buf[p] === QUOTE;
+    if (quoted) p++;
+    let neg = false;
+    if (buf[p] === 0x2d) {
+      neg = true;
+      p++;
+    }
+    const start = p;
+    let v = 0;
+    for (; p < buf.length; p++) {
+      const c = buf[p]! - 0x30;
+      if (c < 0 || c > 9) break;
+      v = v * 10 + c;
+    }
+    if (p === start || (quoted && buf[p] !== QUOTE)) return NaN;
+    return neg ? -v : v;
+  }
+  return NaN;
 }
 
 /** The string value (between quotes, no escapes) at `p`, or null. */

@@ -72,15 +72,12 @@ function streamTypeOf(type: string, opts: BinanceStreamOptions): Omit<StreamType
  * Diff depth reads U and u (and futures' pu); partial depth reads lastUpdateId, or futures' `u`.
  */
 export function keyReader(rule: SequenceRule): KeyReader {
-  const time = (frame: Buffer, out: FrameKeys): void => {
-    out.time = readInt(frame, E_KEY, out.from);
-    out.flags = 0;
-  };
   switch (rule.kind) {
     case 'none':
       return (frame, out) => {
         out.first = out.last = out.prev = NaN;
-        time(frame, out);
+        out.time = readInt(frame, E_KEY, out.from);
+        out.flags = 0;
         return true;
       };
     case 'range':
@@ -89,10 +86,12 @@ export function keyReader(rule: SequenceRule): KeyReader {
       const u = keyPattern('u');
       const pu = rule.kind === 'linked' ? keyPattern('pu') : null;
       return (frame, out) => {
-        out.last = readInt(frame, u, out.from);
-        out.first = readInt(frame, U, out.from);
-        out.prev = pu === null ? NaN : readInt(frame, pu, out.from);
-        time(frame, out);
+        const from = out.from;
+        out.last = readInt(frame, u, from);
+        out.first = readInt(frame, U, from);
+        out.prev = pu === null ? NaN : readInt(frame, pu, from);
+        out.time = readInt(frame, E_KEY, from);
+        out.flags = 0;
         return out.last === out.last && out.first === out.first;
       };
     }
@@ -102,11 +101,14 @@ export function keyReader(rule: SequenceRule): KeyReader {
       // Futures partial depth carries `u` where spot carries lastUpdateId.
       const fallback = rule.field === 'lastUpdateId' ? keyPattern('u') : null;
       return (frame, out) => {
-        let v = readInt(frame, key, out.from);
-        if (v !== v && fallback !== null) v = readInt(frame, fallback, out.from);
+        const from = out.from;
+        let v = readInt(frame, key, from);
+        if (v !== v && fallback !== null) v = readInt(frame, fallback, from);
         out.first = out.last = v;
         out.prev = NaN;
-        time(frame, out);
+        // Every field read is written here, per rule: one small function, no nested call.
+        out.time = readInt(frame, E_KEY, from);
+        out.flags = 0;
         return v === v;
       };
     }
