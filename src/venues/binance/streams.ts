@@ -1,5 +1,5 @@
 import { keyPattern, readInt } from '../bytes.js';
-import type { FrameKeys, KeyReader, SequenceRule, StreamType } from '../types.js';
+import type { KeyReader, SequenceRule, StreamType } from '../types.js';
 
 /** Kline intervals Binance accepts (spot and futures; `1s` is spot-only). */
 const KLINE_INTERVALS = new Set(['1s', '1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', '1d', '3d', '1w', '1M']);
