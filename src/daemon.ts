@@ -14,6 +14,9 @@ import type { Plan } from './plan/planner.js';
 import type { Recorder } from './recorder/recorder.js';
 import type { Readiness, Supervisor } from './supervisor.js';
 import { UserDataStream } from './userdata/user-stream.js';
+import { LiveStreams } from './live-streams.js';
+import { RelayServer } from './relay/index.js';
+import { isBinanceVenue } from './venues/index.js';
 import type { Venue } from './venues/types.js';
 
 export interface DaemonOptions {
@@ -38,6 +41,9 @@ export class Daemon {
   readonly feeds: Feed[];
   ledger!: GapLedger;
   http: HttpServer | null = null;
+  /** The Binance-compatible local relay (relay.enabled), and the live streams it asks for. */
+  readonly relay: RelayServer | null = null;
+  readonly live: LiveStreams | null = null;
   userData: UserDataStream | null = null;
   private userDataStart: Promise<void> | null = null;
   private readonly stopping = new AbortController();
@@ -54,10 +60,48 @@ export class Daemon {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger;
     this.metrics = createMetrics();
+    const binance = config.feeds.filter((f) => isBinanceVenue(f.venue)).map((f) => f.venue);
+    if (config.relay.enabled && binance.length > 0) {
+      const r = config.relay;
+      // The relay's upstream is the live-stream table, built once the feeds exist.
+      const upstream = {
+        valid: (venue: string, stream: string) => this.live?.valid(venue, stream) ?? false,
+        want: (venue: string, stream: string) => this.live!.want(venue, stream),
+        release: (venue: string, stream: string) => this.live?.release(venue, stream),
+      };
+      this.relay = new RelayServer({
+        host: r.host,
+        port: r.port,
+        venues: binance,
+        maxClients: r.maxClients,
+        clientBufferBytes: r.clientBufferBytes,
+        maxPayloadBytes: r.maxPayloadBytes,
+        messagesPerSecond: r.messagesPerSecond,
+        pingIntervalMs: r.pingIntervalMs,
+        pongTimeoutMs: r.pongTimeoutMs,
+        allow: [...r.allow],
+        upstream,
+        logger: opts.logger,
+        registry: this.metrics.registry,
+        clock: this.clock,
+      });
+    }
+    const relay = this.relay;
     this.feeds = config.feeds.map(
       (feed, index) =>
-        new Feed({ config: feed, index, logger: opts.logger, metrics: this.metrics, clock: this.clock, userData: index === 0 && config.userData.enabled }),
+        new Feed({
+          config: feed,
+          index,
+          logger: opts.logger,
+          metrics: this.metrics,
+          clock: this.clock,
+          userData: index === 0 && config.userData.enabled,
+          sinks: relay !== null && isBinanceVenue(feed.venue) ? [relay] : [],
+        }),
     );
+    if (relay !== null) {
+      this.live = new LiveStreams({ feeds: this.feeds.filter((f) => isBinanceVenue(f.name)), lingerMs: config.relay.lingerMs, maxExtra: config.relay.maxExtraStreams, logger: opts.logger, clock: this.clock });
+    }
   }
 
   /** The first feed's parts (a single-venue daemon's only ones). */
@@ -110,6 +154,8 @@ export class Daemon {
       metrics,
       calendar: { reasonFor: (start, end, venue) => (calendars.get(venue ?? '') ?? first).reasonFor(start, end) },
       clock,
+      // Relay clients that opted in hear of every gap on their streams as it opens and closes.
+      onEntry: this.relay === null ? undefined : (entry, line) => this.relay!.gap({ venue: entry.venue, stream: entry.stream }, line),
     });
     await this.ledger.open();
     for (const f of this.feeds) await f.prepare(this.ledger);
@@ -128,6 +174,9 @@ export class Daemon {
         gaps: (q) => this.answerGaps(q),
       });
       log.info({ event: 'http_listening', url: this.http.url }, 'metrics and health endpoints listening');
+    }
+    if (this.relay !== null) {
+      await this.relay.listen();
     }
     for (const f of this.feeds) f.start();
     if (config.userData.enabled) {
@@ -202,6 +251,9 @@ export class Daemon {
     this.stopping.abort();
     // Stopping the user-data stream first aborts a listen-key POST still in flight, so a slow
     // exchange cannot hold the shutdown past its 5 s.
+    // Relay clients first: they are told (1001) before the upstream goes.
+    this.live?.close();
+    await this.relay?.close();
     await Promise.all([...this.feeds.map((f) => f.stopConnections()), this.userData?.stop()]);
     await this.userDataStart;
     await this.checkpointing;

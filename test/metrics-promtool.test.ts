@@ -1,4 +1,5 @@
 import t from 'tap';
+import { relayMetrics } from '../src/relay/metrics.js';
 import { silentLogger } from '../src/log.js';
 import { METRIC_LABEL_VALUES } from '../src/metrics/labels.js';
 import { createMetrics, type Metrics } from '../src/metrics/registry.js';
@@ -58,6 +59,14 @@ function touchEverything(m: Metrics): void {
   m.restUsedWeight.set(1210);
   m.restPaused.set(1); // the 429 above
   m.sinkDropped.inc({ sink: 'relay' }, 2);
+  const relay = relayMetrics(m.registry);
+  relay.sources.add({ clientCount: () => 3, streamCount: () => 7, maxBufferedBytes: () => 4096 });
+  relay.hot.messages += 1200;
+  relay.hot.bytes += 240_000;
+  relay.gapNotices.inc(2);
+  relay.clientsDropped.inc({ reason: 'slow' });
+  relay.refused.inc({ reason: 'not_allowed' });
+  relay.controlRequests.inc({ method: 'SUBSCRIBE', outcome: 'ok' }, 4);
 }
 
 const promtool = externalTool('promtool', 'apt-get install prometheus');

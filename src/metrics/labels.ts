@@ -2,6 +2,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { RotateReason, WorkerState } from '../connection/worker.js';
 import { GAP_CAUSES } from '../ledger/types.js';
 import { venues } from '../venues/index.js';
+import { RELAY_LABEL_VALUES } from '../relay/metrics.js';
 import type { GapCause as SessionEndCause } from '../pipeline/stream-router.js';
 import type { DropReason } from '../recorder/recorder.js';
 
@@ -79,6 +80,7 @@ export const METRIC_LABEL_VALUES = {
   feedkeeper_rest_requests_total: {
     status: ['2xx', '4xx', '429', '418', '5xx', 'error'],
   },
+  ...RELAY_LABEL_VALUES,
 } as const satisfies Record<string, Record<string, readonly string[]>>;
 
 /**

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { FastHistogram } from './fast-histogram.js';
+import { relayMetrics } from '../relay/metrics.js';
 
 /**
  * feedkeeper's metrics, on a registry of its own (never prom-client's global one). Every metric here
@@ -75,6 +76,9 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     restUsedWeight: new Gauge({ name: 'feedkeeper_rest_used_weight', help: 'Last X-MBX-USED-WEIGHT-1M reported by the exchange.', registers: r }),
     restPaused: new Gauge({ name: 'feedkeeper_rest_paused', help: '1 while REST calls are paused after a 429 or 418.', registers: r }),
   };
+  // The relay's metrics live with the relay (src/relay/metrics.ts) but on this registry from the
+  // start, so every scrape and the docs checks see them whether the relay runs or not.
+  relayMetrics(registry);
   return m;
 }
 
