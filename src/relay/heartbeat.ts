@@ -1,9 +1,8 @@
 import type { Clock, Timer } from '../clock.js';
 
 /**
- * The relay's side of Binance's keepalive, and its per-client message limit. Both copied from the
- * simulator (src/simulator/heartbeat.ts ServerHeartbeat, src/simulator/limits.ts MessageRate), which
- * model Binance's server; the relay keeps its own copies (production code, not a test tool).
+ * Binance's server side of the keepalive, and its per-connection message limit: the relay applies
+ * them to its clients, and the simulator (which models Binance's server) uses the same classes.
  */
 
 export interface HeartbeatOptions {

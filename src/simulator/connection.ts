@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
 import { systemClock, type Timer } from '../clock.js';
 import type { Subscriber } from './feed.js';
-import { ServerHeartbeat } from './heartbeat.js';
+import { ServerHeartbeat } from '../relay/heartbeat.js';
 import { MessageRate } from './limits.js';
 import type { ConnectionInfo, ConnectionState, ViolationRule } from './types.js';
 

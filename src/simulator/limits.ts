@@ -3,33 +3,8 @@
  * messages a client sends per connection per second, and connection attempts per IP per window.
  */
 
-/** Rolling-window counter of one connection's incoming frames. */
-export class MessageRate {
-  private readonly ring: Float64Array;
-  private count = 0;
-  private head = 0;
-
-  constructor(
-    private readonly limit: number,
-    private readonly windowMs = 1000,
-  ) {
-    this.ring = new Float64Array(Math.max(1, limit));
-  }
-
-  /** Records a message at `now` (ms, monotonic); true when it is one more than the window allows. */
-  hit(now: number): boolean {
-    if (this.limit <= 0) return true;
-    if (this.count < this.limit) {
-      this.ring[(this.head + this.count) % this.limit] = now;
-      this.count++;
-      return false;
-    }
-    if (now - this.ring[this.head]! < this.windowMs) return true;
-    this.ring[this.head] = now;
-    this.head = (this.head + 1) % this.limit;
-    return false;
-  }
-}
+/** The message rate is the relay's (it limits its clients as Binance limits ours). */
+export { MessageRate } from '../relay/heartbeat.js';
 
 /**
  * Connection attempts per IP in a sliding window. Every attempt counts, refused ones included: a
