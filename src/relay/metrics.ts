@@ -2,7 +2,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { METHODS } from './protocol.js';
 
 /** Why the relay closed a client it had accepted (`feedkeeper_relay_clients_dropped_total{reason}`). */
-export const DROP_REASONS = ['slow', 'pong_timeout', 'rate_limited', 'payload_too_large', 'protocol_error'] as const;
+export const DROP_REASONS = ['slow', 'pong_timeout', 'rate_limited', 'payload_too_large', 'protocol_error', 'internal_error'] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
 /** Why an upgrade was answered with an HTTP status instead of 101 (`feedkeeper_relay_refused_total{reason}`). */

@@ -147,9 +147,16 @@ export class RelayServer implements RelaySink, RelaySource {
         socket.destroy();
       }
     });
-    this.server.on('clientError', (_err: Error, socket: Duplex) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
+    // A request that never completes (handshakeMs), headers too large, garbage: answered as Node
+    // would (408, 431, 400) and the socket closed.
+    this.server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      socket.once('finish', () => socket.destroy());
+      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     });
     this.metrics.sources.add(this);
   }
@@ -157,7 +164,10 @@ export class RelayServer implements RelaySink, RelaySource {
   listen(): Promise<void> {
     if (this.closed) return Promise.reject(new Error('relay: closed'));
     return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
+      const onError = (err: Error): void => {
+        this.logger.error({ event: 'relay_server_error', err, host: this.opts.host, port: this.opts.port }, 'relay: cannot listen');
+        reject(err);
+      };
       this.server.once('error', onError);
       this.server.listen(this.opts.port, this.opts.host, () => {
         this.server.off('error', onError);
@@ -274,6 +284,7 @@ export class RelayServer implements RelaySink, RelaySource {
       id: c.id,
       venue: c.venue,
       remote: c.remote,
+      path: c.path,
       combined: c.combined,
       gaps: c.gaps,
       streams: [...c.streams],
@@ -368,8 +379,7 @@ export class RelayServer implements RelaySink, RelaySource {
           else socket.destroy();
           return;
         }
-        const r = this.refusalText(entries[i]!.name, (results[i] as PromiseRejectedResult).reason);
-        this.logger.info({ event: 'relay_subscribe_refused', venue: target.venue, stream: entries[i]!.name, code: r.code, msg: r.message, remote: req.socket.remoteAddress }, 'relay: a stream in the URL was refused upstream');
+        const r = this.refusal(target.venue, names, entries[i]!.name, (results[i] as PromiseRejectedResult).reason, { remote: req.socket.remoteAddress });
         this.refuse(socket, req, 503, 'upstream_refused', r.code, r.message);
         return;
       }
@@ -506,15 +516,19 @@ export class RelayServer implements RelaySink, RelaySource {
         try {
           pending = this.control(c, text);
         } catch (err) {
-          this.logger.error({ event: 'relay_internal_error', err, client: c.id }, 'relay: a control message failed');
+          this.internalError(c, err);
         }
-        if (pending !== undefined) {
-          await pending.catch((err: unknown) => this.logger.error({ event: 'relay_internal_error', err, client: c.id }, 'relay: a control message failed'));
-        }
+        if (pending !== undefined) await pending.catch((err: unknown) => this.internalError(c, err));
       }
     } finally {
       c.busy = false;
     }
+  }
+
+  /** A bug met while serving one client: logged, and that client closed (1011) so it is never left unanswered. */
+  private internalError(c: Client, err: unknown): void {
+    this.logger.error({ event: 'relay_internal_error', err, client: c.id }, 'relay: a control message failed');
+    this.drop(c, 'internal_error', 'close', 1011, 'internal error', err instanceof Error ? err.message : String(err));
   }
 
   private control(c: Client, text: string): Promise<void> | undefined {
@@ -576,8 +590,7 @@ export class RelayServer implements RelaySink, RelaySource {
       if (i >= 0 || c.state !== 'open') {
         for (const e of entries) this.unhold(e);
         if (i >= 0) {
-          const r = this.refusalText(entries[i]!.name, (results[i] as PromiseRejectedResult).reason);
-          this.logger.info({ event: 'relay_subscribe_refused', client: c.id, venue: c.venue, stream: entries[i]!.name, code: r.code, msg: r.message }, 'relay: SUBSCRIBE refused upstream');
+          const r = this.refusal(c.venue, names, entries[i]!.name, (results[i] as PromiseRejectedResult).reason, { client: c.id });
           this.reply(c, 'SUBSCRIBE', errorReply(r.code, r.message, id), 'refused');
         }
         return;
@@ -595,8 +608,19 @@ export class RelayServer implements RelaySink, RelaySource {
     this.unhold(e);
   }
 
-  private refusalText(stream: string, err: unknown): { code: number; message: string } {
-    return refusalOf(err) ?? { code: 2, message: `Invalid request: ${stream} could not be subscribed: ${err instanceof Error ? err.message : String(err)}` };
+  /**
+   * What the client is told of a stream want() refused, logged: a refusal (a numeric `code`) as
+   * relay_subscribe_refused; anything else is unexpected (relay_upstream_error, with the error) and
+   * reaches the client as code 2.
+   */
+  private refusal(venue: string, streams: string[], stream: string, err: unknown, who: Record<string, unknown>): { code: number; message: string } {
+    const r = refusalOf(err);
+    if (r !== null) {
+      this.logger.info({ event: 'relay_subscribe_refused', ...who, venue, streams, stream, code: r.code, msg: r.message }, 'relay: a stream was refused upstream');
+      return r;
+    }
+    this.logger.warn({ event: 'relay_upstream_error', ...who, venue, streams, stream, err }, 'relay: want() failed unexpectedly');
+    return { code: 2, message: `Invalid request: ${stream} could not be subscribed: ${err instanceof Error ? err.message : String(err)}` };
   }
 
   // ---- streams and upstream ----

@@ -72,6 +72,8 @@ export interface RelayClientStats {
   id: number;
   venue: string;
   remote: string;
+  /** The URL it connected to (path and query, clipped to 200 characters). */
+  path: string;
   combined: boolean;
   gaps: boolean;
   streams: string[];
