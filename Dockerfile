@@ -2,8 +2,11 @@
 # feedkeeper container image. Build: docker build -t feedkeeper .
 # Run (see docker-compose.yml and docs/operations.md, "As a container"):
 #   docker run --init --read-only --tmpfs /tmp -v feedkeeper-data:/var/lib/feedkeeper -p 127.0.0.1:9464:9464 feedkeeper
-# Not built in this repository's CI (no Docker engine there); test/docker-static.test.ts checks this
-# file's shape instead.
+# Built and run by .ci/run (deploy/container/ci-image.sh): read-only, as `node`, /healthz, SIGTERM.
+# Behind a TLS-intercepting proxy, hand npm the CA bundle as a build secret (nothing of it stays in
+# the image): --secret id=npm_ca,src=/etc/ssl/certs/ca-certificates.crt
+# Where the public base cannot be pulled, build one (deploy/container/build-base.sh) and pass it:
+# --build-arg NODE_IMAGE=... (any Debian with node >= 20.18 at /usr/local/bin and a `node` user, uid 1000).
 
 ARG NODE_IMAGE=node:22-bookworm-slim
 
@@ -11,7 +14,9 @@ ARG NODE_IMAGE=node:22-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN --mount=type=secret,id=npm_ca \
+    if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi \
+ && npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build
@@ -24,7 +29,9 @@ ENV NODE_ENV=production \
     FEEDKEEPER_METRICS_PORT=9464
 WORKDIR /opt/feedkeeper
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+RUN --mount=type=secret,id=npm_ca \
+    if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi \
+ && npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force \
  && rm -rf /root/.npm /tmp/*
 COPY --from=build /src/dist/src ./dist/src
