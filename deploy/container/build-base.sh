@@ -11,7 +11,8 @@
 set -euo pipefail
 
 tag=${1:?usage: build-base.sh TAG}
-podman=${PODMAN:-podman}
+# PODMAN: the podman command line to use, words split on blanks (ci-image.sh passes its storage flags).
+read -ra podman <<<"${PODMAN:-podman}"
 
 say() { echo "container: $*" >&2; }
 
@@ -61,12 +62,13 @@ ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
 chroot "$rootfs" /usr/sbin/groupadd --gid 1000 node
 chroot "$rootfs" /usr/sbin/useradd --uid 1000 --gid node --shell /bin/bash --create-home node
-node_version=$(chroot "$rootfs" /usr/local/bin/node --version)
-npm_version=$(chroot "$rootfs" /usr/local/bin/node /usr/local/lib/node_modules/npm/bin/npm-cli.js --version)
+say "debootstrap done in $((SECONDS - started)) s"
+node_version=$(env -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS chroot "$rootfs" /usr/local/bin/node --version)
+npm_version=$(env -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS chroot "$rootfs" /usr/local/bin/node /usr/local/lib/node_modules/npm/bin/npm-cli.js --version)
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
   "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/* "$rootfs"/tmp/* "$rootfs"/root/.npm
 
-tar --numeric-owner -C "$rootfs" -cf - . | "$podman" import \
+tar --numeric-owner -C "$rootfs" -cf - . | "${podman[@]}" import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change "ENV NODE_VERSION=${node_version#v}" \
   --change 'CMD ["node"]' \

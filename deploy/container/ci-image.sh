@@ -144,7 +144,8 @@ if [[ -z $base ]]; then
     if "${PODMAN[@]}" image exists "$base"; then
       say "public base $default_base cannot be pulled; local base $base (cached)"
     else
-      say "public base $default_base cannot be pulled ($(tail -n 1 "$work/pull.log" 2>/dev/null | cut -c1-120)); building a local base"
+      why=$(tail -n 1 "$work/pull.log" 2>/dev/null | sed -E 's/.*(registry[^:]*|Get "[^"]*"): //' | cut -c1-100)
+      say "public base $default_base cannot be pulled in $(secs "$(ms "$started")") (${why:-timed out}); building a local base"
       PODMAN="${PODMAN[*]}" deploy/container/build-base.sh "$base" >/dev/null || fail "could not build the local base image"
     fi
   fi
