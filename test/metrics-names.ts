@@ -1,7 +1,7 @@
 import { METRIC_LABEL_VALUES } from '../src/metrics/labels.js';
 import { createMetrics } from '../src/metrics/registry.js';
 
-/** Every metric name the registry exports (ours and prom-client's defaults), with its type. */
+/** Every metric name the registry exports (ours and prom-client's defaults, unprefixed), with its type. */
 export async function registryMetrics(): Promise<Map<string, string>> {
   const m = createMetrics();
   const all = await m.registry.getMetricsAsJSON();
@@ -9,15 +9,16 @@ export async function registryMetrics(): Promise<Map<string, string>> {
 }
 
 /**
- * Problems with the feedkeeper metrics a PromQL text refers to: names the registry does not export
- * (histogram series _bucket/_sum/_count allowed), and `label="value"` matchers whose value is not one
- * of the label's bounded values (src/metrics/labels.ts).
+ * Problems with the metrics a PromQL text or a document refers to, feedkeeper's own (`feedkeeper_*`)
+ * and the standard process and runtime ones (`process_*`, `nodejs_*`): names the registry does not
+ * export (histogram series _bucket/_sum/_count allowed), and `label="value"` matchers whose value is
+ * not one of the label's bounded values (src/metrics/labels.ts).
  */
 export function checkMetricRefs(text: string, known: Map<string, string>): string[] {
   const problems: string[] = [];
-  for (const match of text.matchAll(/\b(feedkeeper_[a-z0-9_]+)(\{[^}]*\})?/g)) {
+  for (const match of text.matchAll(/\b((?:feedkeeper|process|nodejs)_[a-z0-9_]+)(\{[^}]*\})?/g)) {
     const ref = match[1]!;
-    if (ref.endsWith('_')) continue; // a prefix named in prose (feedkeeper_process_), not a metric
+    if (ref.endsWith('_')) continue; // a prefix named in prose (feedkeeper_relay_, nodejs_active_*), not a metric
     const base = known.has(ref) ? ref : ref.replace(/_(bucket|sum|count)$/, '');
     if (!known.has(base) || (base !== ref && known.get(base) !== 'histogram')) {
       problems.push(`unknown metric ${ref}`);
