@@ -46,7 +46,10 @@ trap cleanup EXIT
 started=$SECONDS
 say "debootstrap --variant=minbase $suite from $mirror"
 log=$rootfs.log
-if ! debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" >"$log" 2>&1; then
+# The downloaded packages are kept for the next base (a new node or a changed script).
+cache=/var/cache/feedkeeper-ci/debootstrap
+mkdir -p "$cache"
+if ! debootstrap --variant=minbase --cache-dir="$cache" "$suite" "$rootfs" "$mirror" >"$log" 2>&1; then
   tail -n 20 "$log" >&2
   rm -f "$log"
   say "FAIL: debootstrap $suite from $mirror failed"
@@ -68,7 +71,7 @@ npm_version=$(env -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS chroot "$rootfs" /usr/l
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
   "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/* "$rootfs"/tmp/* "$rootfs"/root/.npm
 
-tar --numeric-owner -C "$rootfs" -cf - . | "${podman[@]}" import \
+tar --numeric-owner -C "$rootfs" -cf - . | "${podman[@]}" import --quiet \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change "ENV NODE_VERSION=${node_version#v}" \
   --change 'CMD ["node"]' \

@@ -43,7 +43,9 @@ simulator=feedkeeper-ci-sim-$$
 volume=feedkeeper-ci-data-$$
 image=localhost/feedkeeper:ci
 DOCKER=(docker)
-PODMAN=(podman --root /var/lib/feedkeeper-ci/podman --runroot "$state/podman" --cgroup-manager cgroupfs --events-backend file)
+# Podman's own storage under /var/lib/feedkeeper-ci, no systemd, and runc: crun refuses these VMs'
+# hybrid cgroup hierarchy ("cgroups in hybrid mode not supported").
+PODMAN=(podman --root /var/lib/feedkeeper-ci/podman --runroot "$state/podman" --cgroup-manager cgroupfs --events-backend file --runtime runc)
 
 cleanup() {
   if [[ -n ${docker_ready:-} ]]; then
