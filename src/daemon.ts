@@ -16,6 +16,8 @@ import type { Readiness, Supervisor } from './supervisor.js';
 import { UserDataStream } from './userdata/user-stream.js';
 import { LiveStreams } from './live-streams.js';
 import { RelayServer } from './relay/index.js';
+import { NatsSink } from './sinks/nats/index.js';
+import type { Sink } from './pipeline/sinks.js';
 import { isBinanceVenue } from './venues/index.js';
 import type { Venue } from './venues/types.js';
 
@@ -44,6 +46,8 @@ export class Daemon {
   /** The Binance-compatible local relay (relay.enabled), and the live streams it asks for. */
   readonly relay: RelayServer | null = null;
   readonly live: LiveStreams | null = null;
+  /** The NATS JetStream sink (sinks.nats.enabled, docs/scale-out.md): every feed's messages and every ledger entry. */
+  readonly nats: NatsSink | null = null;
   userData: UserDataStream | null = null;
   private userDataStart: Promise<void> | null = null;
   private readonly stopping = new AbortController();
@@ -87,6 +91,10 @@ export class Daemon {
       });
     }
     const relay = this.relay;
+    if (config.sinks.nats.enabled) {
+      this.nats = new NatsSink({ config: config.sinks.nats, collector: config.collector.id, logger: opts.logger, registry: this.metrics.registry, env: opts.env });
+    }
+    const nats = this.nats;
     this.feeds = config.feeds.map(
       (feed, index) =>
         new Feed({
@@ -96,7 +104,7 @@ export class Daemon {
           metrics: this.metrics,
           clock: this.clock,
           userData: index === 0 && config.userData.enabled,
-          sinks: relay !== null && isBinanceVenue(feed.venue) ? [relay] : [],
+          sinks: [...(relay !== null && isBinanceVenue(feed.venue) ? [relay] : []), ...(nats !== null ? [nats] : [])] as Sink[],
         }),
     );
     if (relay !== null) {
@@ -154,10 +162,19 @@ export class Daemon {
       metrics,
       calendar: { reasonFor: (start, end, venue) => (calendars.get(venue ?? '') ?? first).reasonFor(start, end) },
       clock,
-      // Relay clients that opted in hear of every gap on their streams as it opens and closes.
-      onEntry: this.relay === null ? undefined : (entry, line) => this.relay!.gap({ venue: entry.venue, stream: entry.stream }, line),
+      // Relay clients that opted in hear of every gap on their streams as it opens and closes (not
+      // of a secondary sink's drops: their data was delivered); the NATS sink publishes every entry.
+      onEntry:
+        this.relay === null && this.nats === null
+          ? undefined
+          : (entry, line) => {
+              if (this.relay !== null && entry.cause !== 'sink_dropped') this.relay.gap({ venue: entry.venue, stream: entry.stream }, line);
+              this.nats?.gap(entry, line);
+            },
     });
     await this.ledger.open();
+    this.nats?.attachLedger(this.ledger);
+    this.nats?.start();
     for (const f of this.feeds) await f.prepare(this.ledger);
 
     // Before connecting: a crash from here on must not be mistaken for the previous clean stop.
@@ -199,6 +216,11 @@ export class Daemon {
       reasons,
       connections: { planned: parts.reduce((n, p) => n + p.connections.planned, 0), open: parts.reduce((n, p) => n + p.connections.open, 0) },
     };
+    const natsWhy = this.config.sinks.nats.requiredForReady ? (this.nats?.notReadyReason() ?? null) : null;
+    if (natsWhy !== null) {
+      r.ready = false;
+      r.reasons.push(natsWhy);
+    }
     if (this.userData === null) return r;
     const w = this.userData.worker;
     const open = w.session !== null && w.session.alive;
@@ -259,6 +281,8 @@ export class Daemon {
     await this.checkpointing;
     // A start that failed half-way has only some of the parts: stop what exists.
     await this.checkpoint(wasRunning);
+    // The shutdown gaps are in the ledger now: the NATS sink publishes them with its buffer.
+    await this.nats?.close();
     for (const f of this.feeds) await f.close();
     await this.ledger?.close();
     await this.http?.close();

@@ -132,3 +132,17 @@ export function checkRelay(config: Config): Finding {
   if (r.pingIntervalMs >= r.pongTimeoutMs) return ['relay.pongTimeoutMs', `must be more than relay.pingIntervalMs (${r.pingIntervalMs}), got ${r.pongTimeoutMs}`];
   return null;
 }
+
+/**
+ * Scale-out (docs/scale-out.md): the shard must exist, and the NATS sink's shutdown drain must fit
+ * in the daemon's 5 s shutdown.
+ */
+export function checkScaleOut(config: Config): Finding {
+  const s = config.shard;
+  if (s.index >= s.count) return ['shard.index', `must be less than shard.count (${s.count}), got ${s.index}`];
+  const n = config.sinks.nats;
+  if (!n.enabled) return null;
+  if (n.drainTimeoutMs > 3000) return ['sinks.nats.drainTimeoutMs', `must be at most 3000 (the whole shutdown has 5 s), got ${n.drainTimeoutMs}`];
+  if (n.duplicateWindowMs < 1000) return ['sinks.nats.duplicateWindowMs', `must be at least 1000 (a reconnect republishes what was in flight), got ${n.duplicateWindowMs}`];
+  return null;
+}

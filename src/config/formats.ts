@@ -143,6 +143,27 @@ export function parseCidr(s: string): { address: string; prefix: number; family:
   return { address, prefix, family };
 }
 
+/** `sinks.nats.servers`: nats:// or tls:// URLs (host:port alone is nats://), never with credentials in them. */
+const natsUrls: Format = {
+  envKind: 'list',
+  check: (v) => {
+    if (!Array.isArray(v) || v.length === 0) return problem(`must be a list of at least one NATS URL like "nats://127.0.0.1:4222", got ${show(v)}`);
+    for (const [i, item] of v.entries()) {
+      if (typeof item !== 'string') return problem(`must be a NATS URL like "nats://127.0.0.1:4222", got ${show(item)}`, `[${i}]`);
+      let u: URL;
+      try {
+        u = new URL(/^[a-z]+:\/\//.test(item) ? item : `nats://${item}`);
+      } catch {
+        return problem(`must be a NATS URL like "nats://127.0.0.1:4222", got ${show(item)}`, `[${i}]`);
+      }
+      // Never echo a credential: the value is not repeated.
+      if (u.username !== '' || u.password !== '') return problem('must not carry credentials (use sinks.nats.credsFile or FEEDKEEPER_NATS_TOKEN / FEEDKEEPER_NATS_USER / FEEDKEEPER_NATS_PASSWORD)', `[${i}]`);
+      if (u.protocol !== 'nats:' && u.protocol !== 'tls:') return problem(`must be a nats:// or tls:// URL, got ${show(item)}`, `[${i}]`);
+    }
+    return null;
+  },
+};
+
 /** The keys a feed may set; everything else is shared by all feeds (docs/configuration.md#feeds). */
 export const FEED_KEYS = ['venue', 'symbols', 'streams', 'endpoints', 'limits', 'connection', 'maintenance', 'health'] as const;
 
@@ -218,6 +239,20 @@ export const formats = {
   'fk-windows': windows,
   'fk-feeds': feeds,
   'fk-cidrs': cidrs,
+  'fk-nats-urls': natsUrls,
+  'fk-nats-name': {
+    envKind: 'string',
+    check: (v) => (typeof v === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(v) ? null : problem(`must be a JetStream stream name (letters, digits, _ and -), got ${show(v)}`)),
+  },
+  'fk-nats-prefix': {
+    envKind: 'string',
+    check: (v) =>
+      typeof v === 'string' && /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/.test(v) ? null : problem(`must be subject tokens of letters, digits, _ and - joined by dots (no *, >, spaces), got ${show(v)}`),
+  },
+  'fk-collector-id': {
+    envKind: 'string',
+    check: (v) => (typeof v === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(v) ? null : problem(`must be 1-64 letters, digits, _, . and -, got ${show(v)}`)),
+  },
 } satisfies Record<string, Format>;
 
 export type FormatName = keyof typeof formats;

@@ -8,7 +8,8 @@ import { readConfigFile, type ConfigFile } from './file.js';
 import { readEnv } from './env.js';
 import { suggest } from './suggest.js';
 import { branchKeys, buildSchema, configKeys, venueDefaults, type KeyInfo, type RawConfig } from './schema.js';
-import { checkConnection, checkCredentials, checkEndpoints, checkLimits, checkRelay, checkStreams, checkSymbols, type Finding } from './checks.js';
+import { hostname } from 'node:os';
+import { checkConnection, checkCredentials, checkEndpoints, checkLimits, checkRelay, checkScaleOut, checkStreams, checkSymbols, type Finding } from './checks.js';
 
 export interface LoadConfigOptions {
   /** JSON files, applied in order: a later file wins, key by key (a list is replaced, not merged). */
@@ -94,7 +95,7 @@ function feedRaw(top: RawConfig, feed: Record<string, unknown>, i: number, keys:
   } catch (err) {
     throw fromConvict(err, (key, message) => fail(`${prefix}${key}`, message));
   }
-  return { ...raw, recorder: top.recorder, ledger: top.ledger, metrics: top.metrics, relay: top.relay, log: top.log, userData: top.userData, feeds: [] };
+  return { ...raw, recorder: top.recorder, ledger: top.ledger, metrics: top.metrics, relay: top.relay, log: top.log, userData: top.userData, collector: top.collector, shard: top.shard, sinks: top.sinks, feeds: [] };
 }
 
 /** Resolve a feed's venue-dependent nulls and run the checks that need its venue. */
@@ -109,10 +110,11 @@ function checkedFeed(raw: RawConfig, prefix: string, fail: (key: string, message
     () => checkConnection(config, venue),
     () => (prefix === '' || prefix === 'feeds[0].' ? checkCredentials(config, env) : null),
     () => (prefix === '' || prefix === 'feeds[0].' ? checkRelay(config) : null),
+    () => (prefix === '' || prefix === 'feeds[0].' ? checkScaleOut(config) : null),
   ];
   for (const check of checks) {
     const finding = check();
-    if (finding) throw fail(finding[0].startsWith('userData.') ? finding[0] : `${prefix}${finding[0]}`, finding[1]);
+    if (finding) throw fail(/^(?:userData|sinks|shard|collector)\./.test(finding[0]) ? finding[0] : `${prefix}${finding[0]}`, finding[1]);
   }
   return config;
 }
@@ -223,7 +225,15 @@ function resolve(raw: RawConfig, venue: Venue): Config {
     relay: { ...raw.relay, allow: [...raw.relay.allow] },
     log: { ...raw.log },
     userData: { ...raw.userData, events: [...raw.userData.events] },
+    collector: { id: raw.collector.id ?? defaultCollectorId() },
+    shard: { ...raw.shard },
+    sinks: { nats: { ...raw.sinks.nats, servers: [...raw.sinks.nats.servers] } },
   };
+}
+
+/** collector.id when unset: the host name, cut to the characters a collector id may hold. */
+export function defaultCollectorId(): string {
+  return hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64) || 'feedkeeper';
 }
 
 /** `./data/ledger.ndjson` → `./data/ledger.state.json`. */

@@ -15,7 +15,8 @@ import { getFormat, type EnvKind, type FormatName } from './formats.js';
 type Nullable<T> = { [K in keyof T]: T[K] | null };
 
 /** The configuration as convict holds it: venue-dependent keys may still be null. */
-export interface RawConfig extends Omit<Config, 'endpoints' | 'limits' | 'connection' | 'maintenance' | 'health' | 'feeds' | 'ledger'> {
+export interface RawConfig extends Omit<Config, 'endpoints' | 'limits' | 'connection' | 'maintenance' | 'health' | 'feeds' | 'ledger' | 'collector'> {
+  collector: { id: string | null };
   /** Each feed's own keys (FEED_KEYS), validated by the schema in load.ts. */
   feeds: Array<Record<string, unknown>>;
   endpoints: Nullable<Config['endpoints']>;
@@ -140,6 +141,31 @@ export function buildSchema(): convict.Schema<RawConfig> {
     log: {
       level: leaf('fk-log-level', 'info' as Config['log']['level'], 'Log level.'),
     },
+    collector: {
+      id: { doc: 'This collector in a redundant deployment: the Feedkeeper-Collector header (null: the host name).', format: 'fk-collector-id', default: null, nullable: true } as Leaf<string | null>,
+    },
+    shard: {
+      index: leaf('fk-nat', 0, 'This daemon\'s shard of the symbols (0 .. shard.count - 1).'),
+      count: leaf('fk-positive-int', 1, 'Shards the symbols are split into (one daemon, one IP each).'),
+    },
+    sinks: {
+      nats: {
+        enabled: leaf('fk-boolean', false, 'Publish every message and ledger entry to NATS JetStream (docs/scale-out.md).'),
+        servers: leaf('fk-nats-urls', ['nats://127.0.0.1:4222'], 'NATS server URLs (no credentials in them).'),
+        stream: leaf('fk-nats-name', 'FEEDKEEPER', 'The JetStream stream.'),
+        subjectPrefix: leaf('fk-nats-prefix', 'md', 'First subject token(s): <prefix>.<venue>.<stream type>.<SYMBOL>.'),
+        duplicateWindowMs: leaf('fk-positive-int', 120_000, 'The stream\'s Nats-Msg-Id de-duplication window.'),
+        createStream: leaf('fk-boolean', true, 'Create the stream (file storage, duplicateWindowMs) or check and update its window.'),
+        maxAgeMs: leaf('fk-nat', 0, 'Retention of a stream createStream creates (0: no age limit).'),
+        maxBufferBytes: leaf('fk-positive-int', 67_108_864, 'Bytes not yet acknowledged by the broker; past this, messages are dropped (sink_dropped).'),
+        maxInflight: leaf('fk-positive-int', 4096, 'Publishes awaiting their ack at once.'),
+        ackTimeoutMs: leaf('fk-positive-int', 5000, 'A publish not acknowledged within this is sent again.'),
+        reconnectWaitMs: leaf('fk-positive-int', 1000, 'Pause between reconnect attempts to the broker.'),
+        drainTimeoutMs: leaf('fk-nat', 2000, 'At shutdown, wait at most this long for the buffer to be acknowledged.'),
+        credsFile: leaf('fk-string', '', 'NATS .creds file (JWT and NKey seed); or FEEDKEEPER_NATS_TOKEN, FEEDKEEPER_NATS_USER/FEEDKEEPER_NATS_PASSWORD.'),
+        requiredForReady: leaf('fk-boolean', false, '/readyz fails while the broker is unreachable.'),
+      },
+    },
     userData: {
       enabled: leaf('fk-boolean', false, 'Follow the account user data stream.'),
       keepaliveCron: leaf('fk-cron', '0 */30 * * * *', 'node-cron schedule of the listen key keepalive.'),
@@ -164,7 +190,7 @@ export function envName(key: string): string {
  * Environment variables feedkeeper reads that are not config keys: the recommended source of the
  * API credentials, read by src/userdata (they never enter Config).
  */
-export const NON_CONFIG_ENV = ['FEEDKEEPER_API_KEY', 'FEEDKEEPER_API_SECRET'] as const;
+export const NON_CONFIG_ENV = ['FEEDKEEPER_API_KEY', 'FEEDKEEPER_API_SECRET', 'FEEDKEEPER_NATS_TOKEN', 'FEEDKEEPER_NATS_USER', 'FEEDKEEPER_NATS_PASSWORD'] as const;
 
 export interface KeyInfo {
   /** Dotted path, e.g. `limits.streamsPerConnection`. */

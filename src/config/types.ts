@@ -96,6 +96,42 @@ export interface Config {
   log: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   };
+  /** This daemon among several publishing into one stream (docs/scale-out.md). */
+  collector: {
+    /** `Feedkeeper-Collector` header and gap Msg-Ids; null in the file: the host name. */
+    id: string;
+  };
+  /** This daemon's part of the symbols: shard.index of shard.count (rendezvous hashing, src/plan/shard.ts). */
+  shard: {
+    index: number;
+    count: number;
+  };
+  /** Secondary outputs beside the recording (src/sinks). */
+  sinks: {
+    /** NATS JetStream (docs/scale-out.md). */
+    nats: {
+      enabled: boolean;
+      servers: string[];
+      stream: string;
+      subjectPrefix: string;
+      duplicateWindowMs: number;
+      createStream: boolean;
+      /** Stream retention when createStream creates it (0: no age limit). */
+      maxAgeMs: number;
+      /** Bytes of messages not yet acknowledged (in flight and waiting); past this, messages are dropped. */
+      maxBufferBytes: number;
+      /** Publishes awaiting their ack at once. */
+      maxInflight: number;
+      ackTimeoutMs: number;
+      reconnectWaitMs: number;
+      /** At shutdown, wait this long at most for the buffer to be acknowledged. */
+      drainTimeoutMs: number;
+      /** A NATS .creds file (JWT and NKey seed); never logged. */
+      credsFile: string;
+      /** /readyz fails while the broker is unreachable. */
+      requiredForReady: boolean;
+    };
+  };
   userData: {
     enabled: boolean;
     /** node-cron expression (five or six fields) for the listen key keepalive. */

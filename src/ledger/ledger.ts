@@ -346,7 +346,8 @@ export class GapLedger {
 
   private noteMissed(e: GapEntry): void {
     const m = e.missed;
-    if (m === null || m.to < m.from) return;
+    // A secondary sink's drops (sink_dropped) are in the recording: never a range it lacks.
+    if (m === null || m.to < m.from || e.cause === 'sink_dropped') return;
     const key = streamKey(e.venue, e.stream);
     let list = this.recentMissed.get(key);
     if (list === undefined) this.recentMissed.set(key, (list = []));
@@ -359,6 +360,8 @@ export class GapLedger {
   }
 
   private count(e: GapEntry): void {
+    // A secondary sink's drops are counted by feedkeeper_sink_dropped_total: no gap of the recording.
+    if (e.cause === 'sink_dropped') return;
     const maintenance = e.maintenance !== null ? 'true' : 'false';
     const venue = e.venue ?? this.venue ?? '';
     this.metrics.gaps.inc({ cause: e.cause, maintenance, venue });

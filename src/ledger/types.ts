@@ -19,6 +19,7 @@ export const GAP_CAUSES = [
   'listen_key_expired',
   'stream_terminated',
   'switchover',
+  'sink_dropped',
 ] as const;
 
 export type GapCause = (typeof GAP_CAUSES)[number];

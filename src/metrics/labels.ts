@@ -9,6 +9,9 @@ import type { DropReason } from '../recorder/recorder.js';
 /** `venue`: every registered venue (src/venues/index.ts); a feed's metrics carry its own. */
 const VENUES = [...venues.keys()];
 
+/** The causes the gap metrics count: a secondary sink's drops (`sink_dropped`) are no gap of the recording. */
+const COUNTED_CAUSES = GAP_CAUSES.filter((c) => c !== 'sink_dropped');
+
 /**
  * The values each metric label takes, as the code that increments it sets them (registry.ts keeps
  * labels bounded: no per-symbol or per-stream label). docs/metrics.md lists each value in its
@@ -54,19 +57,19 @@ export const METRIC_LABEL_VALUES = {
     venue: VENUES,
   },
   feedkeeper_sink_dropped_total: {
-    sink: ['relay'],
+    sink: ['relay', 'nats'],
   },
   feedkeeper_recorder_dropped_total: {
     reason: ['buffer_full', 'malformed', 'closed'] satisfies DropReason[],
     venue: VENUES,
   },
   feedkeeper_gaps_total: {
-    cause: GAP_CAUSES,
+    cause: COUNTED_CAUSES,
     maintenance: ['true', 'false'],
     venue: VENUES,
   },
   feedkeeper_gap_seconds_total: {
-    cause: GAP_CAUSES,
+    cause: COUNTED_CAUSES,
     maintenance: ['true', 'false'],
     venue: VENUES,
   },

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { FastHistogram } from './fast-histogram.js';
 import { relayMetrics } from '../relay/metrics.js';
+import { natsMetrics } from '../sinks/nats/metrics.js';
 
 /**
  * feedkeeper's metrics, on a registry of its own (never prom-client's global one). Every metric here
@@ -79,6 +80,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   // The relay's metrics live with the relay (src/relay/metrics.ts) but on this registry from the
   // start, so every scrape and the docs checks see them whether the relay runs or not.
   relayMetrics(registry);
+  natsMetrics(registry);
   return m;
 }
 

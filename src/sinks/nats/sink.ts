@@ -1,0 +1,325 @@
+import { readFileSync } from 'node:fs';
+import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, StorageType, type JetStreamClient } from '@nats-io/jetstream';
+import { connect, credsAuthenticator, headers, nanos, tokenAuthenticator, usernamePasswordAuthenticator, type Authenticator, type NatsConnection } from '@nats-io/transport-node';
+import type { Registry } from 'prom-client';
+import type { Config } from '../../config/types.js';
+import type { GapEntry } from '../../ledger/types.js';
+import type { Logger } from '../../log.js';
+import type { Sink } from '../../pipeline/sinks.js';
+import type { StreamRef } from '../../pipeline/stream-ref.js';
+import { blankNewlines, decimalLength, encodeStreamLine, streamLineLength } from '../../recorder/encode.js';
+import { USER_DATA_STREAM } from '../../userdata/user-stream.js';
+import { getVenue } from '../../venues/index.js';
+import type { StreamType, Venue } from '../../venues/types.js';
+import { Delivery, type Ack, type Outgoing } from './delivery.js';
+import { DropRun, type DropLedger } from './drops.js';
+import { digestId, gapId, idKind, keyId, readKeys, scratchKeys, type IdKind } from './identity.js';
+import { natsMetrics, type NatsMetrics, type NatsSource } from './metrics.js';
+import { gapSubject, messageSubject } from './subjects.js';
+
+export type NatsSinkConfig = Config['sinks']['nats'];
+
+export interface NatsSinkOptions {
+  config: NatsSinkConfig;
+  /** collector.id: the Feedkeeper-Collector header. */
+  collector: string;
+  logger: Logger;
+  registry: Registry;
+  /** Where FEEDKEEPER_NATS_TOKEN / _USER / _PASSWORD are read (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Per stream, prepared at its first message. */
+interface StreamInfo {
+  /** User data (private) is never published. */
+  skip: boolean;
+  subject: string;
+  /** `<venue>:<stream>:` */
+  idPrefix: string;
+  venue: Venue;
+  type: StreamType | null;
+  kind: IdKind;
+  drops: DropRun;
+}
+
+export const COLLECTOR_HEADER = 'Feedkeeper-Collector';
+
+/**
+ * The NATS JetStream sink (docs/scale-out.md): every accepted message, after the recorder, to
+ * `<prefix>.<venue>.<stream type>.<SYMBOL>` with a deterministic Nats-Msg-Id (identity.ts) and the
+ * Feedkeeper-Collector header; every ledger entry to `<prefix>.<venue>._gaps`. Publishes are
+ * asynchronous and acknowledged (delivery.ts); the broker's state never reaches the recorder: a
+ * message that does not fit in the buffer is dropped, counted (feedkeeper_sink_dropped_total
+ * {sink="nats"}) and accounted in the ledger as `sink_dropped` with its exact range.
+ */
+export class NatsSink implements Sink, NatsSource {
+  readonly name = 'nats';
+  private readonly cfg: NatsSinkConfig;
+  private readonly log: Logger;
+  private readonly metrics: NatsMetrics;
+  private readonly delivery: Delivery;
+  private readonly infos = new Map<StreamRef, StreamInfo>();
+  private readonly runs = new Set<DropRun>();
+  private readonly k = scratchKeys();
+  private readonly gapSubjects = new Map<string, string>();
+  private ledger: DropLedger | null = null;
+  private nc: NatsConnection | null = null;
+  private js: JetStreamClient | null = null;
+  private up = false;
+  private closing = false;
+  private started: Promise<void> | null = null;
+  private flushTimer: ReturnType<typeof setInterval> | undefined;
+  private lastError: string | null = null;
+
+  constructor(private readonly opts: NatsSinkOptions) {
+    this.cfg = opts.config;
+    this.log = opts.logger.child({ sink: 'nats' });
+    this.metrics = natsMetrics(opts.registry);
+    this.delivery = new Delivery({
+      maxBufferBytes: this.cfg.maxBufferBytes,
+      maxInflight: this.cfg.maxInflight,
+      retryMs: this.cfg.reconnectWaitMs,
+      send: (m) => this.send(m),
+      onAck: (_m, ack) => this.acked(ack),
+      onFailed: () => this.metrics.publishFailures.inc(),
+      onFailure: (err) => {
+        this.lastError = errText(err);
+        this.log.warn({ event: 'nats_publish_failing', err: this.lastError, pending: this.delivery.pending }, 'NATS publishes failing: buffering and sending again in order');
+      },
+      onRecovered: () => {
+        this.lastError = null;
+        this.log.info({ event: 'nats_publish_recovered', pending: this.delivery.pending }, 'NATS publishes acknowledged again');
+      },
+      setTimeout: (fn, ms) => setTimeout(fn, ms),
+      clearTimeout: (t) => clearTimeout(t),
+    });
+    this.metrics.sources.add(this);
+  }
+
+  /** Connect in the background (forever, every reconnectWaitMs): the daemon never waits for the broker. */
+  start(): void {
+    if (this.started !== null) return;
+    this.started = this.run().catch((err: unknown) => {
+      if (!this.closing) this.log.error({ event: 'nats_sink_failed', err: errText(err) }, 'NATS sink stopped');
+    });
+    // Drop runs are written at least once a second (drops.ts).
+    this.flushTimer = setInterval(() => this.flushDrops(), 1000);
+    this.flushTimer.unref();
+  }
+
+  /** Where `sink_dropped` entries go (the daemon's ledger, once open). */
+  attachLedger(ledger: DropLedger): void {
+    this.ledger = ledger;
+  }
+
+  // ---- Sink
+
+  write(frame: Buffer, recvMs: number, ref: StreamRef): boolean {
+    let info = this.infos.get(ref);
+    if (info === undefined) this.infos.set(ref, (info = this.prepare(ref)));
+    if (info.skip) return true;
+    const k = this.k;
+    const keyed = info.type !== null && info.kind === 'key' && readKeys(info.venue, info.type, frame, k);
+    const digits = decimalLength(recvMs);
+    const len = streamLineLength(ref.head, frame, ref.start, ref.close, digits);
+    if (this.delivery.pendingBytes + len - 1 > this.cfg.maxBufferBytes) {
+      info.drops.add(recvMs, k, keyed);
+      this.runs.add(info.drops);
+      return false;
+    }
+    const line = Buffer.allocUnsafe(len);
+    encodeStreamLine(line, 0, ref.head, frame, ref.start, ref.close, recvMs, digits);
+    blankNewlines(line, 0, len - 1);
+    const id = keyed ? keyId(info.idPrefix, k) : digestId(info.idPrefix, frame);
+    this.delivery.offer(info.subject, line.subarray(0, len - 1), id);
+    if (info.drops.active) {
+      info.drops.flush(this.ledger, this.name);
+      this.runs.delete(info.drops);
+    }
+    return true;
+  }
+
+  /** A ledger entry: published to `<prefix>.<venue>._gaps`, its Msg-Id from collector, id and state. */
+  gap(entry: Pick<GapEntry, 'venue' | 'stream'> & Partial<Pick<GapEntry, 'id' | 'end'>>, line: string): void {
+    const venue = entry.venue ?? '_';
+    let subject = this.gapSubjects.get(venue);
+    if (subject === undefined) this.gapSubjects.set(venue, (subject = gapSubject(this.cfg.subjectPrefix, venue)));
+    const id = gapId(this.opts.collector, entry.id ?? '', entry.end !== null && entry.end !== undefined);
+    if (!this.delivery.offer(subject, Buffer.from(line), id)) this.metrics.gapEntriesDropped.inc();
+  }
+
+  healthy(): boolean {
+    return this.up && !this.delivery.stalled;
+  }
+
+  // ---- NatsSource (metrics)
+
+  connected(): boolean {
+    return this.up;
+  }
+  pendingMessages(): number {
+    return this.delivery.pending;
+  }
+  pendingBytes(): number {
+    return this.delivery.pendingBytes;
+  }
+  inFlight(): number {
+    return this.delivery.inFlight;
+  }
+
+  /** For /readyz: why the sink is not delivering, or null. */
+  notReadyReason(): string | null {
+    if (!this.up) return `nats: not connected to ${this.cfg.servers.join(', ')}`;
+    if (this.delivery.stalled) return `nats: publishes failing (${this.lastError ?? 'unknown'}), ${this.delivery.pending} buffered`;
+    return null;
+  }
+
+  /**
+   * Shutdown: write the drop runs, wait up to drainTimeoutMs for the buffer to be acknowledged
+   * (what is left is logged: it is in the recording), close the connection.
+   */
+  async close(): Promise<void> {
+    this.flushDrops();
+    const acked = await this.delivery.drained(this.cfg.drainTimeoutMs);
+    if (!acked) {
+      this.log.warn({ event: 'nats_unflushed', pending: this.delivery.pending }, 'NATS sink stopped with messages not acknowledged (they are in the recording)');
+    }
+    this.closing = true;
+    clearInterval(this.flushTimer);
+    this.delivery.close();
+    this.metrics.sources.delete(this);
+    const nc = this.nc;
+    this.nc = null;
+    this.up = false;
+    if (nc !== null) await nc.close().catch(() => undefined);
+    await this.started;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private prepare(ref: StreamRef): StreamInfo {
+    const venue = getVenue(ref.venue)!;
+    const skip = ref.name === USER_DATA_STREAM;
+    const type = skip ? null : venue.streamType(venue.typeOf(ref.name));
+    return {
+      skip,
+      subject: messageSubject(this.cfg.subjectPrefix, venue, ref.name),
+      idPrefix: `${ref.venue}:${ref.name}:`,
+      venue,
+      type,
+      kind: type === null ? 'digest' : idKind(type),
+      drops: new DropRun(ref.venue, ref.name, type?.sequence ?? { kind: 'none' }),
+    };
+  }
+
+  private flushDrops(): void {
+    for (const run of this.runs) run.flush(this.ledger, this.name);
+    this.runs.clear();
+  }
+
+  private send(m: Outgoing): Promise<Ack> {
+    const js = this.js;
+    if (js === null || !this.up) return Promise.reject(new Error('not connected'));
+    const h = headers();
+    h.set(COLLECTOR_HEADER, this.opts.collector);
+    return js.publish(m.subject, m.data, { msgID: m.msgId, headers: h, timeout: this.cfg.ackTimeoutMs });
+  }
+
+  private acked(ack: Ack): void {
+    this.metrics.hot.acked++;
+    if (ack.duplicate) this.metrics.hot.duplicates++;
+  }
+
+  private authenticator(): Authenticator | undefined {
+    const env = this.opts.env ?? process.env;
+    if (this.cfg.credsFile !== '') {
+      const file = this.cfg.credsFile;
+      return credsAuthenticator(() => readFileSync(file));
+    }
+    const token = env['FEEDKEEPER_NATS_TOKEN'];
+    if (token) return tokenAuthenticator(token);
+    const user = env['FEEDKEEPER_NATS_USER'];
+    if (user) return usernamePasswordAuthenticator(user, env['FEEDKEEPER_NATS_PASSWORD'] ?? '');
+    return undefined;
+  }
+
+  private async run(): Promise<void> {
+    const cfg = this.cfg;
+    const nc = await connect({
+      servers: [...cfg.servers],
+      name: `feedkeeper ${this.opts.collector}`,
+      authenticator: this.authenticator(),
+      waitOnFirstConnect: true,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: cfg.reconnectWaitMs,
+      reconnectJitter: Math.min(100, cfg.reconnectWaitMs),
+      pingInterval: 10_000,
+      maxPingOut: 2,
+    });
+    if (this.closing) {
+      await nc.close();
+      return;
+    }
+    this.nc = nc;
+    this.js = jetstream(nc, { timeout: cfg.ackTimeoutMs });
+    this.log.info({ event: 'nats_connected', server: nc.getServer(), stream: cfg.stream }, 'NATS sink connected');
+    await this.ensureStream(nc);
+    this.up = true;
+    this.delivery.setConnected(true);
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') {
+        this.up = false;
+        this.delivery.setConnected(false);
+        this.log.warn({ event: 'nats_disconnected', server: s.server }, 'NATS sink disconnected: buffering');
+      } else if (s.type === 'reconnect') {
+        this.log.info({ event: 'nats_reconnected', server: s.server, pending: this.delivery.pending }, 'NATS sink reconnected: sending the buffer in order');
+        await this.ensureStream(nc);
+        this.up = true;
+        this.delivery.setConnected(true);
+      }
+    }
+  }
+
+  /**
+   * createStream: the stream exists, with file storage, our subjects and duplicateWindowMs (created,
+   * or its window and subjects updated); otherwise only checked, and a missing stream logged (the
+   * publishes fail and are retried until someone creates it).
+   */
+  private async ensureStream(nc: NatsConnection): Promise<void> {
+    const cfg = this.cfg;
+    const subjects = `${cfg.subjectPrefix}.>`;
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: cfg.ackTimeoutMs });
+      const info = await jsm.streams.info(cfg.stream).catch((err: unknown) => {
+        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return null;
+        throw err;
+      });
+      const window = nanos(cfg.duplicateWindowMs);
+      if (info === null) {
+        if (!cfg.createStream) {
+          this.log.error({ event: 'nats_stream_missing', stream: cfg.stream }, 'JetStream stream missing and sinks.nats.createStream is false: publishes wait for it');
+          return;
+        }
+        await jsm.streams.add({ name: cfg.stream, subjects: [subjects], storage: StorageType.File, duplicate_window: window, max_age: cfg.maxAgeMs > 0 ? nanos(cfg.maxAgeMs) : 0 });
+        this.log.info({ event: 'nats_stream_created', stream: cfg.stream, subjects, duplicateWindowMs: cfg.duplicateWindowMs }, 'JetStream stream created');
+        return;
+      }
+      const c = info.config;
+      const covered = c.subjects?.some((s) => s === subjects || s === '>') ?? false;
+      if (c.duplicate_window !== window || !covered) {
+        if (!cfg.createStream) {
+          this.log.warn({ event: 'nats_stream_mismatch', stream: cfg.stream, duplicateWindowMs: Math.round((c.duplicate_window ?? 0) / 1e6), subjects: c.subjects }, 'JetStream stream differs from sinks.nats (window or subjects): left as it is');
+          return;
+        }
+        await jsm.streams.update(cfg.stream, { duplicate_window: window, subjects: covered ? c.subjects : [...(c.subjects ?? []), subjects] });
+        this.log.info({ event: 'nats_stream_updated', stream: cfg.stream, duplicateWindowMs: cfg.duplicateWindowMs }, 'JetStream stream updated to sinks.nats');
+      }
+    } catch (err) {
+      this.log.warn({ event: 'nats_stream_check_failed', stream: cfg.stream, err: errText(err) }, 'JetStream stream could not be checked: publishing anyway');
+    }
+  }
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,69 @@
+import t from 'tap';
+import { connect } from '@nats-io/transport-node';
+import { readStream, type StoredMessage } from '../src/sinks/nats/reader.js';
+import { natsSkipReason, startNatsServer } from './nats-server.js';
+import { ledgerEntries, readRecording, startStack, until } from './helpers/stack.js';
+
+// The NATS sink against a real nats-server (JetStream, file store): subjects, payload, Msg-Id and
+// collector headers, every trade ID once, the ledger entries on <prefix>.<venue>._gaps.
+
+const skip = natsSkipReason();
+if (skip !== null) t.plan(0, skip);
+
+async function stored(url: string, stream = 'FEEDKEEPER'): Promise<StoredMessage[]> {
+  const nc = await connect({ servers: url });
+  const out: StoredMessage[] = [];
+  try {
+    await readStream(nc, stream, { onMessage: (m) => out.push(m) });
+  } finally {
+    await nc.close();
+  }
+  return out;
+}
+
+t.test('every message once on its subject, with the recording line, Msg-Id and collector', { skip: skip ?? false }, async (t) => {
+  const nats = await startNatsServer(t);
+  const { sim, daemon, config } = await startStack(t, {
+    sim: { eventsPerSecond: 200, tickMs: 10 },
+    config: {
+      symbols: ['BTCUSDT', 'ETHUSDT'],
+      streams: ['trade', 'aggTrade', 'bookTicker'],
+      collector: { id: 'sg-1' },
+      sinks: { nats: { enabled: true, servers: [nats.url], reconnectWaitMs: 100 } },
+    },
+  });
+  t.ok(await until(() => daemon.nats!.connected(), 5000), 'connected');
+  t.ok(await until(() => sim.sentIds('btcusdt@trade').length >= 200, 10_000), 'the simulator sent trades');
+  await daemon.stop('test');
+  const msgs = await stored(nats.url);
+  const subjects = new Set(msgs.map((m) => m.subject));
+  t.ok(subjects.has('md.binance-spot.trade.BTCUSDT'), 'trade subject');
+  t.ok(subjects.has('md.binance-spot.aggTrade.ETHUSDT'), 'aggTrade subject');
+  t.ok(subjects.has('md.binance-spot.bookTicker.BTCUSDT'), 'bookTicker subject');
+  t.ok(subjects.has('md.binance-spot._gaps'), 'ledger entries subject (shutdown gaps)');
+  t.ok(msgs.every((m) => m.collector === 'sg-1'), 'Feedkeeper-Collector on every message');
+
+  const rec = readRecording(config.recorder.dir);
+  for (const [stream, field, subject] of [
+    ['btcusdt@trade', 't', 'md.binance-spot.trade.BTCUSDT'],
+    ['ethusdt@aggTrade', 'a', 'md.binance-spot.aggTrade.ETHUSDT'],
+  ] as const) {
+    const onSubject = msgs.filter((m) => m.subject === subject);
+    const ids = onSubject.map((m) => (JSON.parse(Buffer.from(m.data).toString()) as { data: Record<string, number> }).data[field]!);
+    const recorded = rec.filter((l) => l.stream === stream).map((l) => l.data[field] as number);
+    t.same(ids, recorded, `${stream}: the stream holds exactly the recorded IDs, in order, once`);
+    t.same(onSubject.map((m) => m.msgId), ids.map((id) => `binance-spot:${stream}:${id}`), `${stream}: Msg-Id <venue>:<stream>:<id>`);
+  }
+  // The payload is the recording line (without its newline).
+  const first = msgs.find((m) => m.subject === 'md.binance-spot.trade.BTCUSDT')!;
+  const line = JSON.parse(Buffer.from(first.data).toString()) as { recv: number; venue: string; stream: string };
+  t.match(line, { venue: 'binance-spot', stream: 'btcusdt@trade', recv: Number });
+  const book = msgs.filter((m) => m.subject === 'md.binance-spot.bookTicker.BTCUSDT');
+  t.ok(book.length > 0 && book.every((m) => /^binance-spot:btcusdt@bookTicker:#[A-Za-z0-9_-]{32}$/.test(m.msgId ?? '')), 'bookTicker: a digest Msg-Id');
+  t.equal(new Set(book.map((m) => m.msgId)).size, book.length, 'distinct digests');
+
+  const gaps = msgs.filter((m) => m.subject === 'md.binance-spot._gaps');
+  const ledger = await ledgerEntries(config);
+  t.equal(gaps.length, ledger.length, 'every ledger line published');
+  t.ok(gaps.every((m) => /^sg-1:gap:\d{8}T\d{6}\.\d{3}Z-\d+:(open|closed)$/.test(m.msgId ?? '')), 'gap Msg-Id: collector, entry id, state');
+});
