@@ -1,6 +1,7 @@
 import type { Config } from '../config/types.js';
 import { ConfigError, PlanOverBudgetError } from '../errors.js';
 import type { Venue } from '../venues/index.js';
+import { shardSymbols } from './shard.js';
 
 export interface PlannedConnection {
   /** 'c0', 'c1', ...: the same config gives the same ids. */
@@ -47,6 +48,8 @@ export interface PlanUsage {
 
 export interface Plan {
   venue: Venue;
+  /** This daemon's part of the configured symbols (shard.index of shard.count; src/plan/shard.ts). */
+  shard: { index: number; count: number; symbols: number; totalSymbols: number };
   connections: PlannedConnection[];
   totalStreams: number;
   /** Symbols on the fullest connection (the others have the same or one fewer). */
@@ -69,7 +72,18 @@ export interface Plan {
  * and PlanOverBudgetError when the connections exceed limits.connectionAttempts: a mass drop could
  * not reconnect them all inside one attempt window from one IP.
  */
-export function plan(config: Config, venue: Venue): Plan {
+export function plan(whole: Config, venue: Venue): Plan {
+  const shard = whole.shard ?? { index: 0, count: 1 };
+  if (whole.symbols.length > 0 && whole.streams.length > 0 && shard.count > 1) {
+    // A shard plans its part of the symbols; the whole plan (for the suggestion below) is count 1.
+    const mine = shardSymbols(whole.symbols, shard);
+    if (mine.length === 0) {
+      throw new ConfigError('shard.count', `shard ${shard.index} of ${shard.count} gets none of the ${whole.symbols.length} ${venue.name} symbols: use fewer shards or more symbols`);
+    }
+    const part = plan({ ...whole, symbols: mine, shard: { index: 0, count: 1 } }, venue);
+    return { ...part, shard: { index: shard.index, count: shard.count, symbols: mine.length, totalSymbols: whole.symbols.length } };
+  }
+  const config = whole;
   const { limits } = config;
   const perSymbol = config.streams.length;
   const symbolCount = config.symbols.length;
@@ -104,7 +118,8 @@ export function plan(config: Config, venue: Venue): Plan {
       `the plan needs ${count} connections (${symbolCount} symbols × ${perSymbol} streams at ${limits.streamsPerConnection} per connection), ` +
         `but one IP may make only ${limits.connectionAttempts} connection attempts per ${formatSeconds(limits.connectionAttemptWindowMs)} (limits.connectionAttempts): ` +
         `after a drop of every connection (maintenance) they could not all reconnect within one window. ` +
-        `Split the symbols across ${hosts} hosts (IPs), at most ${Math.floor(symbolCount / hosts)} symbols each`,
+        `Split the symbols across ${hosts} hosts (IPs), at most ${Math.floor(symbolCount / hosts)} symbols each` +
+        (shard.count > 1 || suggesting ? '' : `: shards do it (shard.count ${shardsNeeded(config, venue, hosts)}, each host its own shard.index; docs/scale-out.md)`),
       count,
       hosts,
     );
@@ -132,6 +147,7 @@ export function plan(config: Config, venue: Venue): Plan {
 
   return {
     venue,
+    shard: { index: 0, count: 1, symbols: symbolCount, totalSymbols: symbolCount },
     connections,
     totalStreams,
     symbolsPerConnection: Math.max(...connections.map((c) => c.symbols.length)),
@@ -160,6 +176,40 @@ export function plan(config: Config, venue: Venue): Plan {
       },
     },
   };
+}
+
+/**
+ * The shard count at which every shard's plan fits the attempt budget: hashing does not split
+ * evenly, so from the even split upwards until the fullest shard fits.
+ */
+function shardsNeeded(config: Config, venue: Venue, from: number): number {
+  suggesting = true;
+  try {
+    return firstFitting(config, venue, from);
+  } finally {
+    suggesting = false;
+  }
+}
+
+/** True while shardsNeeded() plans shards: their errors need no suggestion of their own. */
+let suggesting = false;
+
+function firstFitting(config: Config, venue: Venue, from: number): number {
+  for (let n = Math.max(2, from); n <= Math.max(2, from) + 64; n++) {
+    let fits = true;
+    for (let i = 0; i < n && fits; i++) {
+      const mine = shardSymbols(config.symbols, { index: i, count: n });
+      if (mine.length === 0) continue;
+      try {
+        plan({ ...config, symbols: mine, shard: { index: 0, count: 1 } }, venue);
+      } catch (err) {
+        if (err instanceof PlanOverBudgetError) fits = false;
+        else throw err;
+      }
+    }
+    if (fits) return n;
+  }
+  return from;
 }
 
 function percent(part: number, whole: number): number {

@@ -3,6 +3,8 @@ import type { Plan, PlannedConnection, PlanUsage } from './planner.js';
 /** The plan as plain JSON (the venue by name): what `feedkeeper plan --json` prints. */
 export interface PlanJSON {
   venue: string;
+  /** This daemon's shard: index of count, its symbols of the configured total. */
+  shard: Plan['shard'];
   totalStreams: number;
   symbolsPerConnection: number;
   connections: PlannedConnection[];
@@ -12,6 +14,7 @@ export interface PlanJSON {
 export function planToJSON(plan: Plan): PlanJSON {
   return {
     venue: plan.venue.name,
+    shard: plan.shard,
     totalStreams: plan.totalStreams,
     symbolsPerConnection: plan.symbolsPerConnection,
     connections: plan.connections,
@@ -30,6 +33,10 @@ export function formatPlan(plan: Plan): string {
     `${plan.venue.name}: ${symbols} symbols × ${types} stream types = ${plan.totalStreams} streams on ${connections.length} connection${connections.length === 1 ? '' : 's'}`,
     '',
   );
+  if (plan.shard.count > 1) {
+    const sh = plan.shard;
+    lines.push(`shard ${sh.index} of ${sh.count}: ${sh.symbols} of ${sh.totalSymbols} symbols (the other ${sh.totalSymbols - sh.symbols} on the other shards; rendezvous hashing, docs/scale-out.md)`, '');
+  }
 
   const rows = connections.map((c) => [
     c.id,

@@ -8,6 +8,7 @@ import type { Venue } from '../../venues/types.js';
  */
 
 /** Characters a subject token cannot hold (`.` separates tokens, `*` and `>` are wildcards): `_`. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what must go
 const UNSAFE = /[.*>\s\u0000-\u001f\u007f]/g;
 
 /** One subject token from any text: never empty, no `.`, `*`, `>` or whitespace. */
