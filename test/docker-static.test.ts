@@ -7,9 +7,11 @@ import { createMetrics } from '../src/metrics/registry.js';
 import { startHttpServer } from '../src/metrics/server.js';
 
 /**
- * There is no Docker engine where these tests run, so the image is never built here: this checks
- * the Dockerfile, .dockerignore and docker-compose.yml statically, and runs the HEALTHCHECK command
- * for real against the HTTP server.
+ * The image is built and run by .ci/run after the suite (deploy/container/ci-image.sh: podman build,
+ * docker run --read-only, /healthz, SIGTERM, docker diff), which takes minutes and root. This suite
+ * stays fast: it checks the Dockerfile, .dockerignore and docker-compose.yml statically, runs the
+ * HEALTHCHECK command for real against the HTTP server, and checks that .ci/run keeps the container
+ * check.
  */
 const root = fileURLToPath(new URL('../', import.meta.url));
 const read = (p: string): string => readFileSync(`${root}${p}`, 'utf8');
@@ -93,6 +95,41 @@ t.test('runtime: non-root, a data volume, metrics on all interfaces, a node HEAL
   const entry = JSON.parse(ops(runtime, 'ENTRYPOINT')[0]!) as string[];
   t.same(entry.slice(0, 2), ['node', '/opt/feedkeeper/dist/src/cli/main.js']);
   t.same(JSON.parse(ops(runtime, 'CMD')[0]!), ['run', '--config', '/opt/feedkeeper/config/default.json']);
+});
+
+t.test('npm ci in both stages trusts a CA handed in as a build secret, never baked in', async (t) => {
+  const npmRuns = [...ops(build, 'RUN'), ...ops(runtime, 'RUN')].filter((r) => /\bnpm ci\b/.test(r));
+  t.equal(npmRuns.length, 2);
+  for (const r of npmRuns) {
+    t.match(r, /^--mount=type=secret,id=npm_ca\s/, `secret mount: ${r.slice(0, 40)}...`);
+    t.match(r, /NODE_EXTRA_CA_CERTS=\/run\/secrets\/npm_ca/, 'npm reads it from the secret mount');
+    t.match(r, /if \[ -s \/run\/secrets\/npm_ca \]/, 'and builds without it');
+  }
+  for (const c of [...ops(build, 'COPY'), ...ops(runtime, 'COPY')]) t.notMatch(c, /\.crt\b|ca-certificates/, `no CA copied: ${c}`);
+});
+
+t.test('.ci/run builds and runs the image after npm test; the check covers what the issue asks', async (t) => {
+  const ci = read('.ci/run');
+  const check = read('deploy/container/ci-image.sh');
+  t.ok(ci.indexOf('deploy/container/ci-image.sh ||') > ci.indexOf('npm test 2>&1'), 'after npm test');
+  t.match(ci, /ci-image\.sh \|\| image_status=\$\?/, 'its failure is kept');
+  t.match(ci, /status=\$image_status/, 'and fails .ci/run');
+  for (const [what, re] of [
+    ['read-only root', /--read-only\b/],
+    ['tmpfs /tmp', /--tmpfs \/tmp/],
+    ['a volume on the data directory', /\$volume:\/var\/lib\/feedkeeper/],
+    ['the image\'s own non-root USER (no --user override)', /Config\.User/],
+    ['/healthz 200', /\/healthz"\)/],
+    ['the HEALTHCHECK status', /State\.Health\.Status/],
+    ['SIGTERM by docker stop, under 5 s', /stop_ms < 5000/],
+    ['exit code 0', /exit_code == 0/],
+    ['docker diff', /"\$\{DOCKER\[@\]\}" diff/],
+    ['podman keeps HEALTHCHECK (docker format)', /--format docker/],
+    ['the base as a build argument', /--build-arg "NODE_IMAGE=\$base"/],
+  ] as const) {
+    t.match(check, re, what);
+  }
+  t.notMatch(check, /docker[^\n]* run [^\n]*--user\b/, 'no --user: the image decides');
 });
 
 t.test('every COPY source exists and is not excluded by .dockerignore', async (t) => {
