@@ -91,6 +91,6 @@ t.test('plan shows the shard part and the whole; config checks', async (t) => {
   const file = join(dir, 'c.json');
   writeFileSync(file, JSON.stringify({ shard: { index: 2, count: 2 } }));
   t.throws(() => loadConfig({ files: [file], env: {} }), { name: 'ConfigError', key: 'shard.index', message: /must be less than shard.count \(2\), got 2/ });
-  t.throws(() => loadConfig({ files: [], env: { FEEDKEEPER_SHARD_COUNT: '0' } }), { key: 'shard.count' });
+  t.throws(() => loadConfig({ files: [], env: { FEEDKEEPER_SHARD_COUNT: '0' } }), { name: 'ConfigError', key: 'shard.count', message: /positive integer/ });
   t.match(loadConfig({ files: [], env: { FEEDKEEPER_SHARD_COUNT: '3', FEEDKEEPER_SHARD_INDEX: '2' } }).shard, { index: 2, count: 3 });
 });

@@ -1,6 +1,19 @@
 import { readFileSync } from 'node:fs';
-import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, StorageType, type JetStreamClient } from '@nats-io/jetstream';
-import { connect, credsAuthenticator, headers, nanos, tokenAuthenticator, usernamePasswordAuthenticator, type Authenticator, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, StorageType } from '@nats-io/jetstream';
+import {
+  connect,
+  createInbox,
+  credsAuthenticator,
+  headers,
+  nanos,
+  tokenAuthenticator,
+  usernamePasswordAuthenticator,
+  type Authenticator,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  type PublishOptions,
+} from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
 import type { Config } from '../../config/types.js';
 import type { GapEntry } from '../../ledger/types.js';
@@ -64,7 +77,12 @@ export class NatsSink implements Sink, NatsSource {
   private readonly gapSubjects = new Map<string, string>();
   private ledger: DropLedger | null = null;
   private nc: NatsConnection | null = null;
-  private js: JetStreamClient | null = null;
+  /** Acks come to `<inbox>.<seq>`: one subscription for every publish, no request object each. */
+  private inbox = '';
+  private readonly waiting = new Map<number, Outgoing>();
+  private readonly hdrs: MsgHdrs;
+  private readonly pubOpts: PublishOptions & { reply: string };
+  private ackTimer: ReturnType<typeof setInterval> | undefined;
   private up = false;
   private closing = false;
   private started: Promise<void> | null = null;
@@ -94,6 +112,10 @@ export class NatsSink implements Sink, NatsSource {
       clearTimeout: (t) => clearTimeout(t),
     });
     this.metrics.sources.add(this);
+    // One header set and one options object for every publish: the client encodes them at once.
+    this.hdrs = headers();
+    this.hdrs.set(COLLECTOR_HEADER, opts.collector);
+    this.pubOpts = { reply: '', headers: this.hdrs };
   }
 
   /** Connect in the background (forever, every reconnectWaitMs): the daemon never waits for the broker. */
@@ -186,6 +208,7 @@ export class NatsSink implements Sink, NatsSource {
     }
     this.closing = true;
     clearInterval(this.flushTimer);
+    clearInterval(this.ackTimer);
     this.delivery.close();
     this.metrics.sources.delete(this);
     const nc = this.nc;
@@ -217,12 +240,64 @@ export class NatsSink implements Sink, NatsSource {
     this.runs.clear();
   }
 
-  private send(m: Outgoing): Promise<Ack> {
-    const js = this.js;
-    if (js === null || !this.up) return Promise.reject(new Error('not connected'));
-    const h = headers();
-    h.set(COLLECTOR_HEADER, this.opts.collector);
-    return js.publish(m.subject, m.data, { msgID: m.msgId, headers: h, timeout: this.cfg.ackTimeoutMs });
+  /**
+   * A JetStream publish as JetStream's own client makes it (a core publish with a reply subject
+   * and a Nats-Msg-Id header; the stream's ack comes to the reply subject), without a request,
+   * a promise, a timer and two Error objects per message: the ack timeout is one interval
+   * (checkAcks) over the publishes in flight, oldest first.
+   */
+  private send(m: Outgoing): void {
+    const nc = this.nc;
+    if (nc === null || !this.up) {
+      this.delivery.fail(m, NOT_CONNECTED);
+      return;
+    }
+    this.hdrs.set('Nats-Msg-Id', m.msgId);
+    this.pubOpts.reply = this.inbox + m.seq;
+    m.sentAt = Date.now();
+    this.waiting.set(m.seq, m);
+    try {
+      nc.publish(m.subject, m.data, this.pubOpts);
+    } catch (err) {
+      this.waiting.delete(m.seq);
+      this.delivery.fail(m, err);
+    }
+  }
+
+  /** An ack (or an error) from JetStream on `<inbox>.<seq>`. */
+  private onAck(msg: Msg): void {
+    const seq = Number(msg.subject.slice(this.inbox.length));
+    const m = this.waiting.get(seq);
+    // Late (after its timeout, already sent again) or of an earlier connection: nothing to do.
+    if (m === undefined) return;
+    this.waiting.delete(seq);
+    if (msg.headers?.code === 503) {
+      this.delivery.fail(m, NO_RESPONDERS);
+      return;
+    }
+    const text = msg.string();
+    if (text.includes('"error"')) {
+      this.delivery.fail(m, new Error(`JetStream refused the publish: ${text}`));
+      return;
+    }
+    this.delivery.ack(m, text.includes('"duplicate":true') ? DUPLICATE : STORED);
+  }
+
+  /** Publishes without an ack for ackTimeoutMs fail (and go out again, in order). */
+  private checkAcks(): void {
+    const limit = Date.now() - this.cfg.ackTimeoutMs;
+    for (const [seq, m] of this.waiting) {
+      if (m.sentAt > limit) break;
+      this.waiting.delete(seq);
+      this.delivery.fail(m, ACK_TIMEOUT);
+    }
+  }
+
+  /** The connection dropped: what is in flight will not be acknowledged on it. */
+  private failInFlight(): void {
+    const all = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const m of all) this.delivery.fail(m, NOT_CONNECTED);
   }
 
   private acked(ack: Ack): void {
@@ -261,7 +336,14 @@ export class NatsSink implements Sink, NatsSource {
       return;
     }
     this.nc = nc;
-    this.js = jetstream(nc, { timeout: cfg.ackTimeoutMs });
+    this.inbox = `${createInbox()}.`;
+    nc.subscribe(`${this.inbox}*`, {
+      callback: (err, msg) => {
+        if (err === null) this.onAck(msg);
+      },
+    });
+    this.ackTimer = setInterval(() => this.checkAcks(), Math.max(20, Math.min(1000, cfg.ackTimeoutMs / 4)));
+    this.ackTimer.unref();
     this.log.info({ event: 'nats_connected', server: nc.getServer(), stream: cfg.stream }, 'NATS sink connected');
     await this.ensureStream(nc);
     this.up = true;
@@ -270,6 +352,7 @@ export class NatsSink implements Sink, NatsSource {
       if (s.type === 'disconnect') {
         this.up = false;
         this.delivery.setConnected(false);
+        this.failInFlight();
         this.log.warn({ event: 'nats_disconnected', server: s.server }, 'NATS sink disconnected: buffering');
       } else if (s.type === 'reconnect') {
         this.log.info({ event: 'nats_reconnected', server: s.server, pending: this.delivery.pending }, 'NATS sink reconnected: sending the buffer in order');
@@ -319,6 +402,12 @@ export class NatsSink implements Sink, NatsSource {
     }
   }
 }
+
+const NOT_CONNECTED = new Error('not connected to the broker');
+const NO_RESPONDERS = new Error('no responders: no JetStream stream takes the subject (or JetStream is not enabled)');
+const ACK_TIMEOUT = new Error('no ack within sinks.nats.ackTimeoutMs');
+const STORED: Ack = { duplicate: false };
+const DUPLICATE: Ack = { duplicate: true };
 
 function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
