@@ -67,3 +67,39 @@ t.test('every message once on its subject, with the recording line, Msg-Id and c
   t.equal(gaps.length, ledger.length, 'every ledger line published');
   t.ok(gaps.every((m) => /^sg-1:gap:\d{8}T\d{6}\.\d{3}Z-\d+:(open|closed)$/.test(m.msgId ?? '')), 'gap Msg-Id: collector, entry id, state');
 });
+
+t.test('readiness: sinks.nats.requiredForReady makes /readyz follow the broker; metrics', { skip: skip ?? false }, async (t) => {
+  const nats = await startNatsServer(t);
+  await nats.kill();
+  const { daemon } = await startStack(t, {
+    sim: { eventsPerSecond: 50, tickMs: 20 },
+    config: {
+      symbols: ['BTCUSDT'],
+      streams: ['trade'],
+      collector: { id: 'tk-1' },
+      sinks: { nats: { enabled: true, servers: [nats.url], reconnectWaitMs: 100, ackTimeoutMs: 1000, requiredForReady: true } },
+    },
+  });
+  t.ok(await until(() => daemon.readiness().reasons.every((r) => r.startsWith('nats:')) && daemon.readiness().reasons.length > 0, 10_000), 'connections open, only the broker missing');
+  t.notOk(daemon.readiness().ready, 'not ready while the broker is down');
+  t.match(daemon.readiness().reasons, [/^nats: not connected to nats:\/\/127\.0\.0\.1:\d+/]);
+  const metric = async (name: string): Promise<number> => (await daemon.metrics.registry.getSingleMetric(name)!.get()).values[0]?.value ?? 0;
+  t.equal(await metric('feedkeeper_nats_connected'), 0);
+  t.ok((await metric('feedkeeper_nats_pending_messages')) > 0, 'messages buffered while the broker is down');
+  t.ok((await metric('feedkeeper_nats_pending_bytes')) > 0);
+  await nats.start();
+  t.ok(await until(() => daemon.readiness().ready, 10_000), 'ready once the broker is there and the buffer goes out');
+  t.ok(await until(async () => (await metric('feedkeeper_nats_pending_messages')) < 5, 5000));
+  t.equal(await metric('feedkeeper_nats_connected'), 1);
+  t.ok((await metric('feedkeeper_nats_acked_total')) > 0, 'acks counted');
+});
+
+t.test('two collectors in one process: the second copy of each message is a duplicate', { skip: skip ?? false }, async (t) => {
+  const nats = await startNatsServer(t);
+  const sinks = (id: string) => ({ collector: { id }, sinks: { nats: { enabled: true, servers: [nats.url], reconnectWaitMs: 100 } } });
+  const a = await startStack(t, { sim: { eventsPerSecond: 100, tickMs: 10 }, config: { symbols: ['BTCUSDT'], streams: ['trade'], ...sinks('a') } });
+  const b = await startStack(t, { startDaemon: false, config: { symbols: ['BTCUSDT'], streams: ['trade'], endpoints: { stream: a.sim.wsUrl, rest: a.sim.httpUrl }, ...sinks('b') } });
+  await b.daemon.start();
+  const dup = async (d: typeof a.daemon): Promise<number> => (await d.metrics.registry.getSingleMetric('feedkeeper_nats_duplicates_total')!.get()).values[0]?.value ?? 0;
+  t.ok(await until(async () => (await dup(a.daemon)) + (await dup(b.daemon)) > 50, 10_000), 'JetStream reports the other collector\'s copies as duplicates');
+});

@@ -280,7 +280,8 @@ export class NatsSink implements Sink, NatsSource {
       this.delivery.fail(m, new Error(`JetStream refused the publish: ${text}`));
       return;
     }
-    this.delivery.ack(m, text.includes('"duplicate":true') ? DUPLICATE : STORED);
+    // nats-server writes `"duplicate": true` (with a space) or nothing.
+    this.delivery.ack(m, DUPLICATE_RE.test(text) ? DUPLICATE : STORED);
   }
 
   /** Publishes without an ack for ackTimeoutMs fail (and go out again, in order). */
@@ -407,6 +408,7 @@ const NOT_CONNECTED = new Error('not connected to the broker');
 const NO_RESPONDERS = new Error('no responders: no JetStream stream takes the subject (or JetStream is not enabled)');
 const ACK_TIMEOUT = new Error('no ack within sinks.nats.ackTimeoutMs');
 const STORED: Ack = { duplicate: false };
+const DUPLICATE_RE = /"duplicate":\s*true/;
 const DUPLICATE: Ack = { duplicate: true };
 
 function errText(err: unknown): string {
