@@ -112,3 +112,20 @@ t.test('the CLI: a bad sinks.nats key exits 2 before anything connects', async (
   t.match(r.stderr, /sinks\.nats\.servers\[0\]/, 'names the key');
   t.notMatch(r.stderr, /hunter2/, 'never the credential');
 });
+
+t.test('a broker never reachable: the daemon records, stops in time, the buffer stays in the recording', async (t) => {
+  const { freePort } = await import('./nats-server.js');
+  const { startStack, until, readRecording } = await import('./helpers/stack.js');
+  const port = await freePort();
+  const { daemon, config } = await startStack(t, {
+    sim: { eventsPerSecond: 50, tickMs: 20 },
+    config: { symbols: ['BTCUSDT'], streams: ['trade'], sinks: { nats: { enabled: true, servers: [`nats://127.0.0.1:${port}`], reconnectWaitMs: 100 } } },
+  });
+  t.ok(await until(() => daemon.nats!.pendingMessages() > 10, 10_000), 'messages wait for the broker');
+  t.notOk(daemon.nats!.connected());
+  t.ok(daemon.readiness().ready || daemon.readiness().reasons.every((r) => !r.startsWith('nats:')), 'requiredForReady false: the broker is not a readiness reason');
+  const t0 = Date.now();
+  await daemon.stop('test');
+  t.ok(Date.now() - t0 < 2000, `stopped in ${Date.now() - t0} ms: no drain without a broker, no endless first connect`);
+  t.ok(readRecording(config.recorder.dir).length > 10, 'recorded all along');
+});

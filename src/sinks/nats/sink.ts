@@ -88,6 +88,8 @@ export class NatsSink implements Sink, NatsSource {
   private started: Promise<void> | null = null;
   private flushTimer: ReturnType<typeof setInterval> | undefined;
   private lastError: string | null = null;
+  /** Ends the pause between first-connect attempts (at shutdown). */
+  private wake: (() => void) | null = null;
 
   constructor(private readonly opts: NatsSinkOptions) {
     this.cfg = opts.config;
@@ -202,11 +204,13 @@ export class NatsSink implements Sink, NatsSource {
    */
   async close(): Promise<void> {
     this.flushDrops();
-    const acked = await this.delivery.drained(this.cfg.drainTimeoutMs);
+    // Waiting for acks makes sense only with a broker to send them.
+    const acked = this.up ? await this.delivery.drained(this.cfg.drainTimeoutMs) : this.delivery.pending === 0;
     if (!acked) {
       this.log.warn({ event: 'nats_unflushed', pending: this.delivery.pending }, 'NATS sink stopped with messages not acknowledged (they are in the recording)');
     }
     this.closing = true;
+    this.wake?.();
     clearInterval(this.flushTimer);
     clearInterval(this.ackTimer);
     this.delivery.close();
@@ -321,17 +325,37 @@ export class NatsSink implements Sink, NatsSource {
 
   private async run(): Promise<void> {
     const cfg = this.cfg;
-    const nc = await connect({
-      servers: [...cfg.servers],
-      name: `feedkeeper ${this.opts.collector}`,
-      authenticator: this.authenticator(),
-      waitOnFirstConnect: true,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: cfg.reconnectWaitMs,
-      reconnectJitter: Math.min(100, cfg.reconnectWaitMs),
-      pingInterval: 10_000,
-      maxPingOut: 2,
-    });
+    // The first connection is tried here, every reconnectWaitMs, so that a shutdown can stop
+    // trying (the client's own waitOnFirstConnect cannot be cancelled); then the client reconnects.
+    let nc: NatsConnection | null = null;
+    let logged = false;
+    while (nc === null) {
+      if (this.closing) return;
+      try {
+        nc = await connect({
+          servers: [...cfg.servers],
+          name: `feedkeeper ${this.opts.collector}`,
+          authenticator: this.authenticator(),
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: cfg.reconnectWaitMs,
+          reconnectJitter: Math.min(100, cfg.reconnectWaitMs),
+          pingInterval: 10_000,
+          maxPingOut: 2,
+          timeout: Math.max(1000, cfg.ackTimeoutMs),
+        });
+      } catch (err) {
+        if (!logged) {
+          logged = true;
+          this.lastError = errText(err);
+          this.log.warn({ event: 'nats_disconnected', err: this.lastError }, 'NATS broker unreachable: buffering, retrying');
+        }
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          setTimeout(resolve, cfg.reconnectWaitMs).unref();
+        });
+        this.wake = null;
+      }
+    }
     if (this.closing) {
       await nc.close();
       return;
