@@ -1,5 +1,6 @@
 import t from 'tap';
 import { relayMetrics } from '../src/relay/metrics.js';
+import { natsMetrics } from '../src/sinks/nats/metrics.js';
 import { silentLogger } from '../src/log.js';
 import { METRIC_LABEL_VALUES } from '../src/metrics/labels.js';
 import { createMetrics, type Metrics } from '../src/metrics/registry.js';
@@ -62,6 +63,12 @@ function touchEverything(m: Metrics): void {
   relay.clientsDropped.inc({ reason: 'slow' });
   relay.refused.inc({ reason: 'not_allowed' });
   relay.controlRequests.inc({ method: 'SUBSCRIBE', outcome: 'ok' }, 4);
+  const nats = natsMetrics(m.registry);
+  nats.sources.add({ connected: () => true, pendingMessages: () => 12, pendingBytes: () => 2400, inFlight: () => 8 });
+  nats.hot.acked += 5000;
+  nats.hot.duplicates += 2400;
+  nats.publishFailures.inc(3);
+  nats.gapEntriesDropped.inc();
 }
 
 const promtool = externalTool('promtool', 'apt-get install prometheus');
