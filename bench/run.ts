@@ -1,19 +1,23 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SourceMode } from './flood-server.js';
 import type { ConsumerEvent, SourceCommand, ConsumerRequest, PhaseResult, PhaseSpec, SourceReply, SourceRequest, SourceStats } from './protocol.js';
 import { buildReport, formatTable, FULL, QUICK, runSuite, type Driver, type SuiteSettings } from './suite.js';
+import { processRelayDriver } from './relay-run.js';
+import { buildRelayReport, formatRelayTable, RELAY_FULL, RELAY_QUICK, runRelaySuite, type RelaySettings } from './relay-suite.js';
 
 /**
- * `npm run bench [-- --quick] [--json FILE] [--cpu-prof DIR] [--latency-rate N] [--latency-connections N]`
+ * `npm run bench [-- --quick] [--json FILE] [--cpu-prof DIR] [--latency-rate N] [--latency-connections N]
+ *   [--relay-only | --no-relay] [--relay-clients 1,10,50] [--relay-rate N] [--relay-reps N]`
  *
  * Forks the flood source (dist/bench/flood-server.js) once, then one child per phase
  * (dist/bench/phase.js) for the baseline and for feedkeeper in turn, so the three never share an
  * event loop and both consumers are measured the same way. Everything on 127.0.0.1; every child
- * exits when this process goes away and after a time limit of its own.
+ * exits when this process goes away and after a time limit of its own. Then the relay fan-out
+ * (bench/relay-suite.ts): the daemon with its relay and the clients, each in a process of its own.
  */
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -22,6 +26,9 @@ interface Args {
   settings: SuiteSettings;
   json: string | null;
   cpuProf: string | null;
+  /** 'both' (default), 'only' (--relay-only), 'none' (--no-relay). */
+  relay: 'both' | 'only' | 'none';
+  relaySettings: RelaySettings;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -29,6 +36,8 @@ function parseArgs(argv: string[]): Args {
   let json: string | null = null;
   let cpuProf: string | null = null;
   const overrides: Partial<SuiteSettings> = {};
+  let relay: Args['relay'] = 'both';
+  const relayOverrides: Partial<RelaySettings> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') settings = QUICK;
@@ -36,14 +45,20 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--cpu-prof') cpuProf = argv[++i] ?? null;
     else if (a === '--latency-rate') overrides.latencyRate = positive(a, argv[++i]);
     else if (a === '--latency-connections') overrides.latencyConnections = positive(a, argv[++i]);
+    else if (a === '--relay-only') relay = 'only';
+    else if (a === '--no-relay') relay = 'none';
+    else if (a === '--relay-rate') relayOverrides.rate = positive(a, argv[++i]);
+    else if (a === '--relay-reps') relayOverrides.reps = positive(a, argv[++i]);
+    else if (a === '--relay-clients') relayOverrides.clients = (argv[++i] ?? '').split(',').map((v) => (v === '0' ? 0 : positive(a, v)));
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: npm run bench -- [--quick] [--json FILE] [--cpu-prof DIR] [--latency-rate N] [--latency-connections N]\n');
+      process.stdout.write('usage: npm run bench -- [--quick] [--json FILE] [--cpu-prof DIR] [--latency-rate N] [--latency-connections N] [--relay-only | --no-relay] [--relay-clients 0,1,10,50] [--relay-rate N] [--relay-reps N]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a} (see --help)`);
   }
   if (argv.includes('--json') && json === null) throw new Error('--json needs a file name');
   if (argv.includes('--cpu-prof') && cpuProf === null) throw new Error('--cpu-prof needs a directory');
-  return { settings: { ...settings, ...overrides }, json, cpuProf };
+  const relayBase = settings.mode === 'quick' ? RELAY_QUICK : RELAY_FULL;
+  return { settings: { ...settings, ...overrides }, json, cpuProf, relay, relaySettings: { ...relayBase, ...relayOverrides } };
 }
 
 function positive(flag: string, v: string | undefined): number {
@@ -151,14 +166,20 @@ async function main(): Promise<void> {
   log(`feedkeeper bench (${s.mode}): source ${source.url}, Node ${process.version}, load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
   const started = performance.now();
   try {
-    const results = await runSuite(s, driver, log);
-    const report = buildReport(results);
+    const report = args.relay === 'only' ? null : buildReport(await runSuite(s, driver, log));
+    const relayReport = args.relay === 'none' ? null : buildRelayReport(await runRelaySuite(args.relaySettings, processRelayDriver(driver, args.cpuProf), log));
     log(`done in ${Math.round((performance.now() - started) / 1000)} s`);
-    process.stdout.write(`\nfeedkeeper bench, ${report.meta.date}, ${report.meta.mode}; Node ${report.meta.node}, ${report.meta.cpus} x ${report.meta.cpuModel}; ` +
-      `load average ${report.meta.loadAverage.start.join(' ')} at start, ${report.meta.loadAverage.end.join(' ')} at end\n\n${formatTable(report)}\n`);
+    if (report !== null) {
+      process.stdout.write(`\nfeedkeeper bench, ${report.meta.date}, ${report.meta.mode}; Node ${report.meta.node}, ${report.meta.cpus} x ${report.meta.cpuModel}; ` +
+        `load average ${report.meta.loadAverage.start.join(' ')} at start, ${report.meta.loadAverage.end.join(' ')} at end\n\n${formatTable(report)}\n`);
+    }
+    if (relayReport !== null) {
+      process.stdout.write(`\nfeedkeeper relay bench, ${relayReport.meta.date}, ${relayReport.meta.mode}; Node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? '?'}; ` +
+        `load average ${relayReport.meta.loadAverage.start.join(' ')} at start, ${relayReport.meta.loadAverage.end.join(' ')} at end\n\n${formatRelayTable(relayReport)}\n`);
+    }
     if (args.json !== null) {
       mkdirSync(dirname(resolve(args.json)), { recursive: true });
-      writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);
+      writeFileSync(args.json, `${JSON.stringify(report === null ? { relay: relayReport } : { ...report, relay: relayReport }, null, 2)}\n`);
       log(`JSON written to ${args.json}`);
     }
   } finally {

@@ -4,6 +4,8 @@ import { BENCH_STREAM_TYPES, benchSymbols, nowMicros, streamTemplate, writeFrame
 import { FloodServer } from '../bench/flood-server.js';
 import { runPhase } from '../bench/phase.js';
 import { buildReport, formatTable, runSuite, SMOKE, type Driver } from '../bench/suite.js';
+import { inProcessRelayDriver } from '../bench/relay-run.js';
+import { buildRelayReport, formatRelayTable, runRelaySuite, RELAY_SMOKE } from '../bench/relay-suite.js';
 import { shape } from './helpers/shape.js';
 
 /**
@@ -107,4 +109,25 @@ t.test('the whole suite, both consumers, every phase, at toy scale: the report h
     t.equal(m.integrity?.written, m.integrity?.received, `${m.kind}: every message received was written`);
   }
   t.match(formatTable(report), /throughput, 1 connection/);
+});
+
+t.test('the relay fan-out at toy scale: every client gets every message, the report has its shape', async (t) => {
+  const server = await FloodServer.start();
+  t.teardown(() => server.close());
+  const report = buildRelayReport(await runRelaySuite(RELAY_SMOKE, inProcessRelayDriver(server)));
+  t.same(report.rows.map((r) => r.clients), RELAY_SMOKE.clients, 'a row per client count');
+  for (const run of report.runs) {
+    t.same(run.integrity.gaps, {}, `${run.clients} clients: no gap upstream`);
+    t.equal(run.integrity.dropped, 0, `${run.clients} clients: the recorder dropped nothing`);
+    if (run.clients === 0) continue;
+    t.ok(run.perClient !== null && run.perClient.min > 0, `${run.clients} clients: each received`);
+    t.equal(run.lost, 0, `${run.clients} clients: every message the relay sent arrived`);
+    t.same(run.clientsDropped, {}, `${run.clients} clients: none dropped`);
+    t.equal(run.clientsClosed, 0);
+    t.type(run.added?.p99Ms, 'number', 'added latency measured inside the relay');
+    t.type(run.endToEnd?.p99Ms, 'number', 'end-to-end latency measured by the clients');
+  }
+  t.type(report.rows[0]!.rssMb, 'number');
+  t.equal(report.target.met, null, 'the target is not judged at toy scale');
+  t.match(formatRelayTable(report), /relay fan-out/);
 });

@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import t from 'tap';
 import WebSocket from 'ws';
-import { startStack, until } from './helpers/stack.js';
+import { startSimulator } from '../src/simulator/index.js';
+import { startStack, tempDir, until, writeTestConfig } from './helpers/stack.js';
 
 // The relay inside the daemon, against the Binance simulator: a bot's connection stays open across
 // upstream faults, gets every message once, hears of gaps if it asked, and a stream the config does
@@ -117,4 +120,77 @@ t.test('an upstream drop: an opted-in client gets one !gap notice when it opens 
   t.match(close!.data!.missed, { field: 't' }, 'with the exact range');
   t.notOk(c.closed, 'the client stayed connected');
   t.equal(quiet.frames.filter((f) => f.includes('"!gap"')).length, 0, 'no notice to a client that did not opt in');
+});
+
+t.test('20 relay clients on overlapping stream sets cost the simulator no more connections than the plan', async (t) => {
+  const symbols = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'BNBUSDT'];
+  const types = ['trade', 'aggTrade'];
+  // 8 streams at 5 per connection: the plan has 2 connections, one with room for the extra stream.
+  const { sim, daemon } = await startStack(t, {
+    sim: { eventsPerSecond: 20 },
+    config: { symbols, streams: types, limits: { streamsPerConnection: 5 }, connection: FAST, relay: { enabled: true, port: 0, lingerMs: 300 } },
+  });
+  const planned = daemon.plan.connections.length;
+  t.equal(planned, 2, 'the plan: 2 connections');
+  await until(() => sim.connections().length === planned, 5000);
+  const configured = symbols.flatMap((s) => types.map((ty) => `${s.toLowerCase()}@${ty}`));
+  const extra = 'xrpusdt@trade';
+  const url = daemon.relay!.url;
+  // Client i: three configured streams starting at i (every stream is shared by several clients),
+  // raw, combined, or subscribed after connecting; every fifth also wants a stream outside the config.
+  const wanted = Array.from({ length: 20 }, (_, i) => [...[0, 1, 3].map((k) => configured[(i + k) % configured.length]!), ...(i % 5 === 0 ? [extra] : [])]);
+  const clients = await Promise.all(
+    wanted.map(async (streams, i) => {
+      if (i % 3 === 0) return connect(`${url}/ws/${streams.join('/')}`);
+      if (i % 3 === 1) return connect(`${url}/stream?streams=${streams.join('/')}`);
+      const c = await connect(`${url}/stream`);
+      c.ws.send(JSON.stringify({ method: 'SUBSCRIBE', params: streams, id: i }));
+      return c;
+    }),
+  );
+  t.teardown(() => {
+    for (const c of clients) c.ws.terminate();
+  });
+  const seen = (c: Client): Set<string> => {
+    const out = new Set<string>();
+    for (const f of c.frames) {
+      const m = JSON.parse(f) as { stream?: string; e?: string; s?: string; result?: unknown };
+      if (m.stream !== undefined) out.add(m.stream);
+      else if (m.e !== undefined && m.s !== undefined) out.add(`${m.s.toLowerCase()}@${m.e}`);
+    }
+    return out;
+  };
+  t.ok(await until(() => clients.every((c, i) => wanted[i]!.every((s) => seen(c).has(s))), 10_000), 'every client gets every stream it asked for');
+  clients.forEach((c, i) => t.same([...seen(c)].sort(), [...wanted[i]!].sort(), `client ${i}: its streams and no other`));
+
+  t.equal(sim.totalConnections, planned, `the simulator saw ${planned} connections in all: the relay multiplied nothing`);
+  const upstream = sim.connections().flatMap((c) => [...c.streams]);
+  t.same([...upstream].sort(), [...configured, extra].sort(), 'each stream subscribed upstream once, on the planned connections');
+  t.notOk(clients.some((c) => c.closed), 'no client was closed');
+  t.same(sim.violations, []);
+});
+
+const CLI = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
+
+t.test('relay.port already taken: exit 2 naming relay.port, before anything connects upstream', async (t) => {
+  const sim = await startSimulator({ eventsPerSecond: 2 });
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+  const port = (blocker.address() as { port: number }).port;
+  const dir = tempDir(t);
+  t.teardown(async () => {
+    blocker.close();
+    await sim.close();
+  });
+  const file = writeTestConfig(dir, sim, { symbols: ['BTCUSDT'], streams: ['trade'], relay: { enabled: true, port }, log: { level: 'info' } });
+  const child = spawn(process.execPath, [CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  t.equal(code, 2, 'exit code 2');
+  t.match(out, new RegExp(`relay\\.port: cannot listen on 127\\.0\\.0\\.1:${port}: EADDRINUSE`), 'the key and the port are named');
+  t.match(out, /daemon_start_failed/);
+  t.match(out, /FK_ERR_CONFIG/);
+  t.equal(sim.totalConnections, 0, 'nothing connected upstream: the relay port is taken before the connections start');
 });

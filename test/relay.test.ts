@@ -472,11 +472,12 @@ t.test('a bug while serving one client closes that client (1011); the others go 
   t.match(await metric(rig, 'feedkeeper_relay_clients_dropped_total'), /reason="internal_error"\} 1$/m);
 });
 
-t.test('a port already taken: listen() rejects, relay_server_error is logged', async (t) => {
+t.test('a port already taken: listen() rejects with a config error naming relay.port, relay_server_error is logged', async (t) => {
   const rig = await startRelay(t);
   const logs: Array<{ event?: string }> = [];
-  const taken = new RelayServer({ ...rigOptions(rig), port: Number(new URL(rig.url).port), logger: createLogger('debug', { write: (l: string) => void logs.push(JSON.parse(l) as { event?: string }) }) });
-  await t.rejects(taken.listen(), { code: 'EADDRINUSE' });
+  const port = Number(new URL(rig.url).port);
+  const taken = new RelayServer({ ...rigOptions(rig), port, logger: createLogger('debug', { write: (l: string) => void logs.push(JSON.parse(l) as { event?: string }) }) });
+  await t.rejects(taken.listen(), { code: 'FK_ERR_CONFIG', key: 'relay.port', message: `relay.port: cannot listen on 127.0.0.1:${port}: EADDRINUSE`, cause: { code: 'EADDRINUSE' } });
   t.ok(logs.some((l) => l.event === 'relay_server_error'));
   await taken.close();
 });

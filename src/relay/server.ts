@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData, type ServerOptions } from 'ws';
 import { systemClock, type Clock } from '../clock.js';
+import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StreamRef } from '../pipeline/stream-ref.js';
 import { dataOffset } from '../venues/binance/frame.js';
@@ -22,8 +23,13 @@ import { refusalOf, type RelayClientStats, type RelayServerOptions, type RelaySi
  * clientBufferBytes; nobody else, upstream included, waits for it.
  */
 
-/** ws sends a Buffer as a binary frame unless told otherwise; Binance sends text. One object for all sends. */
-const TEXT = { binary: false } as const;
+/**
+ * A client's data messages waiting for the end of the current turn (see RelayServer.write): beyond
+ * this many bytes they go to its socket at once, so that a burst never builds one huge buffer.
+ */
+const MAX_PENDING_BYTES = 256 * 1024;
+/** While probed (RelayServer.probe): one message in this many is timed, for every client that gets it. Prime. */
+const PROBE_EVERY = 31;
 /** A combined URL may name 1024 streams (Node's default of 16 KiB would refuse about 700 with 431). */
 const MAX_HEADER_BYTES = 64 * 1024;
 /** Control messages waiting behind a slow SUBSCRIBE (one whose streams are being subscribed upstream). */
@@ -47,10 +53,22 @@ class Client {
   busy = false;
   maxBuffered = 0;
   heartbeat: ServerHeartbeat | undefined;
+  /**
+   * Data frames (WebSocket-framed, shared with every client that gets the same bytes) waiting to be
+   * written to the socket in one write at the end of the turn; their bytes, the socket's buffered
+   * bytes when the first was queued, and (only while probed) when the timed ones among them were
+   * handed to write() (performance.now()).
+   */
+  pending: Buffer[] = [];
+  pendingBytes = 0;
+  pendingBase = 0;
+  readonly probeTimes: number[] = [];
 
   constructor(
     readonly id: number,
     readonly ws: WebSocket,
+    /** The socket under `ws`: data frames are written to it directly (ws writes its own frames there too). */
+    readonly socket: Duplex,
     readonly venue: string,
     readonly remote: string,
     readonly path: string,
@@ -92,6 +110,17 @@ export class RelayServer implements RelaySink, RelaySource {
   private closed = false;
   private closing: Promise<void> | undefined;
   private readonly refusedLog = new Map<string, { until: number; suppressed: number }>();
+  /** Clients with pending data frames, written out by flush() at the end of the turn. */
+  private dirty: Client[] = [];
+  private flushQueued = false;
+  /**
+   * Measurement hook (bench/relay-phase.ts): when set, one message in PROBE_EVERY is timed from its
+   * write() call to the return of the socket write that carries it, for every client it goes to,
+   * and probe() gets each of those times in µs. Costs one clock read per timed message and one per
+   * socket write while set; null in the daemon.
+   */
+  probe: ((micros: number) => void) | null = null;
+  private probeTurn = 0;
 
   constructor(opts: RelayServerOptions) {
     if (opts.venues.length === 0) throw new Error('relay: no venue to serve');
@@ -164,9 +193,9 @@ export class RelayServer implements RelaySink, RelaySource {
   listen(): Promise<void> {
     if (this.closed) return Promise.reject(new Error('relay: closed'));
     return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => {
+      const onError = (err: NodeJS.ErrnoException): void => {
         this.logger.error({ event: 'relay_server_error', err, host: this.opts.host, port: this.opts.port }, 'relay: cannot listen');
-        reject(err);
+        reject(listenError(err, this.opts.host, this.opts.port));
       };
       this.server.once('error', onError);
       this.server.listen(this.opts.port, this.opts.host, () => {
@@ -203,36 +232,122 @@ export class RelayServer implements RelaySink, RelaySource {
 
   /**
    * One message of `stream` to every client subscribed to it: combined clients get `frame`, raw
-   * clients its `data` (one subarray per message, only if a raw client wants it). False only when
-   * the relay is closed; a slow client is closed, never a false.
+   * clients its `data`. Each is framed as a WebSocket text message once per message, whatever the
+   * number of clients (at most two frames: combined and raw), and queued on each client; at the end
+   * of the turn (a microtask after the daemon's socket read that brought it) every client's queue
+   * goes to its socket in one write, and clients whose queues hold the same frames share that
+   * write's buffer. False only when the relay is closed; a slow client is closed, never a false.
    */
   write(frame: Buffer, _recvMs: number, stream: StreamRef): boolean {
     if (this.closed) return false;
     const entry = this.index.get(stream.venue)?.get(stream.name);
     if (entry === undefined) return true;
     const clients = entry.clients;
+    if (clients.length === 0) return true;
     const limit = this.bufferLimit;
+    let combined: Buffer | undefined;
     let raw: Buffer | undefined;
+    let rawLength = 0;
     let sent = 0;
     let bytes = 0;
+    let timed = -1;
+    if (this.probe !== null && ++this.probeTurn >= PROBE_EVERY) {
+      this.probeTurn = 0;
+      timed = performance.now();
+    }
     // Backwards: a client closed on the way is only marked (detached later), never spliced out here.
     for (let i = clients.length - 1; i >= 0; i--) {
       const c = clients[i]!;
       if (c.state !== 'open') continue;
-      const out = c.combined ? frame : (raw ??= frame.subarray(dataOffset(stream.name.length), frame.length - 1));
-      const buffered = c.ws.bufferedAmount;
+      let out: Buffer;
+      let length: number;
+      if (c.combined) {
+        out = combined ??= textFrame(frame, 0, frame.length);
+        length = frame.length;
+      } else {
+        if (raw === undefined) {
+          const from = dataOffset(stream.name.length);
+          rawLength = frame.length - 1 - from;
+          raw = textFrame(frame, from, frame.length - 1);
+        }
+        out = raw;
+        length = rawLength;
+      }
+      if (c.pending.length === 0) c.pendingBase = c.ws.bufferedAmount;
+      const buffered = c.pendingBase + c.pendingBytes;
       if (buffered > c.maxBuffered) c.maxBuffered = buffered;
       if (buffered + out.length > limit) {
         this.slow(c, buffered);
         continue;
       }
-      c.ws.send(out, TEXT);
+      if (c.pending.length === 0) this.markDirty(c);
+      c.pending.push(out);
+      c.pendingBytes += out.length;
+      if (timed >= 0) c.probeTimes.push(timed);
+      if (c.pendingBytes > MAX_PENDING_BYTES) this.flushClient(c);
       sent++;
-      bytes += out.length;
+      bytes += length;
     }
     this.metrics.hot.messages += sent;
     this.metrics.hot.bytes += bytes;
     return true;
+  }
+
+  private markDirty(c: Client): void {
+    this.dirty.push(c);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flush);
+    }
+  }
+
+  /** The end of the turn: every client's pending frames to its socket, one write each. */
+  private readonly flush = (): void => {
+    this.flushQueued = false;
+    const dirty = this.dirty;
+    this.dirty = [];
+    let lastList: Buffer[] | null = null;
+    let lastOut: Buffer | null = null;
+    for (let i = 0; i < dirty.length; i++) {
+      const c = dirty[i]!;
+      const list = c.pending;
+      if (list.length === 0) continue; // written already (flushClient)
+      let out: Buffer;
+      if (list.length === 1) out = list[0]!;
+      else if (lastList !== null && sameFrames(lastList, list)) out = lastOut!;
+      else {
+        out = Buffer.concat(list, c.pendingBytes);
+        lastList = list;
+        lastOut = out;
+      }
+      this.writeOut(c, out);
+    }
+  };
+
+  /** A client's pending frames to its socket now (before ws sends anything of its own, or past MAX_PENDING_BYTES). */
+  private flushClient(c: Client): void {
+    const list = c.pending;
+    if (list.length === 0) return;
+    this.writeOut(c, list.length === 1 ? list[0]! : Buffer.concat(list, c.pendingBytes));
+  }
+
+  private writeOut(c: Client, out: Buffer): void {
+    c.pending = [];
+    c.pendingBytes = 0;
+    if (c.state !== 'open' || !c.socket.writable) {
+      c.probeTimes.length = 0;
+      return;
+    }
+    c.socket.write(out);
+    const times = c.probeTimes;
+    if (times.length > 0) {
+      const probe = this.probe;
+      if (probe !== null) {
+        const now = performance.now();
+        for (let i = 0; i < times.length; i++) probe((now - times[i]!) * 1000);
+      }
+      times.length = 0;
+    }
   }
 
   /**
@@ -273,7 +388,7 @@ export class RelayServer implements RelaySink, RelaySource {
 
   maxBufferedBytes(): number {
     let max = 0;
-    for (const c of this.clients) max = Math.max(max, c.ws.bufferedAmount);
+    for (const c of this.clients) max = Math.max(max, c.ws.bufferedAmount + c.pendingBytes);
     return max;
   }
 
@@ -288,7 +403,7 @@ export class RelayServer implements RelaySink, RelaySource {
       combined: c.combined,
       gaps: c.gaps,
       streams: [...c.streams],
-      bufferedBytes: c.ws.bufferedAmount,
+      bufferedBytes: c.ws.bufferedAmount + c.pendingBytes,
       maxBufferedBytes: c.maxBuffered,
       state: c.state,
     }));
@@ -405,7 +520,7 @@ export class RelayServer implements RelaySink, RelaySource {
       }
       settled = true;
       const remote = req.socket.remoteAddress ?? '';
-      const c = new Client(this.nextId++, ws, target.venue, remote, clip(req.url ?? ''), target.combined, new MessageRate(this.opts.messagesPerSecond));
+      const c = new Client(this.nextId++, ws, socket, target.venue, remote, clip(req.url ?? ''), target.combined, new MessageRate(this.opts.messagesPerSecond));
       this.clients.add(c);
       for (const e of entries) this.attach(c, e);
       ws.on('message', (data: RawData) => {
@@ -462,6 +577,7 @@ export class RelayServer implements RelaySink, RelaySource {
    */
   private drop(c: Client, reason: DropReason, action: 'close' | 'terminate' | 'none', code: number | null, closeReason: string, detail: string): void {
     if (c.state !== 'open') return;
+    if (action === 'close') this.flushClient(c);
     c.state = 'closing';
     c.heartbeat?.stop();
     this.metrics.clientsDropped.inc({ reason });
@@ -469,8 +585,10 @@ export class RelayServer implements RelaySink, RelaySource {
       { event: 'relay_client_dropped', client: c.id, remote: c.remote, venue: c.venue, reason, code, detail, streams: c.streams.size },
       `relay client dropped: ${reason}`,
     );
-    if (action === 'close') c.ws.close(code ?? 1000, closeReason);
-    else if (action === 'terminate') c.ws.terminate();
+    if (action === 'close') {
+      // What was accepted for it went first (above, while it was open), then the close frame.
+      c.ws.close(code ?? 1000, closeReason);
+    } else if (action === 'terminate') c.ws.terminate();
     queueMicrotask(() => this.detach(c));
   }
 
@@ -486,6 +604,8 @@ export class RelayServer implements RelaySink, RelaySource {
 
   private sendText(c: Client, text: string): boolean {
     if (c.state !== 'open') return false;
+    // In order: the data frames queued before this reply or notice go first.
+    this.flushClient(c);
     const buffered = c.ws.bufferedAmount;
     if (buffered + Buffer.byteLength(text) > this.bufferLimit) {
       this.slow(c, buffered);
@@ -720,6 +840,7 @@ export class RelayServer implements RelaySink, RelaySource {
     const waits: Array<Promise<void>> = [];
     for (const c of [...this.clients]) {
       if (c.state === 'open') {
+        this.flushClient(c);
         c.state = 'closing';
         c.heartbeat?.stop();
         c.ws.close(1001, 'relay shutting down');
@@ -741,6 +862,55 @@ export class RelayServer implements RelaySink, RelaySource {
     this.metrics.sources.delete(this);
     this.listening = false;
     this.logger.info({ event: 'relay_stopped' }, 'relay stopped');
+  }
+}
+
+/**
+ * `payload[from, to)` as one unmasked WebSocket text frame (FIN, opcode 1), as ws's Sender frames a
+ * server's message: a 2-, 4- or 10-byte header, then the bytes.
+ */
+function textFrame(payload: Buffer, from: number, to: number): Buffer {
+  const len = to - from;
+  const head = len < 126 ? 2 : len < 65_536 ? 4 : 10;
+  const out = Buffer.allocUnsafe(head + len);
+  out[0] = 0x81;
+  if (head === 2) out[1] = len;
+  else if (head === 4) {
+    out[1] = 126;
+    out.writeUInt16BE(len, 2);
+  } else {
+    out[1] = 127;
+    out.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
+    out.writeUInt32BE(len >>> 0, 6);
+  }
+  payload.copy(out, head, from, to);
+  return out;
+}
+
+/** The same frames, in the same order (the clients of one set of streams get identical queues). */
+function sameFrames(a: Buffer[], b: Buffer[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * A port in use or an address that is not ours is a config problem, as for the metrics port
+ * (src/metrics/server.ts): a ConfigError naming the key, so that the daemon exits 2 at start,
+ * before any connection upstream.
+ */
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+    case 'EACCES':
+      return new ConfigError('relay.port', `cannot listen on ${where}: ${err.code}`, { cause: err });
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new ConfigError('relay.host', `cannot listen on ${where}: ${err.code}`, { cause: err });
+    default:
+      return err;
   }
 }
 
