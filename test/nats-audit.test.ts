@@ -69,6 +69,18 @@ t.test('a hole inside a maintenance window: exit 0; an ID stored twice is counte
   t.match(text, /1 stored twice/);
 });
 
+t.test('--since / --until select by the time JetStream stored the messages', { skip: skip ?? false }, async (t) => {
+  const { url } = await scenario(t, { maintenance: null });
+  const read = async (...args: string[]): Promise<AuditReport> => {
+    let out = '';
+    await audit(['--nats', url, '--json', ...args], { stdout: (s) => (out += s), env: {} });
+    return JSON.parse(out) as AuditReport;
+  };
+  t.equal((await read('--since', '1h')).messages, 20, 'everything of the last hour');
+  t.equal((await read('--until', '2000-01-01T00:00:00Z')).messages, 0, 'nothing stored before 2000');
+  t.match((await read('--since', '1h', '--until', 'now')).range, { since: Number, until: Number });
+});
+
 t.test('usage errors', { skip: skip ?? false }, async (t) => {
   await t.rejects(audit([], { stdout: () => {} }), UsageError, 'no --nats');
   await t.rejects(audit(['--nats', 'nats://u:p@127.0.0.1:4222'], { stdout: () => {} }), UsageError, 'credentials in the URL');

@@ -94,3 +94,18 @@ t.test('plan shows the shard part and the whole; config checks', async (t) => {
   t.throws(() => loadConfig({ files: [], env: { FEEDKEEPER_SHARD_COUNT: '0' } }), { name: 'ConfigError', key: 'shard.count', message: /positive integer/ });
   t.match(loadConfig({ files: [], env: { FEEDKEEPER_SHARD_COUNT: '3', FEEDKEEPER_SHARD_INDEX: '2' } }).shard, { index: 2, count: 3 });
 });
+
+t.test('two daemons, shard 0 and 1 of 2, against one simulator: disjoint streams whose union is the config', async (t) => {
+  const { startStack, until, readRecording } = await import('./helpers/stack.js');
+  const all = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'BNBUSDT', 'XRPUSDT', 'DOGEUSDT', 'ADAUSDT', 'TRXUSDT'];
+  const a = await startStack(t, { sim: { eventsPerSecond: 20, tickMs: 50 }, config: { symbols: all, streams: ['trade'], shard: { index: 0, count: 2 } } });
+  const b = await startStack(t, { config: { symbols: all, streams: ['trade'], shard: { index: 1, count: 2 }, endpoints: { stream: a.sim.wsUrl, rest: a.sim.httpUrl } } });
+  const names = (d: typeof a.daemon): string[] => [...d.router.names].sort();
+  const sa = names(a.daemon);
+  const sb = names(b.daemon);
+  t.same(sa.filter((s) => sb.includes(s)), [], 'disjoint');
+  t.same([...sa, ...sb].sort(), all.map((s) => `${s.toLowerCase()}@trade`).sort(), 'together: every configured stream');
+  const recorded = (dir: string): Set<string> => new Set(readRecording(dir).map((l) => l.stream));
+  t.ok(await until(() => recorded(a.config.recorder.dir).size === sa.length && recorded(b.config.recorder.dir).size === sb.length, 10_000), 'each records exactly its shard');
+  t.same([...recorded(a.config.recorder.dir)].sort(), sa);
+});
