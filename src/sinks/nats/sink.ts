@@ -70,7 +70,8 @@ export class NatsSink implements Sink, NatsSource {
   private readonly log: Logger;
   private readonly metrics: NatsMetrics;
   private readonly delivery: Delivery;
-  private readonly infos = new Map<StreamRef, StreamInfo>();
+  // Weak: a stream added live and removed again (relay clients) leaves nothing behind.
+  private readonly infos = new WeakMap<StreamRef, StreamInfo>();
   private readonly runs = new Set<DropRun>();
   private readonly k = scratchKeys();
   private readonly gapSubjects = new Map<string, string>();
