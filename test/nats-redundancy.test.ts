@@ -10,7 +10,7 @@ import { startSimulator } from '../src/simulator/index.js';
 import type { AuditReport } from '../src/sinks/nats/audit.js';
 import { readStream, type StoredMessage } from '../src/sinks/nats/reader.js';
 import { natsSkipReason, startNatsServer } from './nats-server.js';
-import { sleep, tempDir, until } from './helpers/stack.js';
+import { readRecording, sleep, tempDir, until } from './helpers/stack.js';
 
 // The issue's first Done-when: two daemons (the real CLI, from source) with the same config and
 // different collector.id publish into one stream from one simulator. One is SIGKILLed mid-run and
@@ -21,6 +21,10 @@ import { sleep, tempDir, until } from './helpers/stack.js';
 
 const skip = natsSkipReason();
 if (skip !== null) t.plan(0, skip);
+// Four daemon starts from source: on a loaded machine each can take many seconds. The waits below
+// end as soon as their condition holds; this only keeps a slow machine from failing the file.
+t.setTimeout(300_000);
+const WAIT_MS = 60_000;
 
 const STREAMS = [
   ['btcusdt@trade', 't', 'md.binance-spot.trade.BTCUSDT'],
@@ -92,21 +96,27 @@ t.test('two collectors, each SIGKILLed in turn: one stream with every ID once, n
 
   let a = daemon(t, fa);
   const b = daemon(t, fb);
-  t.ok(await until(async () => (await count()) > 400, 20_000, 100), 'both collectors publishing');
+  // Each collector has recorded every stream for a while (so a kill leaves a daemon_down gap), and
+  // the stream has their messages.
+  const going = (id: string): boolean => {
+    const lines = readRecording(join(dir, id, 'rec'));
+    return STREAMS.every(([s]) => lines.filter((l) => l.stream === s).length >= 50);
+  };
+  t.ok(await until(async () => going('sg-1') && going('tk-1') && (await count()) > 400, WAIT_MS, 100), 'both collectors recording and publishing');
   await sleep(300);
 
   a.child.kill('SIGKILL');
   t.match(await a.exited, { signal: 'SIGKILL' }, 'sg-1 SIGKILLed');
   await sleep(OUTAGE_MS);
   a = daemon(t, fa);
-  t.ok(await until(() => backAfterCrash(la), 20_000, 100), 'sg-1 back: its daemon_down gaps closed');
+  t.ok(await until(() => backAfterCrash(la), WAIT_MS, 100), 'sg-1 back: its daemon_down gaps closed');
   await sleep(500);
 
   b.child.kill('SIGKILL');
   t.match(await b.exited, { signal: 'SIGKILL' }, 'tk-1 SIGKILLed');
   await sleep(OUTAGE_MS);
   const b2 = daemon(t, fb);
-  t.ok(await until(() => backAfterCrash(lb), 20_000, 100), 'tk-1 back: its daemon_down gaps closed');
+  t.ok(await until(() => backAfterCrash(lb), WAIT_MS, 100), 'tk-1 back: its daemon_down gaps closed');
   await sleep(500);
 
   a.child.kill('SIGTERM');

@@ -32,8 +32,8 @@ t.test('every message once on its subject, with the recording line, Msg-Id and c
       sinks: { nats: { enabled: true, servers: [nats.url], reconnectWaitMs: 100 } },
     },
   });
-  t.ok(await until(() => daemon.nats!.connected(), 5000), 'connected');
-  t.ok(await until(() => sim.sentIds('btcusdt@trade').length >= 200, 10_000), 'the simulator sent trades');
+  t.ok(await until(() => daemon.nats!.connected(), 30_000), 'connected');
+  t.ok(await until(() => sim.sentIds('btcusdt@trade').length >= 200, 30_000), 'the simulator sent trades');
   await daemon.stop('test');
   const msgs = await stored(nats.url);
   const subjects = new Set(msgs.map((m) => m.subject));
@@ -80,7 +80,7 @@ t.test('readiness: sinks.nats.requiredForReady makes /readyz follow the broker; 
       sinks: { nats: { enabled: true, servers: [nats.url], reconnectWaitMs: 100, ackTimeoutMs: 1000, requiredForReady: true } },
     },
   });
-  t.ok(await until(() => daemon.readiness().reasons.every((r) => r.startsWith('nats:')) && daemon.readiness().reasons.length > 0, 10_000), 'connections open, only the broker missing');
+  t.ok(await until(() => daemon.readiness().reasons.every((r) => r.startsWith('nats:')) && daemon.readiness().reasons.length > 0, 30_000), 'connections open, only the broker missing');
   t.notOk(daemon.readiness().ready, 'not ready while the broker is down');
   t.match(daemon.readiness().reasons, [/^nats: not connected to nats:\/\/127\.0\.0\.1:\d+/]);
   const metric = async (name: string): Promise<number> => (await daemon.metrics.registry.getSingleMetric(name)!.get()).values[0]?.value ?? 0;
@@ -88,8 +88,8 @@ t.test('readiness: sinks.nats.requiredForReady makes /readyz follow the broker; 
   t.ok((await metric('feedkeeper_nats_pending_messages')) > 0, 'messages buffered while the broker is down');
   t.ok((await metric('feedkeeper_nats_pending_bytes')) > 0);
   await nats.start();
-  t.ok(await until(() => daemon.readiness().ready, 10_000), 'ready once the broker is there and the buffer goes out');
-  t.ok(await until(async () => (await metric('feedkeeper_nats_pending_messages')) < 5, 5000));
+  t.ok(await until(() => daemon.readiness().ready, 30_000), 'ready once the broker is there and the buffer goes out');
+  t.ok(await until(async () => (await metric('feedkeeper_nats_pending_messages')) < 5, 30_000));
   t.equal(await metric('feedkeeper_nats_connected'), 1);
   t.ok((await metric('feedkeeper_nats_acked_total')) > 0, 'acks counted');
 });
@@ -101,5 +101,5 @@ t.test('two collectors in one process: the second copy of each message is a dupl
   const b = await startStack(t, { startDaemon: false, config: { symbols: ['BTCUSDT'], streams: ['trade'], endpoints: { stream: a.sim.wsUrl, rest: a.sim.httpUrl }, ...sinks('b') } });
   await b.daemon.start();
   const dup = async (d: typeof a.daemon): Promise<number> => (await d.metrics.registry.getSingleMetric('feedkeeper_nats_duplicates_total')!.get()).values[0]?.value ?? 0;
-  t.ok(await until(async () => (await dup(a.daemon)) + (await dup(b.daemon)) > 50, 10_000), 'JetStream reports the other collector\'s copies as duplicates');
+  t.ok(await until(async () => (await dup(a.daemon)) + (await dup(b.daemon)) > 50, 30_000), 'JetStream reports the other collector\'s copies as duplicates');
 });
