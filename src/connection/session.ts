@@ -1,4 +1,3 @@
-import WebSocket from 'ws';
 import type { Clock } from '../clock.js';
 import { FeedkeeperError, ErrorCodes, UpgradeRejectedError, parseRetryAfter } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -7,6 +6,7 @@ import type { GapCause, SessionRef, StreamRouter } from '../pipeline/stream-rout
 import type { ClientPing, MarketProtocol, ProtocolIO } from '../venues/types.js';
 import { OutgoingLimiter } from './outgoing-limiter.js';
 import { StaleWatchdog } from './stale-watchdog.js';
+import { FeedSocket, OPEN } from './wire/feed-socket.js';
 
 /** How a session ended. */
 export interface SessionEnd {
@@ -92,7 +92,7 @@ export class Session implements SessionRef {
   readonly connectionId: string;
   readonly ended: Promise<SessionEnd>;
   openedAt = 0;
-  private ws: WebSocket | null = null;
+  private ws: FeedSocket | null = null;
   private readonly limiter: OutgoingLimiter;
   private readonly watchdog: StaleWatchdog;
   private resolveEnd!: (e: SessionEnd) => void;
@@ -215,7 +215,7 @@ export class Session implements SessionRef {
     session: this,
     send: (text: string) =>
       this.limiter.enqueue(() => {
-        if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+        if (this.ws && this.ws.readyState === OPEN) {
           this.ws.send(text);
           this.opts.metrics.outgoingMessages.inc({ kind: 'request' });
         }
@@ -230,7 +230,7 @@ export class Session implements SessionRef {
       id: this.id,
       send: (text: string, kind: string) =>
         this.limiter.enqueue(() => {
-          if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+          if (this.ws && this.ws.readyState === OPEN) {
             this.ws.send(text);
             this.opts.metrics.outgoingMessages.inc({ kind });
           }
@@ -250,7 +250,7 @@ export class Session implements SessionRef {
   close(cause: GapCause, detail: string): void {
     if (this.endInfo !== null) return;
     this.plannedClose = { cause, detail };
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+    if (this.ws && this.ws.readyState === OPEN) {
       this.ws.close(1000, detail.slice(0, 100));
       // A peer that does not answer the close handshake is cut after a moment.
       const t = this.opts.clock.setTimeout(() => this.ws?.terminate(), 2000);
@@ -270,71 +270,61 @@ export class Session implements SessionRef {
 
   private dial(url: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, {
-        autoPong: false,
-        perMessageDeflate: false,
-        handshakeTimeout: this.opts.handshakeTimeoutMs,
-        maxPayload: 16 * 1024 * 1024,
+      let settled = false;
+      const settle = (err: Error | null): void => {
+        if (settled) return;
+        settled = true;
+        if (err === null) resolve();
+        else reject(err);
+      };
+      const ws = new FeedSocket(url, { handshakeTimeoutMs: this.opts.handshakeTimeoutMs, maxPayload: 16 * 1024 * 1024, clock: this.opts.clock }, {
+        unexpectedResponse: (res) => {
+          const err = new UpgradeRejectedError(res.statusCode ?? 0, parseRetryAfter(res.headers['retry-after']));
+          res.resume();
+          res.destroy();
+          settle(err);
+          this.finish({ cause: 'rate_limited', code: res.statusCode ?? null, detail: err.message, planned: false });
+        },
+        open: () => settle(null),
+        error: (err) => {
+          settle(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `cannot connect: ${err.message}`, { cause: err }));
+          this.finish({ cause: 'network_error', code: null, detail: err.message, planned: this.plannedClose !== null });
+        },
+        close: (code, reason) => {
+          settle(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `closed during the handshake (${code})`));
+          const planned = this.plannedClose !== null;
+          if (planned) {
+            this.finish({ cause: this.plannedClose!.cause, code, detail: this.plannedClose!.detail, planned });
+          } else if (code === 1006) {
+            // 1006 is never sent on the wire: it stands for a TCP connection that ended without a
+            // close frame (a reset, a dead peer). That is the network, not the server closing.
+            this.finish({ cause: 'network_error', code: null, detail: 'connection lost without a close frame', planned });
+          } else {
+            const cause = this.opts.closeCause(code);
+            this.finish({ cause, code, detail: `closed by the server: ${code} ${reason.toString()}`.trim(), planned });
+          }
+        },
+        ping: (data) => {
+          this.watchdog.touch(this.opts.clock.now());
+          // Pong with the ping's payload, through the limiter: pongs count against the message rate.
+          // Only the newest ping needs an answer, so at most one pong waits: pings arriving faster
+          // than the rate allows never crowd out everything else.
+          const queued = this.pongPayload !== null;
+          this.pongPayload = data;
+          if (queued) return;
+          this.limiter.enqueue(() => {
+            const payload = this.pongPayload;
+            this.pongPayload = null;
+            if (payload !== null && ws.readyState === OPEN) {
+              ws.pong(payload);
+              this.opts.metrics.outgoingMessages.inc({ kind: 'pong' });
+            }
+          }, true);
+        },
+        pong: () => this.watchdog.touch(this.opts.clock.now()),
+        message: (data, isBinary) => this.onMessage(data, isBinary),
       });
       this.ws = ws;
-      let settled = false;
-      ws.on('unexpected-response', (req, res) => {
-        const err = new UpgradeRejectedError(res.statusCode ?? 0, parseRetryAfter(res.headers['retry-after']));
-        res.resume();
-        req.destroy();
-        if (!settled) {
-          settled = true;
-          reject(err);
-        }
-        this.finish({ cause: 'rate_limited', code: res.statusCode ?? null, detail: err.message, planned: false });
-      });
-      ws.on('open', () => {
-        settled = true;
-        resolve();
-      });
-      ws.on('error', (err) => {
-        if (!settled) {
-          settled = true;
-          reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `cannot connect: ${err.message}`, { cause: err }));
-        }
-        this.finish({ cause: 'network_error', code: null, detail: err.message, planned: this.plannedClose !== null });
-      });
-      ws.on('close', (code, reason) => {
-        if (!settled) {
-          settled = true;
-          reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `closed during the handshake (${code})`));
-        }
-        const planned = this.plannedClose !== null;
-        if (planned) {
-          this.finish({ cause: this.plannedClose!.cause, code, detail: this.plannedClose!.detail, planned });
-        } else if (code === 1006) {
-          // 1006 is never sent on the wire: ws reports it when the TCP connection ended without a
-          // close frame (a reset, a dead peer). That is the network, not the server closing.
-          this.finish({ cause: 'network_error', code: null, detail: 'connection lost without a close frame', planned });
-        } else {
-          const cause = this.opts.closeCause(code);
-          this.finish({ cause, code, detail: `closed by the server: ${code} ${reason.toString()}`.trim(), planned });
-        }
-      });
-      ws.on('ping', (data) => {
-        this.watchdog.touch(this.opts.clock.now());
-        // Pong with the ping's payload, through the limiter: pongs count against the message rate.
-        // Only the newest ping needs an answer, so at most one pong waits: pings arriving faster
-        // than the rate allows never crowd out everything else.
-        const queued = this.pongPayload !== null;
-        this.pongPayload = data;
-        if (queued) return;
-        this.limiter.enqueue(() => {
-          const payload = this.pongPayload;
-          this.pongPayload = null;
-          if (payload !== null && ws.readyState === WebSocket.OPEN) {
-            ws.pong(payload);
-            this.opts.metrics.outgoingMessages.inc({ kind: 'pong' });
-          }
-        }, true);
-      });
-      ws.on('pong', () => this.watchdog.touch(this.opts.clock.now()));
-      ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     });
   }
 
@@ -365,7 +355,7 @@ export class Session implements SessionRef {
         this.limiter.enqueue(() => {
           this.pingQueued = false;
           const ws = this.ws;
-          if (ws && ws.readyState === WebSocket.OPEN) {
+          if (ws && ws.readyState === OPEN) {
             ws.send(ping.text());
             this.opts.metrics.outgoingMessages.inc({ kind: 'ping' });
           }
@@ -382,7 +372,7 @@ export class Session implements SessionRef {
     ws.pause();
     setImmediate(() => {
       this.burst = 0;
-      if (ws.readyState === WebSocket.OPEN) ws.resume();
+      if (ws.readyState === OPEN) ws.resume();
     });
   }
 
