@@ -108,6 +108,10 @@ DOCKER=(/usr/bin/docker --host "unix://$docker_sock")
 
 # ---- 2. the engine: our own dockerd on our own socket, stopped at exit ----
 mkdir -p "$state" /var/lib/feedkeeper-ci
+# One check at a time per machine: they share the socket, the storage and the image tag (a second
+# run would otherwise use the first one's dockerd and lose it when the first one stops it).
+exec 9>"$state/lock"
+flock -w 1800 9 || fail "another container check holds $state/lock for 30 min"
 if "${DOCKER[@]}" version >/dev/null 2>&1; then
   say "using the dockerd already on $docker_sock (not ours: it keeps running)"
 else
