@@ -53,7 +53,7 @@ t.test('defaults', async (t) => {
     handshakeTimeoutMs: 10_000,
     backoff: { initialMs: 1000, maxMs: 60_000, multiplier: 2 },
   });
-  t.same(c.recorder, { enabled: true, dir: './data/recordings', maxBufferBytes: 67_108_864, flushIntervalMs: 100, fsyncIntervalMs: 1000 });
+  t.same(c.recorder, { enabled: true, dir: './data/recordings', maxBufferBytes: 67_108_864, flushIntervalMs: 100, fsyncIntervalMs: 1000, rotateEveryMs: 3_600_000, compress: 'gzip', compressLevel: 6 });
   t.same(c.ledger, { path: './data/ledger.ndjson', statePath: './data/ledger.state.json' }, 'the checkpoint beside the ledger');
   t.same(c.maintenance, {
     windows: [

@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import convict from 'convict';
 import { validate as isValidCron } from 'node-cron';
+import { periodProblem } from '../recorder/files.js';
 import { venues } from '../venues/index.js';
 
 /**
@@ -235,6 +236,18 @@ export const formats = {
       typeof v === 'string' && isValidCron(v)
         ? null
         : problem(`must be a node-cron expression (5 or 6 fields, e.g. "0 */30 * * * *"), got ${show(v)}`),
+  },
+  'fk-compress': {
+    envKind: 'string',
+    check: (v) => (v === 'gzip' || v === 'none' ? null : problem(`must be "gzip" or "none", got ${show(v)}`)),
+  },
+  'fk-compress-level': integer(1, 9, 'an integer from 1 (fastest) to 9 (smallest)'),
+  'fk-rotate-every-ms': {
+    envKind: 'number',
+    check: (v) => {
+      const p = typeof v === 'number' ? periodProblem(v) : `must be a number of milliseconds, got ${show(v)}`;
+      return p === null ? null : problem(p);
+    },
   },
   'fk-windows': windows,
   'fk-feeds': feeds,

@@ -58,6 +58,12 @@ export interface Config {
     maxBufferBytes: number;
     flushIntervalMs: number;
     fsyncIntervalMs: number;
+    /** Period of one file (divides a day): default one UTC hour. */
+    rotateEveryMs: number;
+    /** Closed files compressed in the background (docs/recording.md, "Compression"). */
+    compress: 'gzip' | 'none';
+    /** zlib level 1-9. */
+    compressLevel: number;
   };
   ledger: {
     path: string;

@@ -1,11 +1,12 @@
-import { readFile, readdir, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { listRecordings, parseRecordingName, type RecordingFile } from '../recorder/files.js';
+import { readPeriodLines } from '../recorder/read.js';
 import { writeStateFile } from '../state-file.js';
 import { ErrorCodes, FeedkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { FrameKeys, StreamType, Venue } from '../venues/types.js';
-import { scanLines } from './lines.js';
 import { readKeys } from './missed.js';
 
 /**
@@ -176,37 +177,8 @@ export interface Recovered {
   linesScanned: number;
 }
 
-const HOUR_FILE = /^(.+)-(\d{4}-\d{2}-\d{2}T\d{2})\.ndjson$/;
-const DAY_DIR = /^\d{4}-\d{2}-\d{2}$/;
-
-interface RecordingFile {
-  /** YYYY-MM-DDTHH: sorts by time. */
-  hour: string;
-  path: string;
-}
-
-/** The venue's hourly recordings, oldest first. */
-export async function listRecordings(recorderDir: string, venue: string): Promise<RecordingFile[]> {
-  const venueDir = join(recorderDir, venue);
-  const out: RecordingFile[] = [];
-  for (const day of (await readdirOrEmpty(venueDir)).filter((d) => DAY_DIR.test(d))) {
-    for (const name of await readdirOrEmpty(join(venueDir, day))) {
-      const m = HOUR_FILE.exec(name);
-      if (m && m[1] === venue) out.push({ hour: m[2]!, path: join(venueDir, day, name) });
-    }
-  }
-  return out.sort((a, b) => (a.hour < b.hour ? -1 : a.hour > b.hour ? 1 : 0));
-}
-
-async function readdirOrEmpty(path: string): Promise<string[]> {
-  try {
-    return await readdir(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
-    throw err;
-  }
-}
+/** The venue's recording periods, oldest first, compressed or not (src/recorder/files.ts). */
+export { listRecordings };
 
 export interface RecordedLine {
   recv: number;
@@ -270,12 +242,12 @@ export async function recoverLastSeen(opts: RecoverOptions): Promise<Recovered> 
   let exact = true;
   const files = await listRecordings(opts.recorderDir, opts.venue);
 
-  const plan: Array<{ path: string; start: number }> = [];
+  const plan: Array<{ file: RecordingFile; start: number }> = [];
   if (cp === null) {
     // No checkpoint: the newest file alone is the best guess.
     const last = files[files.length - 1];
     if (last !== undefined) {
-      plan.push({ path: last.path, start: 0 });
+      plan.push({ file: last, start: 0 });
       exact = false;
       logger.warn({ statePath: opts.statePath }, 'no checkpoint: last-seen IDs taken from the newest recording only');
     }
@@ -283,37 +255,23 @@ export async function recoverLastSeen(opts: RecoverOptions): Promise<Recovered> 
     exact = false;
     logger.warn({ statePath: opts.statePath }, 'checkpoint without a recording position: last-seen IDs as of the checkpoint');
   } else {
-    const m = HOUR_FILE.exec(basename(cp.recording.file));
-    const hour = m?.[2];
-    const i = hour === undefined ? -1 : files.findIndex((f) => f.hour === hour);
+    // The checkpoint names the period's .ndjson; it may be compressed since (same bytes, same offsets).
+    const from = parseRecordingName(basename(cp.recording.file));
+    const i = from === null ? -1 : files.findIndex((f) => f.key === from.key);
     if (i !== -1) {
-      plan.push({ path: files[i]!.path, start: cp.recording.offset });
-      for (const f of files.slice(i + 1)) plan.push({ path: f.path, start: 0 });
+      plan.push({ file: files[i]!, start: cp.recording.offset });
+      for (const f of files.slice(i + 1)) plan.push({ file: f, start: 0 });
     } else {
       exact = false;
       logger.warn({ file: cp.recording.file }, "the checkpoint's recording file is missing: scanning later files only");
-      for (const f of files) if (hour !== undefined && f.hour > hour) plan.push({ path: f.path, start: 0 });
+      for (const f of files) if (from !== null && f.startMs > from.startMs) plan.push({ file: f, start: 0 });
     }
   }
 
   let linesScanned = 0;
   let lastRecv = -Infinity;
   for (const part of plan) {
-    let start = part.start;
-    let size: number;
-    try {
-      size = (await stat(part.path)).size;
-    } catch (err) {
-      exact = false;
-      logger.warn({ err, file: part.path }, 'recording vanished during recovery');
-      continue;
-    }
-    if (start > size) {
-      exact = false;
-      logger.warn({ file: part.path, offset: start, size }, 'recording shorter than the checkpoint offset');
-      start = size;
-    }
-    const { tornBytes } = await scanLines(part.path, start, (text) => {
+    const onLine = (text: string): void => {
       const l = parseRecordedLine(text);
       if (l === null) return;
       linesScanned++;
@@ -327,8 +285,20 @@ export async function recoverLastSeen(opts: RecoverOptions): Promise<Recovered> 
       const seen = streams.get(l.stream);
       if (key !== null) streams.set(l.stream, { key, recv: l.recv });
       else if (seen !== undefined) seen.recv = l.recv;
-    });
-    if (tornBytes > 0) logger.info({ file: part.path, bytes: tornBytes }, 'recording ends with a torn line: ignored');
+    };
+    let read;
+    try {
+      read = await readPeriodLines(part.file, part.start, onLine);
+    } catch (err) {
+      exact = false;
+      logger.warn({ err, file: part.file.path }, 'recording vanished or unreadable during recovery');
+      continue;
+    }
+    if (part.start > read.totalBytes) {
+      exact = false;
+      logger.warn({ file: part.file.path, offset: part.start, size: read.totalBytes }, 'recording shorter than the checkpoint offset');
+    }
+    if (read.tornBytes > 0) logger.info({ file: part.file.path, bytes: read.tornBytes }, 'recording ends with a torn line: ignored');
   }
   if (lastRecv > (stoppedAt ?? -Infinity)) stoppedAt = lastRecv;
   // A clean checkpoint is the last thing a run writes: lines after it come from a later run that

@@ -32,6 +32,11 @@ export const METRIC_LABEL_VALUES = {
   feedkeeper_recorder_write_errors_total: { venue: VENUES },
   feedkeeper_recorder_buffer_bytes: { venue: VENUES },
   feedkeeper_recorder_buffer_limit_bytes: { venue: VENUES },
+  feedkeeper_recorder_compressed_files_total: { venue: VENUES },
+  feedkeeper_recorder_compress_in_bytes_total: { venue: VENUES },
+  feedkeeper_recorder_compress_out_bytes_total: { venue: VENUES },
+  feedkeeper_recorder_compress_seconds_total: { venue: VENUES },
+  feedkeeper_recorder_compress_failures_total: { venue: VENUES },
   feedkeeper_maintenance_active: { venue: VENUES },
   feedkeeper_connection_state_changes_total: {
     // 'idle' is only the state before the first transition: never entered, never counted.

@@ -64,6 +64,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     recorderWriteErrors: new Counter({ name: 'feedkeeper_recorder_write_errors_total', help: 'Failed writes to the recording (retried while the buffer lasts).', labelNames: ['venue'] as const, registers: r }),
     recorderBufferBytes: new Gauge({ name: 'feedkeeper_recorder_buffer_bytes', help: 'Bytes waiting to be written to the recording.', labelNames: ['venue'] as const, registers: r }),
     recorderBufferLimit: new Gauge({ name: 'feedkeeper_recorder_buffer_limit_bytes', help: 'recorder.maxBufferBytes: past this many buffered bytes, messages are dropped.', labelNames: ['venue'] as const, registers: r }),
+    recorderCompressedFiles: new Counter({ name: 'feedkeeper_recorder_compressed_files_total', help: 'Closed recording files compressed (recorder.compress).', labelNames: ['venue'] as const, registers: r }),
+    recorderCompressInBytes: new Counter({ name: 'feedkeeper_recorder_compress_in_bytes_total', help: 'Bytes of recording files compressed (before compression).', labelNames: ['venue'] as const, registers: r }),
+    recorderCompressOutBytes: new Counter({ name: 'feedkeeper_recorder_compress_out_bytes_total', help: 'Bytes of the compressed files written.', labelNames: ['venue'] as const, registers: r }),
+    recorderCompressSeconds: new Counter({ name: 'feedkeeper_recorder_compress_seconds_total', help: 'Wall-clock seconds spent compressing recording files (off the event loop).', labelNames: ['venue'] as const, registers: r }),
+    recorderCompressFailures: new Counter({ name: 'feedkeeper_recorder_compress_failures_total', help: 'Recording compressions that failed (the file stays uncompressed and is retried).', labelNames: ['venue'] as const, registers: r }),
     gaps: new Counter({ name: 'feedkeeper_gaps_total', help: 'Gaps closed in the ledger, by cause and whether inside a maintenance window.', labelNames: ['cause', 'maintenance', 'venue'] as const, registers: r }),
     gapSeconds: new Counter({ name: 'feedkeeper_gap_seconds_total', help: 'Seconds of gaps closed in the ledger, by cause and maintenance.', labelNames: ['cause', 'maintenance', 'venue'] as const, registers: r }),
     missedMessages: new Counter({ name: 'feedkeeper_missed_messages_total', help: 'Sequenced messages known missed (sum of the ledger missed counts).', labelNames: ['maintenance', 'venue'] as const, registers: r }),
@@ -124,6 +129,11 @@ export const VENUE_LABELLED = [
   'recorderWriteErrors',
   'recorderBufferBytes',
   'recorderBufferLimit',
+  'recorderCompressedFiles',
+  'recorderCompressInBytes',
+  'recorderCompressOutBytes',
+  'recorderCompressSeconds',
+  'recorderCompressFailures',
   'maintenanceActive',
 ] as const;
 

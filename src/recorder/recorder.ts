@@ -7,7 +7,8 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { StreamRef } from '../pipeline/stream-ref.js';
 import { blankNewlines, decimalLength, encodeLine, encodeStreamLine, isSpliceable, LINE_OVERHEAD, MAX_RECV_MS, streamLineLength } from './encode.js';
-import { HOUR_MS, hourStart, latestRecording, recordingPath, repairTornLine, syncDir } from './files.js';
+import { Compressor, type CompressionKind } from './compress.js';
+import { HOUR_MS, latestRecording, periodProblem, periodStart, recordingPath, repairTornLine, syncDir } from './files.js';
 
 export { recordingPath } from './files.js';
 
@@ -21,6 +22,12 @@ export interface RecorderOptions {
   flushIntervalMs: number;
   /** fsync the current file at least this often (when something was written). */
   fsyncIntervalMs: number;
+  /** Length of a file's period (recorder.rotateEveryMs): divides a day; default one UTC hour. */
+  rotateEveryMs?: number;
+  /** Compress closed files in the background (recorder.compress, src/recorder/compress.ts); default none. */
+  compress?: CompressionKind;
+  /** zlib level of the compression (recorder.compressLevel), 1-9; default 6. */
+  compressLevel?: number;
   logger: Logger;
   metrics: Metrics;
   clock?: Clock;
@@ -118,6 +125,9 @@ export class Recorder {
   private readonly logger: Logger;
   private readonly metrics: Metrics;
   private readonly clock: Clock;
+  private readonly periodMs: number;
+  /** Background compression of closed files; null with recorder.compress "none". */
+  readonly compressor: Compressor | null;
 
   private state: RecorderState = 'idle';
   private opening: Promise<void> | null = null;
@@ -182,6 +192,11 @@ export class Recorder {
     if (!(opts.maxBufferBytes > 0)) throw new ConfigError('recorder.maxBufferBytes', 'must be a positive number of bytes');
     if (!(opts.flushIntervalMs > 0)) throw new ConfigError('recorder.flushIntervalMs', 'must be positive');
     if (!(opts.fsyncIntervalMs > 0)) throw new ConfigError('recorder.fsyncIntervalMs', 'must be positive');
+    this.periodMs = opts.rotateEveryMs ?? HOUR_MS;
+    const bad = periodProblem(this.periodMs);
+    if (bad !== null) throw new ConfigError('recorder.rotateEveryMs', bad);
+    const level = opts.compressLevel ?? 6;
+    if (!(Number.isInteger(level) && level >= 1 && level <= 9)) throw new ConfigError('recorder.compressLevel', `must be an integer from 1 to 9, got ${String(level)}`);
     this.dir = opts.dir;
     this.venue = opts.venue;
     this.maxBufferBytes = opts.maxBufferBytes;
@@ -193,6 +208,20 @@ export class Recorder {
     this.logger = opts.logger;
     this.metrics = opts.metrics;
     this.clock = opts.clock ?? systemClock;
+    this.compressor =
+      opts.compress === 'gzip'
+        ? new Compressor({ dir: opts.dir, venue: opts.venue, periodMs: this.periodMs, level, busy: (p) => this.holds(p), logger: opts.logger, metrics: opts.metrics, clock: this.clock })
+        : null;
+  }
+
+  /**
+   * True while `path` may still get bytes from this recorder: the file written now, the one the writer
+   * has open, or one with bytes queued. The compressor leaves such a file alone.
+   */
+  holds(path: string): boolean {
+    if (this.target?.path === path || this.active?.path === path) return true;
+    for (const c of this.queue) if (c.target.path === path) return true;
+    return false;
   }
 
   get stats(): RecorderStats {
@@ -220,7 +249,7 @@ export class Recorder {
 
   private async doOpen(): Promise<void> {
     const now = Math.max(0, Math.floor(this.clock.now()));
-    const path = recordingPath(this.dir, this.venue, now);
+    const path = recordingPath(this.dir, this.venue, now, this.periodMs);
     const made = await mkdir(dirname(path), { recursive: true });
     const latest = await latestRecording(this.dir, this.venue);
     for (const file of latest !== null && latest !== path ? [latest, path] : [path]) {
@@ -245,13 +274,14 @@ export class Recorder {
       throw err;
     }
     this.offset = size;
-    this.hourFrom = hourStart(now);
-    this.hourTo = this.hourFrom + HOUR_MS;
+    this.hourFrom = periodStart(now, this.periodMs);
+    this.hourTo = this.hourFrom + this.periodMs;
     this.newestKnown = latest !== null && latest > path ? latest : path;
     this.state = 'open';
     this.flushTimer = this.clock.setTimeout(this.onFlushTimer, this.flushIntervalMs);
     this.fsyncTimer = this.clock.setTimeout(this.onFsyncTimer, this.fsyncIntervalMs);
     this.logger.info({ file: path, offset: size }, 'recording opened');
+    this.compressor?.start(); // after the torn-line repair above: it finishes what a crash left
   }
 
   /**
@@ -323,6 +353,7 @@ export class Recorder {
       return;
     }
     this.state = 'closing';
+    await this.compressor?.stop();
     this.clock.clearTimeout(this.flushTimer);
     this.clock.clearTimeout(this.fsyncTimer);
     await this.request('close');
@@ -349,7 +380,7 @@ export class Recorder {
   /** The message belongs to another hour than the current file: later lines go to that hour's file. */
   private rotate(ms: number): void {
     const prev = this.target;
-    const path = recordingPath(this.dir, this.venue, ms);
+    const path = recordingPath(this.dir, this.venue, ms, this.periodMs);
     if (prev !== null) {
       this.knownSizes.delete(prev.path);
       this.knownSizes.set(prev.path, this.offset);
@@ -359,8 +390,8 @@ export class Recorder {
     const base = this.knownSizes.get(path) ?? this.existingSize(path);
     this.target = new Target(path, base);
     this.offset = base;
-    this.hourFrom = hourStart(ms);
-    this.hourTo = this.hourFrom + HOUR_MS;
+    this.hourFrom = periodStart(ms, this.periodMs);
+    this.hourTo = this.hourFrom + this.periodMs;
     if (path > this.newestKnown) this.newestKnown = path;
     this.logger.info({ file: path, previous: prev?.path, offset: base }, 'recording rotated');
   }
@@ -677,6 +708,7 @@ export class Recorder {
     if (t.dirty) await this.sync(t);
     t.fh = null;
     await fh.close().catch((err: unknown) => this.logger.warn({ err, file: t.path }, 'recording: close failed'));
+    if (t !== this.target) this.compressor?.kick(); // a closed file: compressed once its period is over
   }
 
   private async runRequest(req: Request): Promise<void> {

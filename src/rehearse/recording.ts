@@ -1,24 +1,19 @@
-import { readFile } from 'node:fs/promises';
 import { listRecordings, parseRecordedLine } from '../ledger/recovery.js';
+import { readPeriodLines } from '../recorder/read.js';
 import type { RecordedMessage } from './invariant.js';
 
 /**
- * Every message of a venue's recording under `recorderDir`, hour files in order. Safe to call while
- * a daemon writes or after it was killed: a line that does not parse (torn by a crash, or still
- * being written) is skipped and counted.
+ * Every message of a venue's recording under `recorderDir`, period files in order, compressed
+ * (`.ndjson.gz`) or not (src/recorder/read.ts). Safe to call while a daemon writes or compresses, or
+ * after it was killed: a line that does not parse (torn by a crash, or still being written) is
+ * skipped and counted, and a compression a crash interrupted is never read twice.
  */
 export async function readRecording(recorderDir: string, venue: string): Promise<{ messages: RecordedMessage[]; skipped: number }> {
   const messages: RecordedMessage[] = [];
   let skipped = 0;
   for (const f of await listRecordings(recorderDir, venue)) {
-    let text: string;
-    try {
-      text = await readFile(f.path, 'utf8');
-    } catch {
-      continue; // gone meanwhile (logrotate): nothing to read
-    }
-    for (const line of text.split('\n')) {
-      if (line === '') continue;
+    const onLine = (line: string): void => {
+      if (line === '') return;
       const l = parseRecordedLine(line);
       let data: unknown;
       try {
@@ -28,9 +23,15 @@ export async function readRecording(recorderDir: string, venue: string): Promise
       }
       if (l === null || typeof data !== 'object' || data === null) {
         skipped++;
-        continue;
+        return;
       }
       messages.push({ recv: l.recv, stream: l.stream, data: data as Record<string, unknown>, raw: l.data });
+    };
+    try {
+      const { tornBytes } = await readPeriodLines(f, 0, onLine);
+      if (tornBytes > 0) skipped++;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // gone meanwhile (logrotate): nothing to read
     }
   }
   return { messages, skipped };

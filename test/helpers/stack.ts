@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { Daemon } from '../../src/daemon.js';
@@ -94,12 +95,15 @@ export function readRecording(dir: string): Array<{ recv: number; stream: string
       .flatMap((n) => (statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : [join(d, n)]));
   let files: string[] = [];
   try {
-    files = walk(dir).filter((f) => f.endsWith('.ndjson'));
+    // Compressed periods too (recorder.compress); a .ndjson beside its .gz is a copy an unlink is about to remove.
+    const all = walk(dir);
+    const names = new Set(all);
+    files = all.filter((f) => f.endsWith('.ndjson.gz') || (f.endsWith('.ndjson') && !names.has(`${f}.gz`)));
   } catch {
     return out;
   }
   for (const f of files) {
-    for (const line of readFileSync(f, 'utf8').split('\n')) {
+    for (const line of (f.endsWith('.gz') ? gunzipSync(readFileSync(f)).toString('utf8') : readFileSync(f, 'utf8')).split('\n')) {
       if (line !== '') out.push(JSON.parse(line) as { recv: number; stream: string; data: Record<string, unknown> });
     }
   }

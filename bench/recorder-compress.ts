@@ -1,0 +1,100 @@
+/**
+ * Compression ratio and CPU of recorder.compress (docs/performance.md, "Recording compression").
+ * Not part of `npm run bench`; from the project directory: `npx tsc -p . && node
+ * dist/bench/recorder-compress.js [MB=64] [rounds=3]`.
+ *
+ * Two inputs, written as the recorder writes them (`{"recv":..,"venue":..,` + the frame):
+ * - real: the Binance USD-M and spot frames of test/fixtures/binance (recorded by cryptofeed, real
+ *   prices, quantities, IDs), cycled with increasing receive times (600 KB per cycle, far more than
+ *   deflate's 32 KB window, so the repetition does not help it);
+ * - bench: bench/frames.ts's flood frames (one template per stream, only IDs and times change): the
+ *   easy case, an upper bound.
+ * Each is compressed through the daemon's own Compressor (one file, gzip stream on the threadpool)
+ * at levels 1, 6 and 9; CPU is process.cpuUsage() (user + system, all threads) over the compression.
+ */
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '../src/log.js';
+import { createMetrics } from '../src/metrics/registry.js';
+import { Compressor } from '../src/recorder/compress.js';
+import { recordingPath } from '../src/recorder/files.js';
+import { BENCH_STREAM_TYPES, benchSymbols, streamTemplate, writeFrame } from './frames.js';
+
+const MB = Number(process.argv[2] ?? 64);
+const ROUNDS = Number(process.argv[3] ?? 3);
+const VENUE = 'binance-spot';
+const T0 = Date.UTC(2021, 9, 12, 10);
+
+function realInput(bytes: number): Buffer {
+  const frames: string[] = [];
+  for (const f of ['usdm-stream.ndjson', 'spot-stream.ndjson']) {
+    for (const l of readFileSync(join('test/fixtures/binance', f), 'utf8').split('\n')) {
+      if (l === '') continue;
+      const o = JSON.parse(l) as { frame?: string };
+      if (typeof o.frame === 'string' && o.frame.startsWith('{"stream"')) frames.push(o.frame);
+    }
+  }
+  const parts: string[] = [];
+  let size = 0;
+  for (let i = 0; size < bytes; i++) {
+    const l = `{"recv":${T0 + Math.floor(i / 3)},"venue":"${VENUE}",${frames[i % frames.length]!.slice(1)}\n`;
+    parts.push(l);
+    size += l.length;
+  }
+  return Buffer.from(parts.join(''));
+}
+
+function benchInput(bytes: number): Buffer {
+  const templates = benchSymbols(50).flatMap((s) => BENCH_STREAM_TYPES.map((t) => streamTemplate(`${s.toLowerCase()}@${t}`)!));
+  const out = Buffer.allocUnsafe(bytes + 4096);
+  let pos = 0;
+  for (let i = 0; pos < bytes; i++) {
+    const t = templates[i % templates.length]!;
+    const recv = `{"recv":${T0 + Math.floor(i / 10)},"venue":"${VENUE}",`;
+    pos += out.write(recv, pos);
+    const start = pos;
+    pos = writeFrame(out, pos - 1, t, (T0 + i / 10) * 1000);
+    if (pos < start) throw new Error('writeFrame');
+    out[pos++] = 0x0a;
+  }
+  return out.subarray(0, pos);
+}
+
+async function compressOnce(data: Buffer, level: number): Promise<{ ratio: number; cpuMsPerMB: number; wallMsPerMB: number }> {
+  const dir = join(tmpdir(), `fk-compress-bench-${process.pid}`);
+  rmSync(dir, { recursive: true, force: true });
+  const path = recordingPath(dir, VENUE, T0);
+  mkdirSync(join(path, '..'), { recursive: true });
+  writeFileSync(path, data);
+  const c = new Compressor({ dir, venue: VENUE, periodMs: 3_600_000, level, busy: () => false, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) });
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  c.start();
+  await c.idle();
+  const wall = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  await c.stop();
+  const out = statSync(`${path}.gz`).size;
+  rmSync(dir, { recursive: true, force: true });
+  const mb = data.length / 1e6;
+  return { ratio: data.length / out, cpuMsPerMB: (cpu.user + cpu.system) / 1000 / mb, wallMsPerMB: wall / mb };
+}
+
+const inputs = { real: realInput(MB << 20), bench: benchInput(MB << 20) };
+for (const [name, data] of Object.entries(inputs)) {
+  const lines = data.toString('latin1').split('\n').length - 1;
+  console.log(`${name}: ${(data.length / 1e6).toFixed(1)} MB, ${lines} lines, ${(data.length / lines).toFixed(0)} bytes/line`);
+  for (const level of [1, 6, 9]) {
+    const rs: Array<Awaited<ReturnType<typeof compressOnce>>> = [];
+    for (let r = 0; r < ROUNDS; r++) rs.push(await compressOnce(data, level));
+    const range = (k: 'ratio' | 'cpuMsPerMB' | 'wallMsPerMB', d: number): string => {
+      const v = rs.map((x) => x[k]);
+      return `${Math.min(...v).toFixed(d)}-${Math.max(...v).toFixed(d)}`;
+    };
+    const nsPerLine = rs.map((x) => (x.cpuMsPerMB * (data.length / 1e6) * 1e6) / lines);
+    console.log(
+      `  level ${level}: ratio ${range('ratio', 2)}, CPU ${range('cpuMsPerMB', 1)} ms/MB (${Math.min(...nsPerLine).toFixed(0)}-${Math.max(...nsPerLine).toFixed(0)} ns/line), wall ${range('wallMsPerMB', 1)} ms/MB`,
+    );
+  }
+}
