@@ -97,6 +97,35 @@ t.test('a switch-over with overlap loses nothing and doubles nothing', async (t)
   t.ok((await metrics.messagesDuplicate.get()).values[0]!.value > 0, 'duplicates counted');
 });
 
+t.test('released(): resolves when the last stream is handed over, not before; at once when nothing is held', async (t) => {
+  const { router } = setup();
+  const old = session('c0');
+  const next = session('c0');
+  const names = ['btcusdt@trade', 'btcusdt@bookTicker', 'btcusdt@depth@100ms'];
+  await router.released(old, names);
+  t.pass('nothing owned: resolved at once');
+  router.route(old, trade(1), 1);
+  router.route(old, book(10), 1);
+  router.route(old, depth(1, 5), 1);
+  let done = false;
+  const released = router.released(old, names).then(() => (done = true));
+  router.route(next, trade(1), 2); // overlap: trade handed over
+  router.route(next, book(10), 2); // bookTicker handed over
+  await Promise.resolve();
+  t.notOk(done, 'depth is still the old connection\'s');
+  router.route(next, depth(1, 5), 2);
+  await released;
+  t.ok(done, 'resolved on the last handover');
+  t.equal(router.ownedBy(old, names), 0);
+  // A stream removed counts as released too.
+  const third = session('c0');
+  router.route(third, trade(2), 3);
+  const w = router.released(next, ['btcusdt@trade']);
+  router.removeStream('btcusdt@trade', 4);
+  await w;
+  t.pass('removed: released');
+});
+
 t.test('a replacement ahead of the old connection waits until the old one catches up', async (t) => {
   const { router, gaps, recorder } = setup();
   const old = session('c0');

@@ -80,6 +80,21 @@ const SUBSCRIBE_SLOT_MS = 1200;
 let sessionSeq = 0;
 
 /**
+ * The session's one state field, checked at the top of each method (as ws checks readyState):
+ *
+ *   dialing ─► open ─► closing (close(): a planned end, waiting for the closing handshake) ─► ended
+ *      │         └───────────────────────────────────────────────────────────────────────────►│
+ *      └──────────────────────────────────────────────────────────────────────────────────────►│
+ *
+ * `alive` is open or closing: a closing socket still delivers until its close frame.
+ */
+type SessionState =
+  | { readonly kind: 'dialing' }
+  | { readonly kind: 'open' }
+  | { readonly kind: 'closing'; readonly cause: GapCause; readonly detail: string }
+  | { readonly kind: 'ended'; readonly end: SessionEnd };
+
+/**
  * One WebSocket to the exchange, from upgrade to close. The venue's market protocol builds the URL,
  * subscribes (its messages paced by the outgoing limiter) and sorts frames into data (to the router)
  * and control (replies, pongs, notices); the session answers server pings and sends the venue's
@@ -96,9 +111,7 @@ export class Session implements SessionRef {
   private readonly limiter: OutgoingLimiter;
   private readonly watchdog: StaleWatchdog;
   private resolveEnd!: (e: SessionEnd) => void;
-  private endInfo: SessionEnd | null = null;
-  private plannedClose: { cause: GapCause; detail: string } | null = null;
-  private isOpen = false;
+  private state: SessionState = { kind: 'dialing' };
   private pongPayload: Buffer | null = null;
   /** Messages since the socket last yielded the event loop. */
   private burst = 0;
@@ -118,7 +131,7 @@ export class Session implements SessionRef {
   }
 
   get alive(): boolean {
-    return this.isOpen && this.endInfo === null;
+    return this.state.kind === 'open' || this.state.kind === 'closing';
   }
 
   get lastFrameAt(): number {
@@ -132,7 +145,8 @@ export class Session implements SessionRef {
   async open(): Promise<void> {
     const { streams, streamsPerSubscribe, protocol, market } = this.opts;
     await this.dial(await (market ? market.url() : this.opts.url()));
-    this.isOpen = true;
+    if (this.state.kind !== 'dialing') throw new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, 'closed during the handshake');
+    this.state = { kind: 'open' };
     this.openedAt = this.opts.clock.now();
     this.watchdog.start();
     this.startPings();
@@ -248,9 +262,9 @@ export class Session implements SessionRef {
 
   /** Close politely on purpose (rotation, shutdown): the end is `planned`. */
   close(cause: GapCause, detail: string): void {
-    if (this.endInfo !== null) return;
-    this.plannedClose = { cause, detail };
-    if (this.ws && this.ws.readyState === OPEN) {
+    if (this.state.kind === 'ended' || this.state.kind === 'closing') return;
+    if (this.state.kind === 'open' && this.ws && this.ws.readyState === OPEN) {
+      this.state = { kind: 'closing', cause, detail };
       this.ws.close(1000, detail.slice(0, 100));
       // A peer that does not answer the close handshake is cut after a moment.
       const t = this.opts.clock.setTimeout(() => this.ws?.terminate(), 2000);
@@ -263,9 +277,10 @@ export class Session implements SessionRef {
 
   /** Cut the socket without a close handshake (stale connection, failed subscribe). */
   terminate(cause: GapCause, detail: string): void {
-    if (this.endInfo !== null) return;
+    if (this.state.kind === 'ended') return;
+    const planned = this.state.kind === 'closing';
     this.ws?.terminate();
-    this.finish({ cause, code: null, detail, planned: this.plannedClose !== null });
+    this.finish({ cause, code: null, detail, planned });
   }
 
   private dial(url: string): Promise<void> {
@@ -288,13 +303,14 @@ export class Session implements SessionRef {
         open: () => settle(null),
         error: (err) => {
           settle(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `cannot connect: ${err.message}`, { cause: err }));
-          this.finish({ cause: 'network_error', code: null, detail: err.message, planned: this.plannedClose !== null });
+          this.finish({ cause: 'network_error', code: null, detail: err.message, planned: this.state.kind === 'closing' });
         },
         close: (code, reason) => {
           settle(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `closed during the handshake (${code})`));
-          const planned = this.plannedClose !== null;
-          if (planned) {
-            this.finish({ cause: this.plannedClose!.cause, code, detail: this.plannedClose!.detail, planned });
+          const st = this.state;
+          const planned = st.kind === 'closing';
+          if (st.kind === 'closing') {
+            this.finish({ cause: st.cause, code, detail: st.detail, planned });
           } else if (code === 1006) {
             // 1006 is never sent on the wire: it stands for a TCP connection that ended without a
             // close frame (a reset, a dead peer). That is the network, not the server closing.
@@ -382,17 +398,15 @@ export class Session implements SessionRef {
   }
 
   private finish(end: SessionEnd): void {
-    if (this.endInfo !== null) return;
-    this.endInfo = end;
+    if (this.state.kind === 'ended') return;
+    const wasOpen = this.state.kind !== 'dialing';
+    this.state = { kind: 'ended', end };
     this.watchdog.stop();
     this.opts.clock.clearTimeout(this.pingTimer);
     this.limiter.close();
     this.opts.market?.closed(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `connection ended: ${end.detail}`));
     if (this.subscribedSet.size > 0) this.opts.metrics.streamsSubscribed.dec(this.subscribedSet.size);
-    if (this.isOpen) {
-      this.opts.metrics.connectionsOpen.dec();
-      this.isOpen = false;
-    }
+    if (wasOpen) this.opts.metrics.connectionsOpen.dec();
     this.resolveEnd(end);
   }
 }

@@ -293,11 +293,22 @@ export class ConnectionWorker {
     const next = await this.connectWithRetry(why, () => old.alive);
     if (next === null) return null;
     this.current = next;
-    const deadline = this.opts.clock.now() + this.opts.config.connection.switchoverTimeoutMs;
-    // The router moves each stream once the two connections overlap on it.
-    while (old.alive && this.opts.router.ownedBy(old, this.list) > 0 && this.opts.clock.now() < deadline && !this.stopped) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    // The router moves each stream once the two connections overlap on it; wait for the last one,
+    // the old connection's end, the switch-over timeout or stop, whichever comes first.
+    let timer: Timer | undefined;
+    let onAbort: (() => void) | undefined;
+    await Promise.race([
+      this.opts.router.released(old, this.list),
+      old.ended,
+      new Promise<void>((r) => (timer = this.opts.clock.setTimeout(r, this.opts.config.connection.switchoverTimeoutMs))),
+      new Promise<void>((r) => {
+        onAbort = () => r();
+        if (this.stopped) r();
+        else this.abort.signal.addEventListener('abort', onAbort, { once: true });
+      }),
+    ]);
+    this.opts.clock.clearTimeout(timer);
+    if (onAbort !== undefined) this.abort.signal.removeEventListener('abort', onAbort);
     const left = this.opts.router.ownedBy(old, this.list);
     old.close('switchover', why === 'lifetime' ? 'lifetime rotation' : `switch-over: ${why}`);
     this.opts.metrics.reconnects.inc({ reason: why });

@@ -116,6 +116,8 @@ export class StreamRouter {
   private readonly venue: RouterOptions['venue'];
   /** Scratch keys of the message being routed: no object per message. */
   private readonly k: FrameKeys = { from: 0, first: NaN, last: NaN, prev: NaN, time: NaN, flags: 0 };
+  /** Switch-overs waiting for a connection to own none of its streams (released()). */
+  private releaseWaits: { session: SessionRef; held: Set<string>; resolve: () => void }[] = [];
   /** True while a replacement's buffered messages are replayed in a handover. */
   private replaying = false;
   private malformedSinceLog = 0;
@@ -173,16 +175,18 @@ export class StreamRouter {
     if (k.time === k.time) this.metrics.eventLag.observe((recv - k.time) / 1000);
     st.received++;
 
-    if (st.owner === null || !st.owner.alive) {
-      st.owner = session;
+    let owner = st.owner;
+    if (owner === null || !owner.alive) {
+      this.setOwner(st, session);
+      owner = session;
       if (st.candidate === session) st.candidate = null;
     }
-    if (st.owner === session) {
+    if (owner === session) {
       this.accept(st, session, frame, recv, k.first, k.last, k.prev, k.flags);
       if (st.pending.length > 0) this.tryHandover(st);
       return;
     }
-    if (session.seq < st.owner.seq) {
+    if (session.seq < owner.seq) {
       // An older connection still draining after it handed this stream over: the owner has it.
       this.metrics.messagesDuplicate.inc();
       return;
@@ -211,7 +215,7 @@ export class StreamRouter {
         st.pending.length = 0;
       }
       if (st.owner !== session) continue;
-      st.owner = null;
+      this.setOwner(st, null);
       if (st.candidate !== null && st.candidate.alive) {
         // Planned switch-over that timed out before the two overlapped on this stream: what the
         // replacement holds follows after whatever the old one delivered; a hole is a real gap.
@@ -254,7 +258,7 @@ export class StreamRouter {
     for (const name of names) {
       const st = this.streams.get(name);
       if (!st || st.rule.kind !== 'none') continue;
-      if (st.owner === null || !st.owner.alive || st.owner.seq < session.seq) st.owner = session;
+      if (st.owner === null || !st.owner.alive || st.owner.seq < session.seq) this.setOwner(st, session);
       if (st.gapId !== null) {
         this.gaps.closeGap(st.gapId, { end: at, missed: null });
         st.gapId = null;
@@ -285,6 +289,7 @@ export class StreamRouter {
     const st = this.streams.get(name);
     if (st === undefined) return;
     if (st.gapId !== null) this.gaps.closeGap(st.gapId, { end: at, missed: null });
+    this.setOwner(st, null);
     this.streams.delete(name);
   }
 
@@ -300,6 +305,17 @@ export class StreamRouter {
     const st = this.streams.get(name);
     if (!st) return undefined;
     return { key: st.key, lastRecv: st.lastRecv, owner: st.owner?.id ?? null, gapOpen: st.gapId !== null, received: st.received };
+  }
+
+  /**
+   * Resolves once `session` owns none of `names`: each handed over to a replacement (a switch-over
+   * waits on this), gone dark or removed. At once when it owns none now.
+   */
+  released(session: SessionRef, names: readonly string[]): Promise<void> {
+    const held = new Set<string>();
+    for (const name of names) if (this.streams.get(name)?.owner === session) held.add(name);
+    if (held.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.releaseWaits.push({ session, held, resolve }));
   }
 
   /** Streams of a connection still owned by `session` (not yet handed to a replacement). */
@@ -445,9 +461,21 @@ export class StreamRouter {
     }
   }
 
+  /** Every change of a stream's owner goes through here, so released() waits see it. */
+  private setOwner(st: StreamState, next: SessionRef | null): void {
+    const prev = st.owner;
+    st.owner = next;
+    if (this.releaseWaits.length === 0 || prev === null || prev === next) return;
+    this.releaseWaits = this.releaseWaits.filter((w) => {
+      if (w.session !== prev || !w.held.delete(st.name) || w.held.size > 0) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
   /** Give the stream to `next` and replay what it delivered meanwhile, dropping what the old one had. */
   private handover(st: StreamState, next: SessionRef): void {
-    st.owner = next;
+    this.setOwner(st, next);
     st.candidate = null;
     if (st.pending.length === 0) return;
     const pending = st.pending;
