@@ -233,3 +233,51 @@ t.test('recorder.compress "none": nothing compressed; a .tmp is never read', asy
   await readPeriodLines(f!, 0, (l) => seen.push(l));
   t.equal(seen.length, 10, 'the plain file only');
 });
+
+t.test('one compression at a time in the process, whatever the number of feeds; stop() does not wait for another feed', async (t) => {
+  const dir = t.testdir();
+  const venues = ['binance-spot', 'okx'];
+  const paths: string[] = [];
+  let big = '';
+  for (let i = 1; big.length < 6 << 20; i++) big += `{"recv":${H10 + i},"venue":"x","stream":"s","data":{"t":${i},"p":"${(Math.random() * 1e5).toFixed(2)}"}}\n`;
+  for (const v of venues) {
+    const p = recordingPath(dir, v, H10);
+    await mkdir(dirname(p), { recursive: true });
+    await writeFile(p, big);
+    paths.push(p);
+  }
+  const { Compressor } = await import('../src/recorder/compress.js');
+  const make = (venue: string): InstanceType<typeof Compressor> =>
+    new Compressor({ dir, venue, periodMs: 3_600_000, level: 9, busy: () => false, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) });
+  const [a, b] = venues.map(make) as [InstanceType<typeof Compressor>, InstanceType<typeof Compressor>];
+  let both = 0;
+  let polling = true;
+  const poll = (async () => {
+    while (polling) {
+      if (paths.every((p) => existsSync(`${p}.gz.tmp`))) both++;
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  a.start();
+  b.start();
+  await until(() => paths.some((p) => existsSync(`${p}.gz.tmp`)));
+  const waiting = paths.findIndex((p) => !existsSync(`${p}.gz.tmp`));
+  const t0 = Date.now();
+  await [a, b][waiting]!.stop(); // the one waiting for the slot
+  t.ok(Date.now() - t0 < 500, `stop() of the waiting one returned at once (${Date.now() - t0} ms)`);
+  await [a, b][1 - waiting]!.idle();
+  polling = false;
+  await poll;
+  t.equal(both, 0, 'never two .gz.tmp at once');
+  t.ok(existsSync(`${paths[1 - waiting]}.gz`), 'the running one finished');
+  t.ok(existsSync(paths[waiting]!) && !existsSync(`${paths[waiting]}.gz`), 'the stopped one left its file as it was');
+  await [a, b][1 - waiting]!.stop();
+});
+
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}

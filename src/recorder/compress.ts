@@ -45,6 +45,20 @@ export interface CompressorOptions {
 /** Sweep at least this often (retries after a failure; files the recorder did not report). */
 const MAX_SWEEP_MS = 60_000;
 
+/**
+ * One compression at a time in the whole process, whatever the number of feeds (each has its own
+ * Compressor): deflate takes at most one of the threadpool's threads, and the recorders' file
+ * operations keep the others.
+ */
+let processSlot: Promise<void> = Promise.resolve();
+function takeSlot(): Promise<() => void> {
+  let release!: () => void;
+  const mine = new Promise<void>((r) => (release = r));
+  const ready = processSlot.then(() => release);
+  processSlot = processSlot.then(() => mine);
+  return ready;
+}
+
 export class Compressor {
   private readonly opts: CompressorOptions;
   private readonly clock: Clock;
@@ -54,6 +68,9 @@ export class Compressor {
   private stopped = true;
   private timer: Timer | undefined;
   private abort: AbortController | null = null;
+  /** Resolves (to null) when stop() is called. */
+  private whenStopped: Promise<null> = Promise.resolve(null);
+  private onStop: () => void = () => undefined;
   /** Files that failed, and when to try them again. */
   private readonly retryAt = new Map<string, number>();
 
@@ -67,6 +84,7 @@ export class Compressor {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.whenStopped = new Promise<null>((r) => (this.onStop = () => r(null)));
     this.kick();
   }
 
@@ -88,6 +106,7 @@ export class Compressor {
   /** Abandons a compression under way (its `.gz.tmp` is removed, or at the next start) and stops. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.onStop();
     this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.abort?.abort();
@@ -118,7 +137,14 @@ export class Compressor {
       if (f.tmp) await this.removeTmp(f);
       if (!f.plain || f.startMs + this.opts.periodMs > now || this.opts.busy(f.path)) continue;
       if ((this.retryAt.get(f.path) ?? 0) > now) continue;
+      const slot = takeSlot();
+      const release = await Promise.race([slot, this.whenStopped]);
+      if (release === null) {
+        void slot.then((r) => r()); // stopped while another feed's compression held the slot
+        return;
+      }
       try {
+        if (this.stopped) return;
         await this.compress(f);
         this.retryAt.delete(f.path);
       } catch (err) {
@@ -130,6 +156,8 @@ export class Compressor {
           { event: 'recording_compress_failed', err, errno: (err as NodeJS.ErrnoException).code, file: f.path, retryInMs: this.sweepMs },
           'recording compression failed; the file stays uncompressed and is retried',
         );
+      } finally {
+        release();
       }
     }
   }
