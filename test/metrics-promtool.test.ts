@@ -41,6 +41,11 @@ function touchEverything(m: Metrics): void {
   m.recorderWriteErrors.inc();
   m.recorderBufferBytes.set(65_536);
   m.recorderBufferLimit.set(64 * 1024 * 1024);
+  m.recorderCompressedFiles.inc();
+  m.recorderCompressInBytes.inc(1_048_576);
+  m.recorderCompressOutBytes.inc(155_000);
+  m.recorderCompressSeconds.inc(0.024);
+  m.recorderCompressFailures.inc();
   m.gaps.inc({ cause: 'server_close', maintenance: 'true' });
   m.gapSeconds.inc({ cause: 'server_close', maintenance: 'true' }, 2.75);
   m.missedMessages.inc({ maintenance: 'true' }, 118);
