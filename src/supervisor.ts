@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/types.js';
 import { AttemptBudget } from './connection/attempt-budget.js';
+import { RecoveryGate } from './connection/recovery-gate.js';
 import { ConnectionWorker } from './connection/worker.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics/registry.js';
@@ -34,6 +35,8 @@ export interface Readiness {
  */
 export class Supervisor {
   readonly budget: AttemptBudget;
+  /** One prober while the exchange refuses upgrades with 503; the others wait (recovery-gate.ts). */
+  private readonly gate = new RecoveryGate();
   readonly workers: ConnectionWorker[];
   private readonly clock: Clock;
   private startedAt = 0;
@@ -90,6 +93,8 @@ export class Supervisor {
       metrics: this.opts.metrics,
       clock: this.clock,
       onServerShutdown: this.opts.onServerShutdown,
+      gate: this.gate,
+      reserve: () => this.workers.length,
     });
   }
 

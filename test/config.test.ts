@@ -51,6 +51,7 @@ t.test('defaults', async (t) => {
     rotateBeforeMs: 300_000,
     switchoverTimeoutMs: 10_000,
     handshakeTimeoutMs: 10_000,
+    probeIntervalMs: 1000,
     backoff: { initialMs: 1000, maxMs: 60_000, multiplier: 2 },
   });
   t.same(c.recorder, { enabled: true, dir: './data/recordings', maxBufferBytes: 67_108_864, flushIntervalMs: 100, fsyncIntervalMs: 1000, rotateEveryMs: 3_600_000, compress: 'gzip', compressLevel: 6 });

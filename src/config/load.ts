@@ -83,7 +83,7 @@ function feedRaw(top: RawConfig, feed: Record<string, unknown>, i: number, keys:
   const cv = convict(buildSchema(), { env: {}, args: [] });
   const c = top.connection;
   cv.load({
-    connection: { rotateBeforeMs: c.rotateBeforeMs, switchoverTimeoutMs: c.switchoverTimeoutMs, handshakeTimeoutMs: c.handshakeTimeoutMs, backoff: { ...c.backoff } },
+    connection: { rotateBeforeMs: c.rotateBeforeMs, switchoverTimeoutMs: c.switchoverTimeoutMs, handshakeTimeoutMs: c.handshakeTimeoutMs, probeIntervalMs: c.probeIntervalMs, backoff: { ...c.backoff } },
     maintenance: { statusPollMs: top.maintenance.statusPollMs },
   });
   cv.load(feed);
@@ -207,6 +207,7 @@ function resolve(raw: RawConfig, venue: Venue): Config {
       rotateBeforeMs: raw.connection.rotateBeforeMs,
       switchoverTimeoutMs: raw.connection.switchoverTimeoutMs,
       handshakeTimeoutMs: raw.connection.handshakeTimeoutMs,
+      probeIntervalMs: raw.connection.probeIntervalMs,
       backoff: { ...raw.connection.backoff },
     },
     recorder: { ...raw.recorder },

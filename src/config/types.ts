@@ -45,6 +45,8 @@ export interface Config {
     switchoverTimeoutMs: number;
     /** Time allowed for the WebSocket handshake. */
     handshakeTimeoutMs: number;
+    /** While upgrades are refused with 503, one connection probes this often; the others wait for it. */
+    probeIntervalMs: number;
     backoff: {
       initialMs: number;
       maxMs: number;

@@ -6,6 +6,7 @@ import type { Metrics } from '../metrics/registry.js';
 import type { StreamRouter } from '../pipeline/stream-router.js';
 import type { AttemptBudget } from './attempt-budget.js';
 import { Backoff } from './backoff.js';
+import { RecoveryGate } from './recovery-gate.js';
 import type { MarketProtocol, Venue } from '../venues/types.js';
 import { Session, type SessionEnd, type SessionProtocol } from './session.js';
 
@@ -46,6 +47,10 @@ export interface WorkerOptions {
   clock: Clock;
   /** The exchange announced a shutdown (maintenance hint for the ledger). */
   onServerShutdown?: (at: number) => void;
+  /** Shared by the feed's workers: one probes while upgrades are refused with 503 (recovery-gate.ts). */
+  gate?: RecoveryGate;
+  /** Attempts the prober leaves in the budget for the others' reconnects (the feed's connections). */
+  reserve?: () => number;
   random?: () => number;
 }
 
@@ -64,6 +69,7 @@ export class ConnectionWorker {
   private wakeRotate: ((reason: RotateReason) => void) | null = null;
   private loop: Promise<void> | null = null;
   private readonly log: Logger;
+  private readonly gate: RecoveryGate;
   /** The connection's streams: the plan's, and live additions (relay clients, the universe). */
   private readonly list: string[];
   private resolveOpened!: () => void;
@@ -75,6 +81,7 @@ export class ConnectionWorker {
     this.list = [...opts.streams];
     this.backoff = new Backoff(opts.config.connection.backoff, opts.random);
     this.log = opts.logger.child({ connection: opts.id });
+    this.gate = opts.gate ?? new RecoveryGate();
   }
 
   get state(): WorkerState {
@@ -121,6 +128,7 @@ export class ConnectionWorker {
   async stop(): Promise<void> {
     if (this.stateValue === 'closed') return;
     this.abort.abort(new Error('stopping'));
+    this.gate.leave(this.id);
     this.opts.clock.clearTimeout(this.rotateTimer);
     for (const s of [this.replacement, this.current]) s?.close('shutdown', 'daemon shutting down');
     this.setState('closed', 'shutdown');
@@ -175,14 +183,38 @@ export class ConnectionWorker {
 
   /** Attempts until one connects and subscribes, with backoff between failures. Null when stopped. */
   private async connectWithRetry(reason: string, keepTrying: () => boolean = () => true): Promise<Session | null> {
+    const probeMs = this.opts.config.connection.probeIntervalMs;
     for (;;) {
       if (this.stopped || !keepTrying()) return null;
+      // While the exchange refuses upgrades with 503, wait for the prober instead of trying.
+      await this.gate.enter(this.id, this.abort.signal);
+      if (this.stopped || !keepTrying()) return null;
+      if (this.gate.probing(this.id) && this.opts.budget.remaining() <= (this.opts.reserve?.() ?? 1)) {
+        // Keep the budget's room for everyone's reconnect once the exchange is back.
+        try {
+          await delay(probeMs, this.abort.signal, this.opts.clock);
+        } catch {
+          return null;
+        }
+        continue;
+      }
       this.setState(this.current?.alive ? 'rotating' : 'connecting', reason);
       try {
-        return await this.attempt();
+        const session = await this.attempt();
+        if (this.gate.isDown) {
+          this.gate.opened();
+          this.log.info({ event: 'recovery_probe', state: 'up', session: session.id }, 'upgrades accepted again: every connection of the feed reconnects now');
+        }
+        return session;
       } catch (err) {
         if (this.stopped) return null;
-        let wait = this.backoff.next();
+        const unavailable = err instanceof UpgradeRejectedError && err.status === 503;
+        if (unavailable && !this.gate.isDown) {
+          this.gate.refused(this.id);
+          this.log.warn({ event: 'recovery_probe', state: 'down', probeIntervalMs: probeMs }, 'upgrades refused with 503: one connection probes, the others wait for it');
+        }
+        // The prober tries at a steady interval; the others wait at the gate, spending no attempt.
+        let wait = unavailable ? (this.gate.probing(this.id) ? probeMs : 0) : this.backoff.next();
         let code: number | null = null;
         if (err instanceof UpgradeRejectedError) {
           code = err.status;
