@@ -220,7 +220,7 @@ export class StreamRouter {
         // Planned switch-over that timed out before the two overlapped on this stream: what the
         // replacement holds follows after whatever the old one delivered; a hole is a real gap.
         const next = st.candidate;
-        if (st.pending.length > 0 && !this.follows(st, st.pending[0]!) && st.gapId === null) {
+        if (st.pending.length > 0 && !this.followsPending(st) && st.gapId === null) {
           st.gapId = this.gaps.openGap({ stream: st.name, connection: session.connectionId, start: at, cause: 'switchover', detail: 'old connection closed before the replacement overlapped it' });
           st.gapCause = 'switchover';
         }
@@ -337,21 +337,27 @@ export class StreamRouter {
   // ---------------------------------------------------------------------------------------------
 
   /** Does message `m` follow the last accepted key without a hole? (Unknowable for 'ordered'.) */
-  private follows(st: StreamState, m: { first: number; last: number; prev: number; flags: number }): boolean {
+  private follows(st: StreamState, first: number, last: number, prev: number, flags: number): boolean {
     if (st.key !== st.key) return true;
     // A snapshot stands alone: it follows what was delivered once the owner got that far.
-    if ((m.flags & KEY_RESET) !== 0) return m.last <= st.key;
+    if ((flags & KEY_RESET) !== 0) return last <= st.key;
     switch (st.rule.kind) {
       case 'contiguous':
       case 'range':
-        return m.first <= st.key + 1;
+        return first <= st.key + 1;
       case 'linked':
-        return m.prev === m.prev ? m.prev <= st.key : m.first <= st.key + 1;
+        return prev === prev ? prev <= st.key : first <= st.key + 1;
       case 'ordered':
-        return m.last <= st.key;
+        return last <= st.key;
       case 'none':
         return true;
     }
+  }
+
+  /** Does the first message a replacement holds follow the last accepted key? */
+  private followsPending(st: StreamState): boolean {
+    const m = st.pending[0]!;
+    return this.follows(st, m.first, m.last, m.prev, m.flags);
   }
 
   /**
@@ -412,7 +418,7 @@ export class StreamRouter {
       if (last < st.key) {
         this.gaps.instant({ venue: this.venue.name, stream: st.name, connection: session.connectionId, at: recv, cause: 'sequence_reset', detail: `sequence restarted at ${last} after ${st.key}`, missed: null });
       }
-    } else if (st.rule.kind !== 'ordered' && !this.follows(st, { first, last, prev, flags })) {
+    } else if (st.rule.kind !== 'ordered' && !this.follows(st, first, last, prev, flags)) {
       this.gaps.instant({ venue: this.venue.name, stream: st.name, connection: session.connectionId, at: recv, cause: 'sequence', missed: this.missedBefore(st, first, last, prev, false) });
     }
     if (st.atKey !== null) {
@@ -456,7 +462,7 @@ export class StreamRouter {
   private tryHandover(st: StreamState): void {
     const cand = st.candidate;
     if (cand === null || st.pending.length === 0) return;
-    if (this.follows(st, st.pending[0]!) || st.pending.length >= MAX_PENDING || st.owner === null || !st.owner.alive) {
+    if (this.followsPending(st) || st.pending.length >= MAX_PENDING || st.owner === null || !st.owner.alive) {
       this.handover(st, cand);
     }
   }
