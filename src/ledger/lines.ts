@@ -10,6 +10,21 @@ export interface ScanResult {
 const CHUNK = 1 << 20;
 
 /**
+ * Calls onLine for each newline-terminated line of `chunk` and returns the offset after the last
+ * newline (the start of a line the next chunk completes). Splitting on the byte 0x0a is safe in
+ * UTF-8: it never occurs inside a multi-byte character.
+ */
+export function eachLine(chunk: Buffer, onLine: (line: string) => void): number {
+  let from = 0;
+  for (;;) {
+    const nl = chunk.indexOf(10, from);
+    if (nl === -1) return from;
+    onLine(chunk.toString('utf8', from, nl));
+    from = nl + 1;
+  }
+}
+
+/**
  * Calls onLine for each complete (newline-terminated) line of the file from byte `start`. Splitting
  * on the byte 0x0a is safe in UTF-8: it never occurs inside a multi-byte character.
  */
@@ -29,13 +44,7 @@ export async function scanLines(path: string, start: number, onLine: (line: stri
         chunk = Buffer.concat([carry, chunk]);
         carry = null;
       }
-      let from = 0;
-      for (;;) {
-        const nl = chunk.indexOf(10, from);
-        if (nl === -1) break;
-        onLine(chunk.toString('utf8', from, nl));
-        from = nl + 1;
-      }
+      const from = eachLine(chunk, onLine);
       endOffset = pos - (chunk.length - from);
       // Copy: `buf` is reused by the next read.
       if (from < chunk.length) carry = Buffer.from(chunk.subarray(from));

@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { eachLine } from '../ledger/lines.js';
 import { GZ_SUFFIX, type RecordingFile } from './files.js';
 
 /**
@@ -56,13 +57,7 @@ export async function readLines(src: RecordingSource, start: number, onLine: (li
       chunk = Buffer.concat([carry, chunk]);
       carry = null;
     }
-    let from = 0;
-    for (;;) {
-      const nl = chunk.indexOf(10, from);
-      if (nl === -1) break;
-      onLine(chunk.toString('utf8', from, nl));
-      from = nl + 1;
-    }
+    const from = eachLine(chunk, onLine);
     // Copy: the stream may reuse its buffer.
     if (from < chunk.length) carry = Buffer.from(chunk.subarray(from));
   }
