@@ -364,3 +364,28 @@ t.test('endpoints: trailing slashes dropped from bases, query strings refused', 
   const e = configError(() => loadConfig({ files: [], env: { FEEDKEEPER_ENDPOINTS_STREAM: 'wss://x/stream?streams=a' } }));
   t.equal(e.key, 'endpoints.stream');
 });
+
+t.test('an object where the schema has a value is refused, naming the key: every key, top level and in a feed', async (t) => {
+  // convict merges such an object into keys that do not exist and keeps the default:
+  // `"symbols": {"from": "exchangeInfo"}` used to run the 6 default symbols.
+  const nest = (key: string, value: unknown): Record<string, unknown> =>
+    key.split('.').reduceRight<unknown>((inner, part) => ({ [part]: inner }), value) as Record<string, unknown>;
+  const wrong = [{ from: 'exchangeInfo' }, {}, { nested: { deeper: [1, 2] } }];
+  let checked = 0;
+  for (const { key } of configKeys()) {
+    for (const value of wrong) {
+      const err = configError(() => loadConfig({ files: files(nest(key, value)), env: {} }));
+      // The format's own message: "got an object", or the value shown ("got {}").
+      if (err.key !== key || !/got (an object|\{)/.test(err.message)) t.fail(`${key} = ${JSON.stringify(value)}: ${err.message}`);
+      checked++;
+    }
+    const first = key.split('.')[0]!;
+    if (!['venue', 'symbols', 'streams', 'endpoints', 'limits', 'connection', 'maintenance', 'health'].includes(first) || key === 'venue') continue;
+    const err = configError(() => loadConfig({ files: files({ feeds: [{ venue: 'okx', ...nest(key, { from: 'exchangeInfo' }) }] }), env: {} }));
+    if (err.key !== `feeds[0].${key}` || !/got (an object|\{)/.test(err.message)) t.fail(`feeds[0].${key}: ${err.message}`);
+    checked++;
+  }
+  t.ok(checked > 200, `${checked} wrong-shape values, each refused with its own key`);
+  const err = configError(() => loadConfig({ files: files({ symbols: { from: 'exchangeInfo' } }), env: {} }));
+  t.equal(err.message, `symbols: must be a list of symbols, got an object (in ${join(dir, `c${fileCount - 1}.json`)})`);
+});

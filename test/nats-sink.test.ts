@@ -85,7 +85,8 @@ t.test('readiness: sinks.nats.requiredForReady makes /readyz follow the broker; 
   t.match(daemon.readiness().reasons, [/^nats: not connected to nats:\/\/127\.0\.0\.1:\d+/]);
   const metric = async (name: string): Promise<number> => (await daemon.metrics.registry.getSingleMetric(name)!.get()).values[0]?.value ?? 0;
   t.equal(await metric('feedkeeper_nats_connected'), 0);
-  t.ok((await metric('feedkeeper_nats_pending_messages')) > 0, 'messages buffered while the broker is down');
+  // The connection may be open before its first trade: wait for one to be buffered.
+  t.ok(await until(async () => (await metric('feedkeeper_nats_pending_messages')) > 0, 10_000), 'messages buffered while the broker is down');
   t.ok((await metric('feedkeeper_nats_pending_bytes')) > 0);
   await nats.start();
   t.ok(await until(() => daemon.readiness().ready, 30_000), 'ready once the broker is there and the buffer goes out');

@@ -40,7 +40,7 @@ export function show(value: unknown): string {
 function typeName(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  return `a ${typeof value}`;
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 const problem = (message: string, at?: string): Problem => (at === undefined ? { message } : { at, message });

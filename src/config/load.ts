@@ -28,6 +28,7 @@ export function loadConfig(opts: LoadConfigOptions): Config {
   registerFormats();
   const keys = configKeys();
   const leaves = new Set(keys.map((k) => k.key));
+  const formatsOf = new Map(keys.map((k) => [k.key, k.format]));
   const branches = branchKeys();
   /** key → where its value came from, for the error message. */
   const sources = new Map<string, string>();
@@ -37,7 +38,7 @@ export function loadConfig(opts: LoadConfigOptions): Config {
 
   for (const path of opts.files) {
     const file = readConfigFile(path);
-    checkShape(file, leaves, branches);
+    checkShape(file, formatsOf, branches);
     checkInlineSecrets(file);
     cv.load(file.data);
     for (const key of leaves) if (hasPath(file.data, key)) sources.set(key, `in ${file.path}`);
@@ -80,6 +81,8 @@ export function loadConfig(opts: LoadConfigOptions): Config {
  */
 function feedRaw(top: RawConfig, feed: Record<string, unknown>, i: number, keys: KeyInfo[], fail: (key: string, message: string) => ConfigError): RawConfig {
   const prefix = `feeds[${i}].`;
+  const misplaced = objectForValue(feed, new Map(keys.map((k) => [k.key, k.format])));
+  if (misplaced !== null) throw fail(`${prefix}${misplaced.key}`, misplaced.message);
   const cv = convict(buildSchema(), { env: {}, args: [] });
   const c = top.connection;
   cv.load({
@@ -119,8 +122,15 @@ function checkedFeed(raw: RawConfig, prefix: string, fail: (key: string, message
   return config;
 }
 
-/** Unknown keys, and objects where the schema has a branch, refused file by file so the file is named. */
-function checkShape(file: ConfigFile, leaves: Set<string>, branches: Set<string>): void {
+/**
+ * Unknown keys, objects where the schema has a branch, and objects where it has a value, refused
+ * file by file so the file is named. (convict would merge an object given for a value into keys
+ * that do not exist and keep the default: `"symbols": {"from": "exchangeInfo"}` ran the 6 default
+ * symbols.)
+ */
+function checkShape(file: ConfigFile, leaves: ReadonlyMap<string, string>, branches: Set<string>): void {
+  const misplaced = objectForValue(file.data, leaves);
+  if (misplaced !== null) throw new ConfigError(misplaced.key, `${misplaced.message} (in ${file.path})`);
   const walk = (obj: Record<string, unknown>, prefix: string): void => {
     for (const [name, value] of Object.entries(obj)) {
       const key = prefix === '' ? name : `${prefix}.${name}`;
@@ -132,11 +142,31 @@ function checkShape(file: ConfigFile, leaves: Set<string>, branches: Set<string>
         walk(value as Record<string, unknown>, key);
         continue;
       }
-      const hint = suggest(key, [...leaves, ...branches]);
+      const hint = suggest(key, [...leaves.keys(), ...branches]);
       throw new ConfigError(key, `unknown key (in ${file.path})${hint ? `; did you mean ${hint}?` : ''}`);
     }
   };
   walk(file.data, '');
+}
+
+/**
+ * The first object in `data` where the schema has a value (no value of the schema is an object):
+ * its key, and the value's format saying what it should be. Null when there is none.
+ */
+function objectForValue(data: Record<string, unknown>, formats: ReadonlyMap<string, string>, prefix = ''): { key: string; message: string } | null {
+  for (const [name, value] of Object.entries(data)) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) continue;
+    const key = prefix === '' ? name : `${prefix}.${name}`;
+    const format = formats.get(key);
+    if (format === undefined) {
+      const inner = objectForValue(value as Record<string, unknown>, formats, key);
+      if (inner !== null) return inner;
+      continue;
+    }
+    const p = getFormat(format)?.check(value);
+    return { key: p?.at ? `${key}${p.at}` : key, message: p?.message ?? 'must not be an object' };
+  }
+  return null;
 }
 
 /**
