@@ -298,7 +298,9 @@ export class Session implements SessionRef {
           res.resume();
           res.destroy();
           settle(err);
-          this.finish({ cause: 'rate_limited', code: res.statusCode ?? null, detail: err.message, planned: false });
+          // Only 429 and 418 are the exchange's rate limit; 403, 503... are the server refusing.
+          const status = res.statusCode ?? 0;
+          this.finish({ cause: status === 429 || status === 418 ? 'rate_limited' : 'server_close', code: status || null, detail: err.message, planned: false });
         },
         open: () => settle(null),
         error: (err) => {
