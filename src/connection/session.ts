@@ -92,7 +92,7 @@ type SessionState =
   | { readonly kind: 'dialing' }
   | { readonly kind: 'open' }
   | { readonly kind: 'closing'; readonly cause: GapCause; readonly detail: string }
-  | { readonly kind: 'ended'; readonly end: SessionEnd };
+  | { readonly kind: 'ended' };
 
 /**
  * One WebSocket to the exchange, from upgrade to close. The venue's market protocol builds the URL,
@@ -310,16 +310,15 @@ export class Session implements SessionRef {
         close: (code, reason) => {
           settle(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `closed during the handshake (${code})`));
           const st = this.state;
-          const planned = st.kind === 'closing';
           if (st.kind === 'closing') {
-            this.finish({ cause: st.cause, code, detail: st.detail, planned });
+            this.finish({ cause: st.cause, code, detail: st.detail, planned: true });
           } else if (code === 1006) {
             // 1006 is never sent on the wire: it stands for a TCP connection that ended without a
             // close frame (a reset, a dead peer). That is the network, not the server closing.
-            this.finish({ cause: 'network_error', code: null, detail: 'connection lost without a close frame', planned });
+            this.finish({ cause: 'network_error', code: null, detail: 'connection lost without a close frame', planned: false });
           } else {
             const cause = this.opts.closeCause(code);
-            this.finish({ cause, code, detail: `closed by the server: ${code} ${reason.toString()}`.trim(), planned });
+            this.finish({ cause, code, detail: `closed by the server: ${code} ${reason.toString()}`.trim(), planned: false });
           }
         },
         ping: (data) => {
@@ -402,7 +401,7 @@ export class Session implements SessionRef {
   private finish(end: SessionEnd): void {
     if (this.state.kind === 'ended') return;
     const wasOpen = this.state.kind !== 'dialing';
-    this.state = { kind: 'ended', end };
+    this.state = { kind: 'ended' };
     this.watchdog.stop();
     this.opts.clock.clearTimeout(this.pingTimer);
     this.limiter.close();

@@ -59,7 +59,6 @@ export class FeedSocket {
   private closeCode = 1006;
   private closeReason: Buffer = Buffer.alloc(0);
   private closeSent = false;
-  private closeReceived = false;
   private errored = false;
   private closedEmitted = false;
   private readonly clock: Clock;
@@ -113,11 +112,6 @@ export class FeedSocket {
     this.req.end();
   }
 
-  /** Bytes handed to the socket and not yet written to the kernel. */
-  get bufferedAmount(): number {
-    return this.socket?.writableLength ?? 0;
-  }
-
   get isPaused(): boolean {
     return this.reader.isPaused;
   }
@@ -140,7 +134,6 @@ export class FeedSocket {
     if (this.readyState !== OPEN) return;
     this.readyState = CLOSING;
     this.sendClose(code, reason);
-    if (this.closeReceived) this.socket?.end();
   }
 
   /** Cut the connection at once, without a closing handshake. */
@@ -209,7 +202,6 @@ export class FeedSocket {
   }
 
   private onPeerClose(code: number, reason: Buffer): void {
-    this.closeReceived = true;
     this.closeCode = code;
     this.closeReason = reason;
     if (this.readyState === OPEN) this.readyState = CLOSING;
