@@ -79,6 +79,7 @@ export class Supervisor {
       market: (list) =>
         venue.protocol({
           base,
+          rest: config.endpoints.rest.replace(/\/+$/, ''),
           path,
           streams: list,
           streamsPerSubscribe: limits.streamsPerSubscribe,

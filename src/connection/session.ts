@@ -144,7 +144,15 @@ export class Session implements SessionRef {
    */
   async open(): Promise<void> {
     const { streams, streamsPerSubscribe, protocol, market } = this.opts;
-    await this.dial(await (market ? market.url() : this.opts.url()));
+    let url: string;
+    try {
+      url = await (market ? market.url() : this.opts.url());
+    } catch (err) {
+      // No socket yet (KuCoin's token request failed): the session still ends, once, like a failed dial.
+      this.finish({ cause: 'network_error', code: null, detail: (err as Error).message, planned: false });
+      throw err;
+    }
+    await this.dial(url);
     if (this.state.kind !== 'dialing') throw new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, 'closed during the handshake');
     this.state = { kind: 'open' };
     this.openedAt = this.opts.clock.now();
@@ -362,11 +370,13 @@ export class Session implements SessionRef {
     const ping = this.opts.clientPing;
     if (ping === null || this.opts.protocol) return;
     const clock = this.opts.clock;
+    // The exchange may set the interval per connection (KuCoin's bullet reply): the smaller wins.
+    const everyMs = Math.min(ping.everyMs, this.opts.market?.pingIntervalMs ?? Number.POSITIVE_INFINITY);
     // An idle ping is due `everyMs` after the last frame: look four times per interval.
-    const period = ping.whenIdle ? Math.max(1, Math.floor(ping.everyMs / 4)) : ping.everyMs;
+    const period = ping.whenIdle ? Math.max(1, Math.floor(everyMs / 4)) : everyMs;
     const tick = (): void => {
       if (!this.alive) return;
-      const due = !ping.whenIdle || clock.now() - this.watchdog.lastFrameAt >= ping.everyMs;
+      const due = !ping.whenIdle || clock.now() - this.watchdog.lastFrameAt >= everyMs;
       if (due && !this.pingQueued) {
         this.pingQueued = true;
         this.limiter.enqueue(() => {

@@ -141,12 +141,23 @@ export interface MarketProtocol {
   closed(err: Error): void;
   /** Subscribe requests sent on this connection (OKX and Bitget count them per hour). */
   readonly requestsSent: number;
+  /**
+   * The client ping interval the exchange set for this connection, known once url() resolved
+   * (KuCoin's bullet reply `pingInterval`): the session pings at the smaller of it and
+   * connection.pingIntervalMs. Absent: connection.pingIntervalMs alone.
+   */
+  readonly pingIntervalMs?: number;
 }
 
 /** What a venue needs to build a connection's protocol. */
 export interface ProtocolOptions {
   /** endpoints.stream without a trailing slash. */
   base: string;
+  /**
+   * endpoints.rest without a trailing slash: KuCoin fetches its connection token there (the
+   * supervisor always sets it; a protocol that needs it fails its url() without it).
+   */
+  rest?: string;
   /** The route (StreamType.route) of the connection's streams. */
   path: string;
   /** Wire names of the connection's streams (Venue.streamName). */

@@ -26,7 +26,7 @@ import { Session } from './session.js';
  * The rules the venue dialects enforce, beyond the Binance simulator's ViolationRule (src/simulator/
  * types.ts). Recorded in the same `violations` list.
  */
-export type VenueViolationRule = ViolationRule | 'args_per_subscribe' | 'ping_timeout' | 'subscribes_per_hour';
+export type VenueViolationRule = ViolationRule | 'args_per_subscribe' | 'ping_timeout' | 'subscribes_per_hour' | 'token_expired' | 'token_reused';
 
 /** How a dialect's server hangs up on a silent connection. */
 export interface KeepaliveRule {
@@ -83,6 +83,8 @@ export abstract class VenueExchange implements Simulator {
   protected abstract newTape(stream: string): Tape | null;
   /** What serverShutdown() sends first; null: the venue sends nothing and just closes. */
   protected abstract shutdownNotice(s: Session): string | null;
+  /** A market connection was accepted (KuCoin checks its token and sends `welcome`). */
+  protected onOpen(_s: Session, _url: URL): void {}
 
   constructor(protected readonly settings: VenueSettings) {
     this.onViolation = settings.onViolation;
@@ -390,6 +392,7 @@ export abstract class VenueExchange implements Simulator {
         this.violation(s.conn.id, 'ping_timeout', k.detail);
         s.conn.close(k.code, k.reason);
       });
+      this.onOpen(s, new URL(req.url ?? '/', 'http://simulator'));
     });
   }
 

@@ -1,4 +1,5 @@
 import { BybitExchange } from './bybit.js';
+import { KucoinExchange } from './kucoin.js';
 import { OkxExchange } from './okx.js';
 import { resolveVenueOptions, type VenueSimulatorOptions } from './options.js';
 
@@ -9,17 +10,20 @@ export type { VenueViolationRule } from './exchange.js';
 export type BybitSimulator = BybitExchange;
 /** An OKX simulator: the Simulator interface plus resetBookSeq(). */
 export type OkxSimulator = OkxExchange;
+/** A KuCoin simulator: the Simulator interface plus expireTokens() and bulletRequests. */
+export type KucoinSimulator = KucoinExchange;
 
 /**
  * Starts a Bybit v5 or OKX v5 public market-data exchange on loopback (docs/simulator.md, "Bybit and OKX
  * dialects"). Resolves once it listens. Throws RangeError on an option out of range.
  */
 export function startVenueSimulator(opts: VenueSimulatorOptions & { venue: 'okx' }): Promise<OkxSimulator>;
+export function startVenueSimulator(opts: VenueSimulatorOptions & { venue: 'kucoin-spot' }): Promise<KucoinSimulator>;
 export function startVenueSimulator(opts: VenueSimulatorOptions & { venue: 'bybit-spot' | 'bybit-linear' }): Promise<BybitSimulator>;
-export function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator>;
-export async function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator> {
+export function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator | KucoinSimulator>;
+export async function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator | KucoinSimulator> {
   const settings = resolveVenueOptions(opts);
-  const exchange = settings.venue === 'okx' ? new OkxExchange(settings) : new BybitExchange(settings);
+  const exchange = settings.venue === 'okx' ? new OkxExchange(settings) : settings.venue === 'kucoin-spot' ? new KucoinExchange(settings) : new BybitExchange(settings);
   await exchange.listen();
   return exchange;
 }

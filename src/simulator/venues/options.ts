@@ -1,6 +1,6 @@
 import type { SimulatorOptions, Violation } from '../types.js';
 
-export type VenueDialectName = 'bybit-spot' | 'bybit-linear' | 'okx';
+export type VenueDialectName = 'bybit-spot' | 'bybit-linear' | 'okx' | 'kucoin-spot';
 
 /** startVenueSimulator() options: the Binance simulator's, plus what only these venues have. */
 export interface VenueSimulatorOptions extends SimulatorOptions {
@@ -14,6 +14,8 @@ export interface VenueSimulatorOptions extends SimulatorOptions {
    * OKX "pending change"). Default true.
    */
   booksSnapshot?: boolean;
+  /** KuCoin: how long a bullet-public token stays valid (facts sheet, KuCoin "connect": 24 h). */
+  tokenTtlMs?: number;
 }
 
 /** Options after defaults were applied. */
@@ -33,6 +35,9 @@ export interface VenueSettings {
   maxLifetimeMs: number;
   subscribesPerHour: number;
   booksSnapshot: boolean;
+  /** KuCoin: the bullet reply's pingInterval (SimulatorOptions.pingIntervalMs; default 18 s). */
+  pingIntervalMs: number;
+  tokenTtlMs: number;
   clock: () => number;
   shutdownGraceMs: number;
   maxBufferedBytes: number;
@@ -56,6 +61,8 @@ const VENUE_DEFAULTS: Record<VenueDialectName, { connectionAttempts: number; win
   'bybit-spot': { connectionAttempts: 500, windowMs: 5 * 60_000, keepaliveMs: 60_000 },
   'bybit-linear': { connectionAttempts: 500, windowMs: 5 * 60_000, keepaliveMs: 60_000 },
   okx: { connectionAttempts: 3, windowMs: 1000, keepaliveMs: 30_000 },
+  // KuCoin [K2]: 30 connections per minute; cut after pingInterval + pingTimeout without a ping [K1].
+  'kucoin-spot': { connectionAttempts: 30, windowMs: 60_000, keepaliveMs: 28_000 },
 };
 
 /** Throws RangeError naming the option when a value is out of range. */
@@ -78,6 +85,8 @@ export function resolveVenueOptions(opts: VenueSimulatorOptions): VenueSettings 
     maxLifetimeMs: opts.maxLifetimeMs ?? NEVER_MS,
     subscribesPerHour: opts.subscribesPerHour ?? 480,
     booksSnapshot: opts.booksSnapshot ?? true,
+    pingIntervalMs: opts.pingIntervalMs ?? 18_000,
+    tokenTtlMs: opts.tokenTtlMs ?? 24 * 3_600_000,
     clock: opts.clock ?? Date.now,
     shutdownGraceMs: opts.shutdownGraceMs ?? 2000,
     maxBufferedBytes: opts.maxBufferedBytes ?? 8 * 1024 * 1024,
@@ -98,6 +107,8 @@ export function resolveVenueOptions(opts: VenueSimulatorOptions): VenueSettings 
   atLeast('pongTimeoutMs', s.keepaliveMs, 1);
   atLeast('maxLifetimeMs', s.maxLifetimeMs, 1);
   atLeast('subscribesPerHour', s.subscribesPerHour, 1);
+  atLeast('pingIntervalMs', s.pingIntervalMs, 1);
+  atLeast('tokenTtlMs', s.tokenTtlMs, 1);
   atLeast('shutdownGraceMs', s.shutdownGraceMs, 0);
   atLeast('maxBufferedBytes', s.maxBufferedBytes, 1);
   atLeast('idHistoryLimit', s.idHistoryLimit, 0);

@@ -1,0 +1,83 @@
+import t from 'tap';
+import { createLogger } from '../src/log.js';
+import type { KucoinSimulator } from '../src/simulator/venues/index.js';
+import { ledgerEntries, startStack, until } from './helpers/stack.js';
+
+// The daemon against the KuCoin dialect: a fresh token before every connection, the ping interval
+// of the bullet reply, recovery from a refused token, exact level2 gaps, no token in the logs.
+
+const SYMBOLS = ['BTC-USDT', 'ETH-USDT'];
+const STREAMS = ['match', 'level2', 'ticker', 'snapshot'];
+
+async function kucoinStack(t: Parameters<typeof startStack>[0]) {
+  const logs: string[] = [];
+  const logger = createLogger('debug', { write: (l: string) => void logs.push(l) });
+  const stack = await startStack(t, {
+    // The bullet reply says: ping every 250 ms; the server cuts after 1.2 s without one. The
+    // config's pingIntervalMs stays at KuCoin's 18 s: only the reply can keep this connection up.
+    sim: { venue: 'kucoin-spot', eventsPerSecond: 20, tickMs: 20, pingIntervalMs: 250, pongTimeoutMs: 1200 },
+    config: {
+      venue: 'kucoin-spot',
+      symbols: SYMBOLS,
+      streams: STREAMS,
+      log: { level: 'debug' },
+      connection: { backoff: { initialMs: 100, maxMs: 400 } },
+    },
+    logger,
+  });
+  return { ...stack, sim: stack.sim as KucoinSimulator, logs };
+}
+
+t.test('kucoin-spot: every stream delivers; pings at the reply interval; a drop fetches a new token; a refused token is survived', async (t) => {
+  const { sim, daemon, config, logs } = await kucoinStack(t);
+  const feed = daemon.feeds[0]!;
+  const names = [...feed.router.names];
+  t.equal(names.length, 8);
+  t.ok(await until(() => names.every((n) => (feed.router.stream(n)?.received ?? 0) > 0), 10_000), 'every stream delivered within 10 s');
+  t.equal(sim.bulletRequests, 1, 'one token for the one connection');
+  await new Promise((r) => setTimeout(r, 2000));
+  t.equal(sim.totalConnections, 1, 'no cut in 2 s: the client pinged at the reply interval (250 ms), not the config 18 s');
+  t.same(sim.violations, []);
+
+  // A drop: the reconnect asks for a new token first (the simulator refuses a reused one).
+  sim.dropAll({ code: 1001 });
+  t.ok(await until(() => sim.totalConnections === 2 && sim.connections().length === 1 && feed.supervisor.workers[0]!.state === 'open', 8000), 'back after the drop');
+  t.equal(sim.bulletRequests, 2, 'a second token before the second connection');
+  t.same(sim.violations, [], 'the old token was not reused');
+
+  // The server refuses the next token as expired: that attempt fails, the next fetches another.
+  sim.expireTokens(1);
+  sim.dropAll({ code: 1001 });
+  t.ok(await until(() => sim.totalConnections === 4 && feed.supervisor.workers[0]!.state === 'open', 8000), 'back after the refusal');
+  t.equal(sim.bulletRequests, 4, 'the refused token, then a fresh one');
+  t.same(sim.violations, []);
+  const before = names.map((n) => feed.router.stream(n)!.received);
+  t.ok(await until(() => names.every((n, i) => feed.router.stream(n)!.received > before[i]!), 5000), 'every stream delivers again');
+
+  const entries = await ledgerEntries(config);
+  t.ok(entries.filter((e) => e.end !== null).length >= 8, 'the drops are in the ledger, closed');
+  t.ok(entries.every((e) => e.venue === 'kucoin-spot'));
+
+  await daemon.stop('test over');
+  const all = logs.join('');
+  t.ok(all.includes('"event":"connection_state"'), 'the logs were captured');
+  t.ok(sim.secrets.length >= 8, `${sim.secrets.length} tokens and connectIds handed out`);
+  for (const secret of sim.secrets) t.notOk(all.includes(secret) || all.includes(encodeURIComponent(secret)), 'no token or connectId in the logs');
+});
+
+t.test('kucoin-spot: a level2 sequence skip is an exact gap', async (t) => {
+  const { sim, daemon, config } = await kucoinStack(t);
+  const feed = daemon.feeds[0]!;
+  t.ok(await until(() => (feed.router.stream('level2:BTC-USDT')?.received ?? 0) > 3, 10_000));
+  sim.skip('level2:BTC-USDT', 6);
+  const skipped = await (async () => {
+    await until(() => sim.skippedIds('level2:BTC-USDT').length === 6, 5000);
+    return sim.skippedIds('level2:BTC-USDT');
+  })();
+  t.equal(skipped.length, 6);
+  t.ok(await until(async () => (await ledgerEntries(config)).some((e) => e.cause === 'sequence'), 5000), 'a sequence gap');
+  const gap = (await ledgerEntries(config)).find((e) => e.cause === 'sequence')!;
+  t.equal(gap.stream, 'level2:BTC-USDT');
+  t.same(gap.missed, { field: 'sequence', from: skipped[0], to: skipped.at(-1), count: null }, 'the exact range of the skipped sequences');
+  t.same(sim.violations, []);
+});
