@@ -12,6 +12,7 @@ import { SinkFanout, type Sink } from './pipeline/sinks.js';
 import { StreamRouter, type GapSink } from './pipeline/stream-router.js';
 import { plan, type Plan } from './plan/planner.js';
 import { Recorder } from './recorder/recorder.js';
+import { Backfiller } from './recovery/backfill.js';
 import { Supervisor, type Readiness } from './supervisor.js';
 import { USER_DATA_STREAM, userDataStreamType } from './userdata/user-stream.js';
 import { ErrorCodes, FeedkeeperError } from './errors.js';
@@ -60,6 +61,8 @@ export class Feed {
   router!: StreamRouter;
   supervisor!: Supervisor;
   private poller: SystemStatusPoller | null = null;
+  /** REST backfill of missed trade/aggTrade ranges (backfill.enabled, docs/recovery.md). */
+  backfill: Backfiller | null = null;
   private checkpointer!: Checkpointer;
 
   /** The daemon's metrics with this feed's `venue` label (venueMetrics). */
@@ -131,6 +134,10 @@ export class Feed {
       );
     }
 
+    if (config.backfill.enabled && config.recorder.enabled) {
+      this.backfill = new Backfiller({ venue, settings: config.backfill, restBaseUrl: config.endpoints.rest, ledger, ledgerPath: config.ledger.path, recorder: this.recorder, recorderDir: config.recorder.dir, logger: log, metrics, clock });
+    }
+
     const attempts = new AttemptLog(paths.attempts, log, paths.owner);
     this.supervisor = new Supervisor({
       config,
@@ -167,6 +174,8 @@ export class Feed {
       });
       this.poller.start();
     }
+    // Before connecting: the first message of each stream closes its daemon_down gap.
+    void this.backfill?.start();
     this.supervisor.start();
   }
 
@@ -191,6 +200,7 @@ export class Feed {
   }
 
   async close(): Promise<void> {
+    await this.backfill?.stop();
     await this.recorder.close();
     this.calendar.close();
   }

@@ -253,6 +253,7 @@ function resolve(raw: RawConfig, venue: Venue): Config {
     },
     health: { silentAfterMs: raw.health.silentAfterMs ?? d.health.silentAfterMs },
     metrics: { ...raw.metrics },
+    backfill: { ...raw.backfill, streams: [...raw.backfill.streams] },
     relay: { ...raw.relay, allow: [...raw.relay.allow] },
     log: { ...raw.log },
     userData: { ...raw.userData, events: [...raw.userData.events] },

@@ -128,6 +128,12 @@ export function buildSchema(): convict.Schema<RawConfig> {
       host: leaf('fk-non-empty-string', '127.0.0.1', 'Metrics listen address.'),
       port: leaf('fk-port', 9464, 'Metrics listen port.'),
     },
+    backfill: {
+      enabled: leaf('fk-boolean', false, 'Fetch the exact missed ranges of trade/aggTrade gaps over REST into the recording (docs/recovery.md).'),
+      streams: leaf('fk-streams', ['trade', 'aggTrade'], 'Stream types backfilled (where the venue serves them over REST).'),
+      maxWeightPerMinute: leaf('fk-positive-int', 1200, "Request weight per minute the backfill may spend (of the IP's REQUEST_WEIGHT, 6000 on spot)."),
+      maxAgeMs: leaf('fk-positive-int', 86_400_000, 'At start, ranges of gaps that ended longer ago than this are not backfilled.'),
+    },
     relay: {
       enabled: leaf('fk-boolean', false, 'Serve the Binance-compatible local relay (docs/relay.md).'),
       host: leaf('fk-non-empty-string', '127.0.0.1', 'Relay listen address (beyond loopback only with relay.allow).'),

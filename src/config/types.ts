@@ -86,6 +86,16 @@ export interface Config {
     host: string;
     port: number;
   };
+  /** REST backfill of missed trade/aggTrade ranges (docs/recovery.md). */
+  backfill: {
+    enabled: boolean;
+    /** Stream types: trade, aggTrade. */
+    streams: string[];
+    /** Request weight per minute the backfill may spend. */
+    maxWeightPerMinute: number;
+    /** At start, gaps that ended longer ago than this are left alone. */
+    maxAgeMs: number;
+  };
   /** The Binance-compatible local relay (docs/relay.md): bots share the daemon's connections. */
   relay: {
     enabled: boolean;

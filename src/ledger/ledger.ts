@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/registry.js';
 import { GapIdGenerator } from './ids.js';
 import { scanLines } from './lines.js';
-import { entryLine, parseEntryLine, type GapCause, type GapEntry, type Missed } from './types.js';
+import { entryLine, parseEntryLine, type GapCause, type GapEntry, type Missed, type Recovered } from './types.js';
 
 /**
  * The gap ledger: an append-only NDJSON file with one line when a gap opens (end: null) and one
@@ -145,6 +145,7 @@ export class GapLedger {
   /** The venue of entries written without one (the daemon's first feed). */
   readonly venue: string | null;
   private readonly onEntry: GapLedgerOptions['onEntry'];
+  private readonly listeners = new Set<(entry: GapEntry) => void>();
 
   constructor(opts: GapLedgerOptions) {
     this.path = opts.path;
@@ -285,6 +286,22 @@ export class GapLedger {
     return entry.id;
   }
 
+  /** Calls `fn` with every entry written from now on (a copy); returns the unsubscribe. */
+  listen(fn: (entry: GapEntry) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /**
+   * Appends a closed entry again with what the backfill recovered of its missed range (same id: the
+   * last line wins). Counted nowhere: the gap itself was counted when it closed.
+   */
+  recovered(entry: GapEntry, r: Recovered): void {
+    if (entry.end === null) return;
+    this.append({ ...entry, missed: entry.missed === null ? null : { ...entry.missed }, recovered: r });
+    this.logger.debug({ id: entry.id, recovered: r }, 'gap recovered');
+  }
+
   /** Every gap open now, those a previous run left open included, oldest first. */
   openGaps(): GapEntry[] {
     return [...this.openEntries.values()].map(copy);
@@ -376,6 +393,13 @@ export class GapLedger {
     if (this.onEntry !== undefined) {
       try {
         this.onEntry(copy(e), text.slice(0, -1));
+      } catch (err) {
+        this.logger.warn({ err }, 'gap ledger: an entry listener failed');
+      }
+    }
+    for (const fn of this.listeners) {
+      try {
+        fn(copy(e));
       } catch (err) {
         this.logger.warn({ err }, 'gap ledger: an entry listener failed');
       }
@@ -532,7 +556,7 @@ function streamKey(venue: string | null, stream: string): string {
 }
 
 function copy(e: GapEntry): GapEntry {
-  return { ...e, missed: e.missed === null ? null : { ...e.missed } };
+  return { ...e, missed: e.missed === null ? null : { ...e.missed }, ...(e.recovered == null ? {} : { recovered: { ...e.recovered, remaining: e.recovered.remaining.map((x) => ({ ...x })) } }) };
 }
 
 /** fsync a directory so a new file's name survives a power cut. Best effort: some systems refuse. */

@@ -3,6 +3,7 @@ import { systemClock, type Clock, type Timer } from '../clock.js';
 import { ConfigError, parseRetryAfter } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/registry.js';
+import { sharedRestHosts } from '../rest/hosts.js';
 
 /**
  * When Binance is in maintenance, so that gaps inside a window carry its reason and are counted
@@ -253,11 +254,16 @@ export class SystemStatusPoller {
     this.abort = abort;
     const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(this.timeoutMs)]);
     let next = this.opts.intervalMs;
+    // A 429/418 earned by any REST caller of the host (the backfill, user data) pauses this poll too.
+    const host = sharedRestHosts.get(new URL(this.url).origin);
+    const paused = host.remaining(this.clock.now());
+    if (paused > 0) return Math.max(next, paused);
     try {
       const res = await this.fetch(this.url, { signal, timeoutMs: this.timeoutMs });
       if (res.status < 200 || res.status >= 300) {
         const retryMs = parseRetryAfter(res.retryAfter ?? null);
         if (retryMs !== null) next = Math.max(next, retryMs);
+        if (retryMs !== null && (res.status === 429 || res.status === 418)) host.pause(res.status === 418 ? 'banned' : 'rate_limited', this.clock.now() + retryMs, this.clock);
         this.opts.logger.warn({ status: res.status, url: this.url, nextPollMs: next }, 'system status poll failed');
         return next;
       }

@@ -187,6 +187,8 @@ export interface RecordedLine {
   stream: string;
   /** The `data` value's JSON text, as recorded: the exchange's bytes. */
   data: string;
+  /** `rest` (a backfilled REST object), `book` (a local book snapshot); absent for stream messages. */
+  src?: string;
 }
 
 const PREFIX = '{"recv":';
@@ -222,9 +224,11 @@ export function parseRecordedLine(line: string): RecordedLine | null {
     }
   }
   try {
-    const o = JSON.parse(line) as { recv?: unknown; venue?: unknown; stream?: unknown; data?: unknown };
+    const o = JSON.parse(line) as { recv?: unknown; venue?: unknown; stream?: unknown; data?: unknown; src?: unknown };
     if (typeof o.recv !== 'number' || typeof o.stream !== 'string' || o.data === undefined) return null;
-    return { recv: o.recv, venue: typeof o.venue === 'string' ? o.venue : null, stream: o.stream, data: JSON.stringify(o.data) };
+    const l: RecordedLine = { recv: o.recv, venue: typeof o.venue === 'string' ? o.venue : null, stream: o.stream, data: JSON.stringify(o.data) };
+    if (typeof o.src === 'string') l.src = o.src;
+    return l;
   } catch {
     return null;
   }
@@ -276,6 +280,8 @@ export async function recoverLastSeen(opts: RecoverOptions): Promise<Recovered> 
       if (l === null) return;
       linesScanned++;
       if (l.recv > lastRecv) lastRecv = l.recv;
+      // Backfilled REST objects hold old IDs: never a stream's last key (docs/recovery.md).
+      if (l.src !== undefined) return;
       let key: number | null;
       try {
         key = opts.keyOf(l.stream, l.data);

@@ -62,6 +62,23 @@ export interface GapEntry {
   /** The maintenance window's reason when the gap overlaps one, else null. */
   maintenance: string | null;
   missed: Missed | null;
+  /**
+   * Set on the line the backfill appends once it is done with the missed range (docs/recovery.md);
+   * absent (read as null) before, and on entries it does not backfill.
+   */
+  recovered?: Recovered | null;
+}
+
+/** What REST backfill got back of an entry's missed range. */
+export interface Recovered {
+  /** Messages of the range now in the recording from REST. */
+  count: number;
+  /** Every ID of the range recovered. */
+  complete: boolean;
+  /** Epoch ms the backfill finished. */
+  at: number;
+  /** The parts of the range the exchange no longer serves (empty when complete). */
+  remaining: Array<{ from: number; to: number; count: number }>;
 }
 
 /** The line written for an entry: fixed key order, one line, newline-terminated. */
@@ -80,6 +97,7 @@ export function entryLine(e: GapEntry): string {
       detail: e.detail,
       maintenance: e.maintenance,
       missed: e.missed,
+      ...(e.recovered == null ? {} : { recovered: e.recovered }),
     }) + '\n'
   );
 }
@@ -103,6 +121,16 @@ function parseMissed(v: unknown): Missed | null | undefined {
     return undefined;
   }
   return { field: m.field, from: m.from, to: m.to, count };
+}
+
+function parseRecovered(v: unknown): Recovered | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const r = v as Record<string, unknown>;
+  if (typeof r.count !== 'number' || typeof r.complete !== 'boolean' || typeof r.at !== 'number') return null;
+  const remaining = Array.isArray(r.remaining)
+    ? r.remaining.filter((x): x is { from: number; to: number; count: number } => typeof x === 'object' && x !== null && typeof (x as { from?: unknown }).from === 'number' && typeof (x as { to?: unknown }).to === 'number' && typeof (x as { count?: unknown }).count === 'number')
+    : [];
+  return { count: r.count, complete: r.complete, at: r.at, remaining };
 }
 
 /**
@@ -140,7 +168,9 @@ export function parseEntryLine(text: string): GapEntry | null {
   ) {
     return null;
   }
+  const recovered = parseRecovered(r.recovered);
   return {
+    ...(recovered === null ? {} : { recovered }),
     id: r.id,
     venue,
     stream: r.stream,

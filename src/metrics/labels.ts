@@ -3,6 +3,7 @@ import type { RotateReason, WorkerState } from '../connection/worker.js';
 import { GAP_CAUSES } from '../ledger/types.js';
 import { venues } from '../venues/index.js';
 import { RELAY_LABEL_VALUES } from '../relay/metrics.js';
+import { BACKFILL_OUTCOMES, BACKFILL_STATUSES } from '../recovery/metrics.js';
 import type { GapCause as SessionEndCause } from '../pipeline/stream-router.js';
 import type { DropReason } from '../recorder/recorder.js';
 
@@ -88,6 +89,11 @@ export const METRIC_LABEL_VALUES = {
   feedkeeper_rest_requests_total: {
     status: ['2xx', '4xx', '429', '418', '5xx', 'error'],
   },
+  feedkeeper_backfill_requests_total: { venue: VENUES, status: BACKFILL_STATUSES },
+  feedkeeper_backfill_weight_used_total: { venue: VENUES },
+  feedkeeper_backfill_messages_recovered_total: { venue: VENUES },
+  feedkeeper_backfill_ranges_total: { venue: VENUES, outcome: BACKFILL_OUTCOMES },
+  feedkeeper_backfill_ranges_open: { venue: VENUES },
   ...RELAY_LABEL_VALUES,
 } as const satisfies Record<string, Record<string, readonly string[]>>;
 

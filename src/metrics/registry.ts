@@ -2,6 +2,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { FastHistogram } from './fast-histogram.js';
 import { relayMetrics } from '../relay/metrics.js';
 import { natsMetrics } from '../sinks/nats/metrics.js';
+import { recoveryMetrics } from '../recovery/metrics.js';
 
 /**
  * feedkeeper's metrics, on a registry of its own (never prom-client's global one). Every metric here
@@ -86,6 +87,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   // start, so every scrape and the docs checks see them whether the relay runs or not.
   relayMetrics(registry);
   natsMetrics(registry);
+  recoveryMetrics(registry);
   return m;
 }
 

@@ -7,7 +7,9 @@ import type { Venue } from '../venues/index.js';
 import { SimConnection, type ConnectionHost, type ConnectionInit, type ConnectionSettings } from './connection.js';
 import { MarketProtocol } from './control.js';
 import { MarketFeed } from './feed.js';
-import { AttemptLimiter, WeightCounter } from './limits.js';
+import { AttemptLimiter } from './limits.js';
+import { marketRoutes } from './rest-market.js';
+import { RestWeightLimiter, type RestAnswer, type RestLimitSettings } from './rest-weights.js';
 import { builtinRoutes, errorBody, refuseUpgrade, sendJson } from './rest.js';
 import { parseMarketPath, parseStreamName, type StreamSpec } from './streams.js';
 import type {
@@ -39,6 +41,10 @@ export interface ExchangeSettings extends ConnectionSettings {
   idHistoryLimit: number;
   advanceWhileIdle: boolean;
   onViolation: ((v: Violation) => void) | undefined;
+  /** REQUEST_WEIGHT accounting (src/simulator/rest-weights.ts). */
+  rest: RestLimitSettings;
+  /** What REST serves of trade/aggTrade streams (src/simulator/history.ts). */
+  tradeHistory: { maxRecords: number; maxAgeMs: number };
 }
 
 const ALL: ConnectionFilter = () => true;
@@ -62,7 +68,11 @@ export class Exchange implements Simulator {
   private readonly feed: MarketFeed;
   private readonly protocol: MarketProtocol;
   private readonly attempts: AttemptLimiter;
-  private readonly weights = new WeightCounter();
+  private readonly weights: RestWeightLimiter;
+  private readonly routeWeights = new Map<string, number>();
+  /** Every REST request answered, in order (docs/simulator.md, "REST weight"). */
+  readonly restAnswers: RestAnswer[] = [];
+  private restRefusal: { remaining: number; status: number; retryAfterS: number } | null = null;
   private readonly conns = new Map<number, SimConnection>();
   private readonly routes = new Map<string, RouteHandler>();
   private readonly wsRoutes: Array<{ prefix: string; handler: WsRouteHandler }> = [];
@@ -86,7 +96,9 @@ export class Exchange implements Simulator {
       idHistoryLimit: settings.idHistoryLimit,
       advanceWhileIdle: settings.advanceWhileIdle,
       maxBufferedBytes: settings.maxBufferedBytes,
+      history: settings.tradeHistory,
     });
+    this.weights = new RestWeightLimiter(settings.rest);
     this.protocol = new MarketProtocol({
       venue: settings.venue,
       streamsPerConnection: settings.streamsPerConnection,
@@ -136,6 +148,7 @@ export class Exchange implements Simulator {
     })) {
       this.route(method, pathname, handler);
     }
+    for (const r of marketRoutes(settings.venue.name, this.feed)) this.route(r.method, r.path, r.handler, r.weight);
   }
 
   async listen(): Promise<void> {
@@ -245,8 +258,15 @@ export class Exchange implements Simulator {
 
   // ------------------------------------------------------------------ extension
 
-  route(method: string, pathname: string, handler: RouteHandler): void {
+  /** `weight`: the endpoint's REQUEST_WEIGHT (default 1). */
+  route(method: string, pathname: string, handler: RouteHandler, weight = 1): void {
     this.routes.set(`${method.toUpperCase()} ${pathname}`, handler);
+    this.routeWeights.set(`${method.toUpperCase()} ${pathname}`, weight);
+  }
+
+  /** The next `count` REST requests are answered `status` (429, 418, 5xx) with Retry-After. */
+  refuseRest(count: number, status: number, retryAfterS = 1): void {
+    this.restRefusal = count > 0 ? { remaining: count, status, retryAfterS } : null;
   }
 
   wsRoute(pathPrefix: string, handler: WsRouteHandler): void {
@@ -297,9 +317,9 @@ export class Exchange implements Simulator {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', this.httpUrl);
-    const used = this.weights.add(req.socket.remoteAddress ?? '', 1, Date.now());
-    res.setHeader('X-MBX-USED-WEIGHT-1M', String(used));
-    const handler = this.routes.get(`${req.method} ${url.pathname}`);
+    const key = `${req.method} ${url.pathname}`;
+    if (!this.chargeRest(req, res, key, url.pathname)) return;
+    const handler = this.routes.get(key);
     if (handler === undefined) {
       sendJson(res, 404, errorBody(-1, `Unknown endpoint: ${req.method} ${url.pathname}`));
       return;
@@ -310,6 +330,35 @@ export class Exchange implements Simulator {
       if (!res.headersSent) sendJson(res, 500, errorBody(-1000, 'An unknown error occurred while processing the request.'));
       else res.destroy();
     }
+  }
+
+  /** REQUEST_WEIGHT: false when the request was answered 429/418 (injected or earned). */
+  private chargeRest(req: IncomingMessage, res: ServerResponse, key: string, path: string): boolean {
+    const weight = this.routeWeights.get(key) ?? 1;
+    const at = this.settings.clock();
+    const record = (status: number, used: number): void => {
+      this.restAnswers.push({ at, method: req.method ?? '', path, status, weight, used });
+    };
+    if (this.restRefusal !== null) {
+      const { status, retryAfterS } = this.restRefusal;
+      if (--this.restRefusal.remaining <= 0) this.restRefusal = null;
+      res.setHeader('Retry-After', String(retryAfterS));
+      record(status, 0);
+      sendJson(res, status, errorBody(-1003, `Refused by the simulator (HTTP ${status}).`));
+      return false;
+    }
+    const charge = this.weights.charge(req.socket.remoteAddress ?? '', weight, Date.now());
+    res.setHeader('X-MBX-USED-WEIGHT-1M', String(charge.used));
+    record(charge.status, charge.used);
+    if (charge.status === 200) return true;
+    res.setHeader('Retry-After', String(charge.retryAfterS));
+    const { weightLimit, windowMs } = this.settings.rest;
+    const msg =
+      charge.status === 418
+        ? `Way too many requests; IP banned until ${Date.now() + charge.retryAfterS * 1000}.`
+        : `Too much request weight used; current limit is ${weightLimit} request weight per ${windowMs} ms.`;
+    sendJson(res, charge.status, errorBody(-1003, msg));
+    return false;
   }
 
   /**

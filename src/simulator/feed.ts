@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { VenueName } from '../venues/index.js';
 import { textFrame } from './frame.js';
+import { TradeHistory, type HistoryLimits } from './history.js';
 import { IdLog } from './id-log.js';
 import { familyFor, newTape, type Family, type Tape } from './payloads.js';
 import type { StreamSpec } from './streams.js';
@@ -29,6 +30,8 @@ export interface FeedOptions {
   idHistoryLimit: number;
   advanceWhileIdle: boolean;
   maxBufferedBytes: number;
+  /** What REST serves of trade and aggTrade streams (src/simulator/history.ts). Default: none kept. */
+  history?: HistoryLimits;
 }
 
 /** At most this much elapsed time is made up for in one tick after the event loop was blocked. */
@@ -46,6 +49,8 @@ class StreamState {
   idleSince = -1;
   readonly ids: IdLog | null;
   readonly skipped: IdLog | null;
+  /** trade/aggTrade: every event generated, for REST (src/simulator/history.ts). */
+  history: TradeHistory | null = null;
   /** `{"stream":"<name>","data":` */
   readonly prefix: string;
 
@@ -131,10 +136,17 @@ export class MarketFeed {
     return this.streams.get(name)?.generated ?? 0;
   }
 
+  /** The REST history of a trade or aggTrade stream, or null (never generated, or another kind). */
+  history(name: string): { history: TradeHistory; priceDp: number } | null {
+    const s = this.streams.get(name);
+    return s?.history ? { history: s.history, priceDp: s.tape.priceDp } : null;
+  }
+
   private state(spec: StreamSpec): StreamState {
     let s = this.streams.get(spec.name);
     if (s === undefined) {
       s = new StreamState(spec, familyFor(this.opts.venue, spec.family), newTape(this.opts.venue, spec), this.opts.idHistoryLimit);
+      if (this.opts.history !== undefined && (spec.family === 'trade' || spec.family === 'aggTrade')) s.history = new TradeHistory(this.opts.history, this.opts.clock);
       this.streams.set(spec.name, s);
     }
     return s;
@@ -144,10 +156,17 @@ export class MarketFeed {
     if (s.idleSince >= 0 && this.opts.advanceWhileIdle) {
       const until = this.pausedAt >= 0 ? this.pausedAt : performance.now();
       const n = Math.min(MAX_IDLE_EVENTS, Math.floor((this.opts.eventsPerSecond * (until - s.idleSince)) / 1000));
+      // Trades while nobody listened happened all the same: REST serves them, at their times.
+      const h = s.history;
+      const t0 = this.opts.clock() - (performance.now() - s.idleSince);
       for (let i = 0; i < n; i++) {
         s.family.advance(s.tape);
         s.generated++;
         s.ids?.push(s.tape.seq);
+        if (h !== null) {
+          s.family.fill(s.tape, Math.floor(t0 + ((i + 1) * 1000) / this.opts.eventsPerSecond));
+          h.push(s.tape, s.spec.family === 'aggTrade');
+        }
       }
     }
     s.idleSince = -1;
@@ -178,6 +197,7 @@ export class MarketFeed {
     family.fill(tape, now);
     s.generated++;
     s.ids?.push(tape.seq);
+    s.history?.push(tape, s.spec.family === 'aggTrade');
     if (s.skip > 0) {
       // Generated, IDs consumed, sent to nobody: a live sequence gap.
       s.skip--;

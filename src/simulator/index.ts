@@ -3,6 +3,9 @@ import { Exchange, type ExchangeSettings } from './exchange.js';
 import { startVenueSimulator } from './venues/index.js';
 import type { Simulator, SimulatorOptions } from './types.js';
 
+/** The Binance exchange (binance-spot, -usdm, -coinm): the Simulator plus REST weight controls. */
+export type { Exchange as BinanceSimulator } from './exchange.js';
+export type { RestAnswer } from './rest-weights.js';
 export type {
   ConnectionFilter,
   ConnectionInfo,
@@ -59,6 +62,13 @@ function resolveOptions(opts: SimulatorOptions): ExchangeSettings {
     idHistoryLimit: opts.idHistoryLimit ?? Number.POSITIVE_INFINITY,
     advanceWhileIdle: opts.advanceWhileIdle ?? true,
     onViolation: opts.onViolation,
+    rest: {
+      weightLimit: opts.rest?.weightLimit ?? (venueName === 'binance-spot' ? 6000 : 2400),
+      windowMs: opts.rest?.windowMs ?? 60_000,
+      banMs: opts.rest?.banMs ?? 120_000,
+      banAfterIgnored: opts.rest?.banAfterIgnored ?? 3,
+    },
+    tradeHistory: { maxRecords: opts.tradeHistory?.maxRecords ?? 1_000_000, maxAgeMs: opts.tradeHistory?.maxAgeMs ?? Number.POSITIVE_INFINITY },
   };
   const atLeast = (key: string, v: number, min: number): void => {
     if (!(v >= min)) throw new RangeError(`${key}: must be at least ${min}, got ${v}`);
@@ -76,6 +86,12 @@ function resolveOptions(opts: SimulatorOptions): ExchangeSettings {
   atLeast('shutdownGraceMs', s.shutdownGraceMs, 0);
   atLeast('maxBufferedBytes', s.maxBufferedBytes, 1);
   atLeast('idHistoryLimit', s.idHistoryLimit, 0);
+  atLeast('rest.weightLimit', s.rest.weightLimit, 1);
+  atLeast('rest.windowMs', s.rest.windowMs, 1);
+  atLeast('rest.banMs', s.rest.banMs, 1);
+  atLeast('rest.banAfterIgnored', s.rest.banAfterIgnored, 1);
+  atLeast('tradeHistory.maxRecords', s.tradeHistory.maxRecords, 0);
+  atLeast('tradeHistory.maxAgeMs', s.tradeHistory.maxAgeMs, 0);
   // Node timers cap at 2^31-1 ms (~24.8 days).
   if (s.maxLifetimeMs > 2 ** 31 - 1) throw new RangeError(`maxLifetimeMs: at most ${2 ** 31 - 1}`);
   return s;

@@ -42,6 +42,16 @@ export interface SimulatorOptions {
    */
   advanceWhileIdle?: boolean;
   onViolation?: (v: Violation) => void;
+  /**
+   * Binance venues: REQUEST_WEIGHT per IP per window (default 6000 spot, 2400 futures, per 60 000 ms),
+   * the ban after a 429 was ignored `banAfterIgnored` times (default 3), and its length (120 000 ms).
+   */
+  rest?: { weightLimit?: number; windowMs?: number; banMs?: number; banAfterIgnored?: number };
+  /**
+   * Binance venues: what REST aggTrades/historicalTrades serve per trade or aggTrade stream: at most
+   * maxRecords (default 1 000 000), none older than maxAgeMs (default: no age limit).
+   */
+  tradeHistory?: { maxRecords?: number; maxAgeMs?: number };
 }
 
 /**
