@@ -82,7 +82,7 @@ class MatchTape implements Tape {
 /**
  * level2 (`trade.l2update`): each push carries one to three changes, each with its own sequence;
  * the push covers [sequenceStart, sequenceEnd] and the next starts at sequenceEnd + 1 (facts sheet,
- * KuCoin "book"). Every sequence is reported, so skip() swallows exact sequences.
+ * KuCoin "book"). Each push reports its sequenceEnd: skip(n) swallows n pushes.
  */
 export class Level2Tape implements Tape {
   private readonly book: Book;
@@ -99,24 +99,25 @@ export class Level2Tape implements Tape {
     this.book = new Book(market, 50);
   }
 
-  advance(now: number, maxIds: number, id: (n: number) => void): void {
+  advance(now: number, _maxIds: number, id: (n: number) => void): void {
     this.ts = now;
     this.book.step();
     const m = this.book.market;
-    const n = Math.max(1, Math.min(this.book.changed.length, maxIds));
     const asks: string[] = [];
     const bids: string[] = [];
     this.start = this.seq + 1;
-    for (const at of this.book.changed.slice(0, n)) {
+    for (const at of this.book.changed) {
       const side = at < this.book.levels ? BID : ASK;
       const i = at % this.book.levels;
       const seq = ++this.seq;
-      id(seq);
       const level = `["${trimmed(this.book.price(side, i), m.priceDp)}","${trimmed(this.book.sizes[side][i]!, m.qtyDp)}","${seq}"]`;
       (side === ASK ? asks : bids).push(level);
     }
     this.asks = asks.join(',');
     this.bids = bids.join(',');
+    // One ID per push, its sequenceEnd (as Binance depth reports `u`): the push covers
+    // (previous end, end], and the rehearsal invariant checks missed ranges on push boundaries.
+    id(this.seq);
   }
 
   frame(): string {
