@@ -35,6 +35,8 @@ export interface KeepaliveRule {
   code: number;
   reason: string;
   detail: string;
+  /** Cut without a close frame (Gate: the client sees 1006); code and reason then go unsent. */
+  abrupt?: boolean;
 }
 
 const ALL: ConnectionFilter = () => true;
@@ -390,7 +392,8 @@ export abstract class VenueExchange implements Simulator {
       const k = this.keepalive;
       s.keepAlive(this.settings.keepaliveMs, () => k.lastActivity(s), () => {
         this.violation(s.conn.id, 'ping_timeout', k.detail);
-        s.conn.close(k.code, k.reason);
+        if (k.abrupt === true) s.conn.destroy();
+        else s.conn.close(k.code, k.reason);
       });
       this.onOpen(s, new URL(req.url ?? '/', 'http://simulator'));
     });

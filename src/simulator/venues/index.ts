@@ -1,4 +1,5 @@
 import { BybitExchange } from './bybit.js';
+import { GateExchange, type GateDialectOptions } from './gate.js';
 import { KucoinExchange } from './kucoin.js';
 import { OkxExchange } from './okx.js';
 import { resolveVenueOptions, type VenueSimulatorOptions } from './options.js';
@@ -12,6 +13,8 @@ export type BybitSimulator = BybitExchange;
 export type OkxSimulator = OkxExchange;
 /** A KuCoin simulator: the Simulator interface plus expireTokens() and bulletRequests. */
 export type KucoinSimulator = KucoinExchange;
+/** A Gate.io simulator: the Simulator interface plus setClockSkew(). */
+export type GateSimulator = GateExchange;
 
 /**
  * Starts a Bybit v5 or OKX v5 public market-data exchange on loopback (docs/simulator.md, "Bybit and OKX
@@ -19,11 +22,12 @@ export type KucoinSimulator = KucoinExchange;
  */
 export function startVenueSimulator(opts: VenueSimulatorOptions & { venue: 'okx' }): Promise<OkxSimulator>;
 export function startVenueSimulator(opts: VenueSimulatorOptions & { venue: 'kucoin-spot' }): Promise<KucoinSimulator>;
+export function startVenueSimulator(opts: VenueSimulatorOptions & GateDialectOptions & { venue: 'gate-spot' }): Promise<GateSimulator>;
 export function startVenueSimulator(opts: VenueSimulatorOptions & { venue: 'bybit-spot' | 'bybit-linear' }): Promise<BybitSimulator>;
-export function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator | KucoinSimulator>;
-export async function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator | KucoinSimulator> {
+export function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator | KucoinSimulator | GateSimulator>;
+export async function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator | KucoinSimulator | GateSimulator> {
   const settings = resolveVenueOptions(opts);
-  const exchange = settings.venue === 'okx' ? new OkxExchange(settings) : settings.venue === 'kucoin-spot' ? new KucoinExchange(settings) : new BybitExchange(settings);
+  const exchange = settings.venue === 'gate-spot' ? new GateExchange(settings, opts as GateDialectOptions) : settings.venue === 'okx' ? new OkxExchange(settings) : settings.venue === 'kucoin-spot' ? new KucoinExchange(settings) : new BybitExchange(settings);
   await exchange.listen();
   return exchange;
 }

@@ -1,6 +1,6 @@
 import type { SimulatorOptions, Violation } from '../types.js';
 
-export type VenueDialectName = 'bybit-spot' | 'bybit-linear' | 'okx' | 'kucoin-spot';
+export type VenueDialectName = 'bybit-spot' | 'bybit-linear' | 'okx' | 'kucoin-spot' | 'gate-spot';
 
 /** startVenueSimulator() options: the Binance simulator's, plus what only these venues have. */
 export interface VenueSimulatorOptions extends SimulatorOptions {
@@ -63,6 +63,8 @@ const VENUE_DEFAULTS: Record<VenueDialectName, { connectionAttempts: number; win
   okx: { connectionAttempts: 3, windowMs: 1000, keepaliveMs: 30_000 },
   // KuCoin [K2]: 30 connections per minute; cut after pingInterval + pingTimeout without a ping [K1].
   'kucoin-spot': { connectionAttempts: 30, windowMs: 60_000, keepaliveMs: 28_000 },
+  // Gate documents no limits [T2]: the venue's own 60 per minute; cut after ~1 min with nothing from the client [I-T3].
+  'gate-spot': { connectionAttempts: 60, windowMs: 60_000, keepaliveMs: 60_000 },
 };
 
 /** Throws RangeError naming the option when a value is out of range. */
