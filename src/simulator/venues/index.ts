@@ -1,3 +1,4 @@
+import { BitgetExchange } from './bitget.js';
 import { BybitExchange } from './bybit.js';
 import { GateExchange, type GateDialectOptions } from './gate.js';
 import { KucoinExchange } from './kucoin.js';
@@ -13,6 +14,8 @@ export type BybitSimulator = BybitExchange;
 export type OkxSimulator = OkxExchange;
 /** A KuCoin simulator: the Simulator interface plus expireTokens() and bulletRequests. */
 export type KucoinSimulator = KucoinExchange;
+/** A Bitget simulator: the Simulator interface plus corruptChecksum(). */
+export type BitgetSimulator = BitgetExchange;
 /** A Gate.io simulator: the Simulator interface plus setClockSkew(). */
 export type GateSimulator = GateExchange;
 
@@ -22,12 +25,13 @@ export type GateSimulator = GateExchange;
  */
 export function startVenueSimulator(opts: VenueSimulatorOptions & { venue: 'okx' }): Promise<OkxSimulator>;
 export function startVenueSimulator(opts: VenueSimulatorOptions & { venue: 'kucoin-spot' }): Promise<KucoinSimulator>;
+export function startVenueSimulator(opts: VenueSimulatorOptions & { venue: 'bitget-spot' | 'bitget-usdt-futures' }): Promise<BitgetSimulator>;
 export function startVenueSimulator(opts: VenueSimulatorOptions & GateDialectOptions & { venue: 'gate-spot' }): Promise<GateSimulator>;
 export function startVenueSimulator(opts: VenueSimulatorOptions & { venue: 'bybit-spot' | 'bybit-linear' }): Promise<BybitSimulator>;
-export function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator | KucoinSimulator | GateSimulator>;
-export async function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator | KucoinSimulator | GateSimulator> {
+export function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator | KucoinSimulator | GateSimulator | BitgetSimulator>;
+export async function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator | KucoinSimulator | GateSimulator | BitgetSimulator> {
   const settings = resolveVenueOptions(opts);
-  const exchange = settings.venue === 'gate-spot' ? new GateExchange(settings, opts as GateDialectOptions) : settings.venue === 'okx' ? new OkxExchange(settings) : settings.venue === 'kucoin-spot' ? new KucoinExchange(settings) : new BybitExchange(settings);
+  const exchange = settings.venue === 'gate-spot' ? new GateExchange(settings, opts as GateDialectOptions) : settings.venue === 'okx' ? new OkxExchange(settings) : settings.venue === 'kucoin-spot' ? new KucoinExchange(settings) : settings.venue.startsWith('bitget-') ? new BitgetExchange(settings) : new BybitExchange(settings);
   await exchange.listen();
   return exchange;
 }

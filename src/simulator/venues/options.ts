@@ -1,6 +1,6 @@
 import type { SimulatorOptions, Violation } from '../types.js';
 
-export type VenueDialectName = 'bybit-spot' | 'bybit-linear' | 'okx' | 'kucoin-spot' | 'gate-spot';
+export type VenueDialectName = 'bybit-spot' | 'bybit-linear' | 'okx' | 'kucoin-spot' | 'gate-spot' | 'bitget-spot' | 'bitget-usdt-futures';
 
 /** startVenueSimulator() options: the Binance simulator's, plus what only these venues have. */
 export interface VenueSimulatorOptions extends SimulatorOptions {
@@ -16,6 +16,18 @@ export interface VenueSimulatorOptions extends SimulatorOptions {
   booksSnapshot?: boolean;
   /** KuCoin: how long a bullet-public token stays valid (facts sheet, KuCoin "connect": 24 h). */
   tokenTtlMs?: number;
+  /**
+   * Bitget `books`: whether pushes carry `pseq`, and a CRC32 `checksum`, 0 or none (facts sheet, "Still
+   * uncertain"); `bigSeq`: seq above 2^53. Default { pseq: true, checksum: 'crc', bigSeq: false }.
+   */
+  bitgetBooks?: Partial<BitgetBooksStyle>;
+}
+
+/** How the Bitget dialect writes `books` pushes (src/simulator/venues/bitget-tapes.ts). */
+export interface BitgetBooksStyle {
+  pseq: boolean;
+  checksum: 'crc' | 'zero' | 'absent';
+  bigSeq: boolean;
 }
 
 /** Options after defaults were applied. */
@@ -38,6 +50,7 @@ export interface VenueSettings {
   /** KuCoin: the bullet reply's pingInterval (SimulatorOptions.pingIntervalMs; default 18 s). */
   pingIntervalMs: number;
   tokenTtlMs: number;
+  bitgetBooks: BitgetBooksStyle;
   clock: () => number;
   shutdownGraceMs: number;
   maxBufferedBytes: number;
@@ -63,6 +76,9 @@ const VENUE_DEFAULTS: Record<VenueDialectName, { connectionAttempts: number; win
   okx: { connectionAttempts: 3, windowMs: 1000, keepaliveMs: 30_000 },
   // KuCoin [K2]: 30 connections per minute; cut after pingInterval + pingTimeout without a ping [K1].
   'kucoin-spot': { connectionAttempts: 30, windowMs: 60_000, keepaliveMs: 28_000 },
+  // Bitget [G1][G2]: 300 connection requests per 5 min per IP; cut after 2 min without a ping.
+  'bitget-spot': { connectionAttempts: 300, windowMs: 5 * 60_000, keepaliveMs: 120_000 },
+  'bitget-usdt-futures': { connectionAttempts: 300, windowMs: 5 * 60_000, keepaliveMs: 120_000 },
   // Gate documents no limits [T2]: the venue's own 60 per minute; cut after ~1 min with nothing from the client [I-T3].
   'gate-spot': { connectionAttempts: 60, windowMs: 60_000, keepaliveMs: 60_000 },
 };
@@ -85,10 +101,12 @@ export function resolveVenueOptions(opts: VenueSimulatorOptions): VenueSettings 
     keepaliveMs: opts.pongTimeoutMs ?? d.keepaliveMs,
     // Neither venue documents a lifetime for public connections [B1][O1].
     maxLifetimeMs: opts.maxLifetimeMs ?? NEVER_MS,
-    subscribesPerHour: opts.subscribesPerHour ?? 480,
+    // OKX 480 [O1], Bitget 240 [G2] per connection per hour.
+    subscribesPerHour: opts.subscribesPerHour ?? (opts.venue.startsWith('bitget-') ? 240 : 480),
     booksSnapshot: opts.booksSnapshot ?? true,
     pingIntervalMs: opts.pingIntervalMs ?? 18_000,
     tokenTtlMs: opts.tokenTtlMs ?? 24 * 3_600_000,
+    bitgetBooks: { pseq: true, checksum: 'crc', bigSeq: false, ...opts.bitgetBooks },
     clock: opts.clock ?? Date.now,
     shutdownGraceMs: opts.shutdownGraceMs ?? 2000,
     maxBufferedBytes: opts.maxBufferedBytes ?? 8 * 1024 * 1024,
