@@ -10,6 +10,10 @@ const cases: Array<[scenario: string, venue: string]> = [
   ['crash', 'kucoin-spot'],
   ['stall', 'kucoin-spot'],
   ['rotation', 'kucoin-spot'],
+  ['crash', 'bitget-spot'],
+  ['rotation', 'bitget-spot'],
+  ['rotation', 'bitget-usdt-futures'],
+  ['stall', 'bitget-usdt-futures'],
 ];
 
 for (const [scenario, venue] of cases) {
@@ -22,6 +26,6 @@ for (const [scenario, venue] of cases) {
   });
 }
 
-t.test('kucoin-spot announces no restart: server-shutdown is refused, naming why', async (t) => {
-  t.match(getScenario('server-shutdown')!.unavailable?.('kucoin-spot'), /announces no restart/);
+t.test('kucoin-spot and bitget announce no restart: server-shutdown is refused, naming why', async (t) => {
+  for (const v of ['kucoin-spot', 'bitget-spot', 'bitget-usdt-futures']) t.match(getScenario('server-shutdown')!.unavailable?.(v), /announces no restart/);
 });

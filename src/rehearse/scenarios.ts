@@ -43,6 +43,8 @@ const MARKETS: Record<string, { symbols: string[]; streams: string[] }> = {
   'bybit-linear': { symbols: ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'XRPUSDT'], streams: ['publicTrade', 'orderbook.50', 'tickers'] },
   okx: { symbols: ['BTC-USDT', 'ETH-USDT', 'SOL-USDT', 'XRP-USDT'], streams: ['trades', 'books', 'tickers'] },
   'kucoin-spot': { symbols: ['BTC-USDT', 'ETH-USDT', 'SOL-USDT', 'XRP-USDT'], streams: ['match', 'level2', 'ticker'] },
+  'bitget-spot': { symbols: ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'XRPUSDT'], streams: ['trade', 'books', 'ticker'] },
+  'bitget-usdt-futures': { symbols: ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'XRPUSDT'], streams: ['trade', 'books', 'ticker'] },
   'gate-spot': { symbols: ['BTC_USDT', 'ETH_USDT', 'SOL_USDT', 'XRP_USDT'], streams: ['trades', 'order_book_update', 'book_ticker'] },
 };
 
@@ -225,8 +227,8 @@ const serverShutdown: Scenario = {
   name: 'server-shutdown',
   summary: 'the exchange announces a restart twice (Binance serverShutdown, OKX 64008): the daemon switches over at once and loses nothing',
   rig: (venue) => ({ venue, ...market(venue), sim: { ...SIM, shutdownGraceMs: 1500 } }),
-  // Bybit, KuCoin and Gate announce nothing before they cut a connection (facts sheet, "lifetime / notices", KuCoin "status").
-  unavailable: (venue) => (venue.startsWith('bybit-') || venue === 'kucoin-spot' || venue === 'gate-spot' ? `${venue} announces no restart: nothing to rehearse` : null),
+  // Bybit, KuCoin, Gate and Bitget announce nothing before they cut a connection (facts sheet, "lifetime / notices", KuCoin "status", Bitget "lifetime").
+  unavailable: (venue) => (venue.startsWith('bybit-') || venue === 'kucoin-spot' || venue === 'gate-spot' || venue.startsWith('bitget-') ? `${venue} announces no restart: nothing to rehearse` : null),
   async play(rig) {
     await warmUp(rig);
     for (let i = 1; i <= 2; i++) {
