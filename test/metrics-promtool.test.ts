@@ -1,6 +1,7 @@
 import t from 'tap';
 import { relayMetrics } from '../src/relay/metrics.js';
 import { natsMetrics } from '../src/sinks/nats/metrics.js';
+import { recoveryMetrics } from '../src/recovery/metrics.js';
 import { silentLogger } from '../src/log.js';
 import { METRIC_LABEL_VALUES } from '../src/metrics/labels.js';
 import { createMetrics, type Metrics } from '../src/metrics/registry.js';
@@ -74,6 +75,12 @@ function touchEverything(m: Metrics): void {
   nats.hot.duplicates += 2400;
   nats.publishFailures.inc(3);
   nats.gapEntriesDropped.inc();
+  const backfill = recoveryMetrics(m.registry);
+  backfill.requests.inc({ venue: 'binance-spot', status: '2xx' }, 9);
+  backfill.weight.inc({ venue: 'binance-spot' }, 36);
+  backfill.recovered.inc({ venue: 'binance-spot' }, 8000);
+  backfill.ranges.inc({ venue: 'binance-spot', outcome: 'complete' }, 3);
+  backfill.open.set({ venue: 'binance-spot' }, 2);
 }
 
 const promtool = externalTool('promtool', 'apt-get install prometheus');

@@ -63,6 +63,17 @@ export interface GapSummary {
   };
   /** The gaps in range, by start time. */
   gaps: GapEntry[];
+  /**
+   * REST backfill (docs/recovery.md), over the gaps in range that missed messages (missed.count > 0):
+   * recovered completely, partly (part no longer served), or not (yet). `messages` of recovered and
+   * partial: the messages recovered; of unrecovered: the messages still missing (partial ones' rest included).
+   */
+  recovery: { recovered: RecoveryTotals; partial: RecoveryTotals; unrecovered: RecoveryTotals };
+}
+
+export interface RecoveryTotals {
+  gaps: number;
+  messages: number;
 }
 
 function zero(): GapTotals {
@@ -94,6 +105,7 @@ export function summarize(entries: readonly GapEntry[], opts: SummarizeOptions =
   const byStream: Record<string, GapTotals> = {};
   const byMaintenance: Record<string, GapTotals> = {};
   const gaps: GapEntry[] = [];
+  const recovery = { recovered: { gaps: 0, messages: 0 }, partial: { gaps: 0, messages: 0 }, unrecovered: { gaps: 0, messages: 0 } };
 
   for (const e of entries) {
     const end = e.end ?? Math.max(now, e.start);
@@ -101,6 +113,18 @@ export function summarize(entries: readonly GapEntry[], opts: SummarizeOptions =
     gaps.push(e);
     const seconds = Math.max(0, Math.min(end, until) - Math.max(e.start, since)) / 1000;
     const missed = e.missed?.count ?? 0;
+    if (missed > 0) {
+      const r = e.recovered;
+      if (r == null) {
+        recovery.unrecovered.gaps++;
+        recovery.unrecovered.messages += missed;
+      } else {
+        const b = r.complete ? recovery.recovered : recovery.partial;
+        b.gaps++;
+        b.messages += r.count;
+        if (!r.complete) recovery.unrecovered.messages += missed - r.count;
+      }
+    }
     const buckets = [all, e.maintenance !== null ? inM : outM, (byVenue[e.venue ?? 'unknown'] ??= zero()), (byCause[e.cause] ??= zero()), (byStream[e.stream] ??= zero())];
     if (e.maintenance !== null) buckets.push((byMaintenance[e.maintenance] ??= zero()));
     for (const b of buckets) {
@@ -119,6 +143,7 @@ export function summarize(entries: readonly GapEntry[], opts: SummarizeOptions =
     generatedAt: now,
     totals: { all, byVenue, byCause, byStream, byMaintenance, inMaintenance: inM, outsideMaintenance: outM },
     gaps,
+    recovery,
   };
 }
 
@@ -194,11 +219,12 @@ export function formatDuration(ms: number): string {
   return `${m}m${String(sec).padStart(2, '0')}s`;
 }
 
-function formatMissed(m: Missed | null): string {
+function formatMissed(m: Missed | null, r?: GapEntry['recovered']): string {
   if (m === null) return '-';
   if (m.to < m.from) return `${m.field}: none`;
   const range = m.from === m.to ? `${m.from}` : `${m.from}..${m.to}`;
-  return `${m.field} ${range}${m.count !== null ? ` (${m.count})` : ''}`;
+  const back = r == null ? '' : r.complete ? ', recovered' : `, ${r.count} recovered`;
+  return `${m.field} ${range}${m.count !== null ? ` (${m.count}${back})` : ''}`;
 }
 
 function table(header: string[], rows: string[][], right: Set<number>): string[] {
@@ -252,6 +278,22 @@ export function formatReport(s: GapSummary): string {
     'By stream',
     ...table(['STREAM', ...TOTALS_HEADER], totalsRows(s.totals.byStream), NUMERIC),
   );
+  const rec = s.recovery;
+  if (rec !== undefined && rec.recovered.gaps + rec.partial.gaps > 0) {
+    out.push(
+      '',
+      'Recovered over REST (backfill)',
+      ...table(
+        ['', 'GAPS', 'MESSAGES'],
+        [
+          ['recovered', String(rec.recovered.gaps), String(rec.recovered.messages)],
+          ['partly recovered', String(rec.partial.gaps), String(rec.partial.messages)],
+          ['still missing', String(rec.unrecovered.gaps), String(rec.unrecovered.messages)],
+        ],
+        new Set([1, 2]),
+      ),
+    );
+  }
   if (Object.keys(s.totals.byMaintenance).length > 0) {
     out.push('', 'By maintenance window', ...table(['REASON', ...TOTALS_HEADER], totalsRows(s.totals.byMaintenance), NUMERIC));
   }
@@ -267,7 +309,7 @@ export function formatReport(s: GapSummary): string {
         g.venue ?? '-',
         g.stream,
         g.code !== null ? `${g.cause} (${g.code})` : g.cause,
-        formatMissed(g.missed),
+        formatMissed(g.missed, g.recovered),
         g.maintenance ?? '-',
         g.id,
       ]),

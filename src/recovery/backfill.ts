@@ -54,6 +54,8 @@ export interface BackfillerOptions {
   hosts?: RestHostRegistry;
   /** Progress of each range as it goes (the CLI's progress line). */
   onProgress?: (p: BackfillProgress) => void;
+  /** Failed requests (5xx, no answer) in a row before a range is abandoned for this run. Default: never. */
+  maxFailures?: number;
 }
 
 export interface BackfillProgress {
@@ -98,6 +100,8 @@ export class Backfiller {
   private waiters: Array<() => void> = [];
   private busy = false;
   private stopped = false;
+  /** Ranges abandoned in this run (requests kept failing, the recorder refused). */
+  failed = 0;
 
   constructor(opts: BackfillerOptions) {
     this.opts = opts;
@@ -200,6 +204,7 @@ export class Backfiller {
       try {
         await this.run(job);
       } catch (err) {
+        this.failed++;
         if (!this.stopped) this.log.error({ err, stream: job.entry.stream, gap: job.entry.id }, 'backfill: range abandoned for this run');
       } finally {
         this.busy = false;
@@ -234,6 +239,7 @@ export class Backfiller {
     let cursor = from;
     let written = 0;
     let retryMs = RETRY_MIN_MS;
+    let failures = 0;
     const remaining: Recovered['remaining'] = [];
     const gone = (a: number, b: number): void => {
       if (b >= a) remaining.push({ from: a, to: b, count: b - a + 1 });
@@ -270,12 +276,14 @@ export class Backfiller {
           this.log.warn({ event: 'backfill_refused', err, stream: entry.stream }, 'backfill: request refused: the range is left as the ledger says');
           return;
         }
+        if (++failures > (this.opts.maxFailures ?? Number.POSITIVE_INFINITY)) throw err;
         this.log.warn({ event: 'backfill_request_failed', err, stream: entry.stream, retryMs }, 'backfill: request failed: retrying');
         await delay(retryMs, signal, this.clock);
         retryMs = Math.min(RETRY_MAX_MS, retryMs * 2);
         continue;
       }
       retryMs = RETRY_MIN_MS;
+      failures = 0;
       if (!Array.isArray(rows) || rows.length === 0) {
         gone(cursor, to); // nothing at or after the cursor: no longer served
         break;
