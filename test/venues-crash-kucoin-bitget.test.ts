@@ -1,0 +1,97 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { loadConfig } from '../src/config/load.js';
+import type { Config } from '../src/config/types.js';
+import { readLedger } from '../src/ledger/report.js';
+import { checkRun } from '../src/rehearse/check.js';
+import { formatInvariant } from '../src/rehearse/invariant.js';
+import { readRecording } from '../src/rehearse/recording.js';
+import { startSims, writeFeedsConfig, type FeedSpec } from './helpers/feeds.js';
+import { sleep, until } from './helpers/stack.js';
+
+// The built CLI with KuCoin and both Bitget feeds, SIGKILLed mid-flight and restarted: per venue a
+// daemon_down gap per stream, with the exact missed range on the books (KuCoin level2 by
+// sequenceStart/End, Bitget books by seq/pseq) and a time window on the trades (neither venue's
+// trade IDs are contiguous), and the recording + ledger invariant holds per venue. The restart
+// fetches a fresh KuCoin token: the simulator refuses a reused one.
+
+const CLI = 'dist/src/cli/main.js';
+if (!existsSync(CLI)) spawnSync('npx', ['tsc', '-p', '.'], { stdio: 'ignore' });
+if (!existsSync(CLI)) throw new Error(`${CLI} missing: build with npx tsc -p .`);
+
+const SIM = { eventsPerSecond: 20, tickMs: 50 };
+const SPECS: FeedSpec[] = [
+  { venue: 'kucoin-spot', symbols: ['BTC-USDT', 'ETH-USDT'], streams: ['match', 'level2'], sim: SIM },
+  { venue: 'bitget-spot', symbols: ['BTCUSDT', 'ETHUSDT'], streams: ['trade', 'books'], sim: SIM },
+  { venue: 'bitget-usdt-futures', symbols: ['BTCUSDT', 'ETHUSDT'], streams: ['trade', 'books'], sim: SIM },
+];
+const PER_VENUE = 4;
+const BOOKS = /^(level2|books):/;
+
+function runDaemon(t: Test, configFile: string): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FEEDKEEPER_')) env[k] = v;
+  const child = spawn(process.execPath, [CLI, 'run', '--config', configFile], { stdio: 'ignore', env });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return { child, exited };
+}
+
+async function recorded(feeds: readonly Config[], n: number): Promise<boolean> {
+  for (const f of feeds) {
+    const counts = new Map<string, number>();
+    for (const m of (await readRecording(f.recorder.dir, f.venue)).messages) counts.set(m.stream, (counts.get(m.stream) ?? 0) + 1);
+    if (counts.size !== PER_VENUE || [...counts.values()].some((c) => c < n)) return false;
+  }
+  return true;
+}
+
+t.test('kucoin-spot, bitget-spot, bitget-usdt-futures: SIGKILL, restart, SIGTERM: daemon_down per stream, exact book ranges, the invariant per venue', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'feedkeeper-venues-crash-kb-'));
+  const sims = await startSims(SPECS);
+  t.teardown(async () => {
+    await Promise.all([...sims.values()].map((s) => s.close()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const file = writeFeedsConfig(dir, SPECS, sims, { metrics: { enabled: false }, log: { level: 'warn' } });
+  const config = loadConfig({ files: [file], env: {} });
+
+  const first = runDaemon(t, file);
+  t.ok(await until(() => recorded(config.feeds, 10), 15_000, 100), 'the first run records every stream of every venue');
+  const killedAt = Date.now();
+  first.child.kill('SIGKILL');
+  t.match(await first.exited, { signal: 'SIGKILL' });
+  await sleep(1500);
+
+  const second = runDaemon(t, file);
+  const back = await until(async () => {
+    const entries = await readLedger(config.ledger.path).catch(() => []);
+    return entries.filter((g) => g.cause === 'daemon_down' && g.end !== null).length >= SPECS.length * PER_VENUE;
+  }, 15_000, 100);
+  t.ok(back, 'every stream of every venue delivers again after the restart');
+  await sleep(500);
+  second.child.kill('SIGTERM');
+  t.match(await second.exited, { code: 0 }, 'SIGTERM: exit 0');
+
+  for (const feed of config.feeds) {
+    const sim = sims.get(feed.venue)!;
+    const run = await checkRun(feed, sim);
+    t.ok(run.invariant.ok, `${feed.venue}: ${formatInvariant(run.invariant)}`);
+    t.equal(run.invariant.streams.length, 2, `${feed.venue}: both book streams checked`);
+    const down = run.entries.filter((g) => g.cause === 'daemon_down' && g.venue === feed.venue && g.durationMs !== 0);
+    t.equal(down.length, PER_VENUE, `${feed.venue}: one daemon_down gap per stream`);
+    t.ok(down.every((g) => g.end !== null && g.start <= killedAt && g.end >= killedAt + 1500), `${feed.venue}: from the last sign of life to the first message after the restart`);
+    t.ok(down.every((g) => g.detail === null), `${feed.venue}: exact (no "inexact" detail)`);
+    const books = down.filter((g) => BOOKS.test(g.stream));
+    t.equal(books.length, 2);
+    t.ok(books.every((g) => g.missed !== null && g.missed.to - g.missed.from >= 10), `${feed.venue}: the book range missed while down (${books.map((g) => `${g.missed?.from}..${g.missed?.to}`).join(', ')})`);
+    t.ok(down.filter((g) => !BOOKS.test(g.stream)).every((g) => g.missed === null), `${feed.venue}: trade gaps are time windows`);
+    t.same(sim.violations, [], `${feed.venue}: no limit broken (no KuCoin token reused)`);
+  }
+  t.equal((sims.get('kucoin-spot') as unknown as { bulletRequests: number }).bulletRequests, 2, 'one KuCoin token per run');
+});
