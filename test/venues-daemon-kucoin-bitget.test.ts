@@ -1,0 +1,48 @@
+import t from 'tap';
+import type { Simulator } from '../src/simulator/index.js';
+import type { KucoinSimulator } from '../src/simulator/venues/index.js';
+import { startFeeds, type FeedSpec } from './helpers/feeds.js';
+import { ledgerEntries, until } from './helpers/stack.js';
+
+// One daemon with Binance spot, KuCoin, both Bitget venues and Gate, each against its own simulator:
+// every stream delivers within 10 s, no venue's limit is broken, a refused KuCoin token and a drop
+// touch nobody else, and Bitget's forced cut (compressed) is rotated without a gap.
+
+const FAST = { handshakeTimeoutMs: 800, switchoverTimeoutMs: 1000, backoff: { initialMs: 100, maxMs: 500, multiplier: 2 } };
+const LIFETIME = { ...FAST, maxLifetimeMs: 3000, rotateBeforeMs: 2000 };
+
+const FIVE: FeedSpec[] = [
+  { venue: 'binance-spot', symbols: ['BTCUSDT', 'ETHUSDT'], streams: ['trade', 'bookTicker'], sim: { eventsPerSecond: 10 }, feed: { connection: FAST } },
+  { venue: 'kucoin-spot', symbols: ['BTC-USDT', 'ETH-USDT'], streams: ['match', 'level2'], sim: { eventsPerSecond: 10 }, feed: { connection: FAST } },
+  { venue: 'bitget-spot', symbols: ['BTCUSDT', 'ETHUSDT'], streams: ['trade', 'books'], sim: { eventsPerSecond: 10, maxLifetimeMs: 3000 }, feed: { connection: LIFETIME } },
+  { venue: 'bitget-usdt-futures', symbols: ['BTCUSDT', 'ETHUSDT'], streams: ['trade', 'books'], sim: { eventsPerSecond: 10 }, feed: { connection: FAST } },
+  { venue: 'gate-spot', symbols: ['BTC_USDT', 'ETH_USDT'], streams: ['trades', 'order_book_update'], sim: { eventsPerSecond: 10 }, feed: { connection: FAST } },
+];
+
+function violations(sims: Map<string, Simulator>): string[] {
+  return [...sims].flatMap(([venue, s]) => s.violations.map((v) => `${venue}: ${v.rule} ${v.detail}`));
+}
+
+t.test('five venues in one daemon: every stream delivers; a refused KuCoin token touches no other venue; the Bitget forced cut leaves no gap', async (t) => {
+  const { sims, daemon, config } = await startFeeds(t, FIVE);
+  const started = Date.now();
+  const all = await until(() => daemon.feeds.every((f) => [...f.router.names].every((n) => (f.router.stream(n)?.received ?? 0) > 0)), 10_000);
+  t.ok(all, `every stream of every venue delivered within 10 s (${Date.now() - started} ms)`);
+  t.equal(daemon.feeds.reduce((n, f) => n + [...f.router.names].length, 0), 20, '4 streams per venue');
+
+  const others = ['binance-spot', 'bitget-usdt-futures', 'gate-spot'];
+  const before = new Map(others.map((v) => [v, sims.get(v)!.totalConnections]));
+  const kucoin = sims.get('kucoin-spot') as KucoinSimulator;
+  kucoin.expireTokens(1);
+  t.equal(kucoin.dropAll({ code: 1001 }), 1);
+  const back = await until(async () => (await ledgerEntries(config)).filter((e) => e.venue === 'kucoin-spot' && e.end !== null).length >= 4, 8000);
+  t.ok(back, 'the four KuCoin streams each have a closed gap');
+  t.equal(kucoin.bulletRequests, 3, 'a token for the start, the refused one, a fresh one');
+
+  // Meanwhile Bitget spot's connections were cut every 3 s: rotated ahead of the cut.
+  t.ok(await until(() => sims.get('bitget-spot')!.totalConnections >= 3, 10_000, 100), 'Bitget spot rotated twice');
+  const entries = await ledgerEntries(config);
+  t.same(new Set(entries.map((e) => e.venue)), new Set(['kucoin-spot']), 'only KuCoin entries in the ledger: no gap from the Bitget cuts');
+  for (const v of others) t.equal(sims.get(v)!.totalConnections, before.get(v), `${v} did not reconnect`);
+  t.same(violations(sims), [], 'no venue saw a limit broken');
+});
