@@ -19,6 +19,10 @@ import { RelayServer } from './relay/index.js';
 import { NatsSink } from './sinks/nats/index.js';
 import type { Sink } from './pipeline/sinks.js';
 import { isBinanceVenue } from './venues/index.js';
+import { loadConfig } from './config/load.js';
+import { plan } from './plan/planner.js';
+import { restartKeys } from './reload.js';
+import { UniverseWatcher } from './universe/watcher.js';
 import type { Venue } from './venues/types.js';
 
 export interface DaemonOptions {
@@ -49,6 +53,9 @@ export class Daemon {
   /** The NATS JetStream sink (sinks.nats.enabled, docs/scale-out.md): every feed's messages and every ledger entry. */
   readonly nats: NatsSink | null = null;
   userData: UserDataStream | null = null;
+  /** Per feed whose symbols are a universe: its refresher (src/universe/watcher.ts), by venue. */
+  readonly universes = new Map<string, UniverseWatcher>();
+  private reloading: Promise<ReloadOutcome> | null = null;
   private userDataStart: Promise<void> | null = null;
   private readonly stopping = new AbortController();
   private checkpointTimer: ReturnType<typeof setInterval> | undefined;
@@ -189,6 +196,8 @@ export class Daemon {
         health: this,
         logger: log,
         gaps: (q) => this.answerGaps(q),
+        books: (venue, symbol, limit) => this.feed(venue)?.books?.answer(symbol, limit) ?? { status: 404, body: { error: 'no_book', venue, symbol } },
+        reload: config.metrics.reload ? { run: () => this.reload('http').then((o) => ({ status: o.result === 'invalid' || o.result === 'refused' ? 409 : 200, body: o })), allow: config.metrics.reloadAllow } : undefined,
       });
       log.info({ event: 'http_listening', url: this.http.url }, 'metrics and health endpoints listening');
     }
@@ -196,6 +205,13 @@ export class Daemon {
       await this.relay.listen();
     }
     for (const f of this.feeds) f.start();
+    for (const [index, feedConfig] of config.feeds.entries()) {
+      if (feedConfig.symbolsFrom === null) continue;
+      const f = this.feeds[index]!;
+      const w = new UniverseWatcher({ feed: f, config: feedConfig, index, logger: log, metrics: f.metrics, clock });
+      this.universes.set(f.name, w);
+      w.start();
+    }
     if (config.userData.enabled) {
       const f = this.feeds[0]!;
       this.userData = new UserDataStream({ config, venue: f.venue, router: f.router, budget: f.supervisor.budget, logger: log, metrics: f.metrics, clock, env: this.opts.env });
@@ -261,6 +277,74 @@ export class Daemon {
   }
 
   /**
+   * Re-read the config files (SIGHUP, POST /admin/reload) and apply what can change live: each
+   * feed's symbols (a list, or a universe's filters) and stream types, on the live connections
+   * (Feed.applyFollowed). A config that fails validation changes nothing (`invalid`, the key named);
+   * one that changes a key only a restart applies changes nothing either (`refused`, the keys named);
+   * a change whose plan breaks a limit is `invalid`. One reload at a time.
+   */
+  reload(source: 'sighup' | 'http'): Promise<ReloadOutcome> {
+    const run = (this.reloading ?? Promise.resolve()).then(() => this.reloadOnce(source));
+    this.reloading = run.catch(() => ({ result: 'invalid' }) as ReloadOutcome);
+    return run;
+  }
+
+  private async reloadOnce(source: 'sighup' | 'http'): Promise<ReloadOutcome> {
+    const { log, metrics } = this;
+    const done = (o: ReloadOutcome): ReloadOutcome => {
+      metrics.reloads.inc({ result: o.result });
+      if (o.result === 'invalid') log.error({ event: 'reload_invalid', source, key: o.key, error: o.error }, 'config reload refused: the new config is not valid; nothing changed');
+      else if (o.result === 'refused') log.warn({ event: 'reload_refused', source, keys: o.restartKeys }, 'config reload refused: these keys need a restart; nothing changed');
+      else log.info({ event: 'config_reloaded', source, result: o.result, changes: o.changes }, 'config reloaded');
+      return o;
+    };
+    if (this.state !== 'running') return done({ result: 'invalid', error: `the daemon is ${this.state}` });
+    let next: Config;
+    try {
+      next = loadConfig({ files: this.opts.configFiles, env: this.opts.env ?? process.env });
+      // A list's plan must keep within the limits, as at start (PlanOverBudgetError otherwise).
+      for (const f of next.feeds) if (f.symbolsFrom === null) plan(f, this.feed(f.venue)!.venue);
+    } catch (err) {
+      return done({ result: 'invalid', key: (err as { key?: string }).key, error: (err as Error).message });
+    }
+    const keys = restartKeys(this.config, next);
+    if (keys.length > 0) return done({ result: 'refused', restartKeys: keys });
+    const changes: NonNullable<ReloadOutcome['changes']> = [];
+    for (const [i, f] of this.feeds.entries()) {
+      const nf = next.feeds[i]!;
+      const watcher = this.universes.get(f.name);
+      let applied = { added: [] as string[], removed: [] as string[] };
+      if (nf.symbolsFrom !== null && watcher !== undefined) {
+        const types = await f.applyFollowed(f.symbols, nf.streams);
+        const before = f.symbols;
+        await watcher.setSpec(nf.symbolsFrom);
+        applied = { added: [...types.added], removed: [...types.removed] };
+        changes.push({ venue: f.name, symbolsAdded: f.symbols.filter((s) => !before.includes(s)).length, symbolsRemoved: before.filter((s) => !f.symbols.includes(s)).length, ...counts(applied) });
+        continue;
+      }
+      if (nf.symbolsFrom !== null) {
+        // A list became a universe: refreshed now and on its schedule from here on.
+        const w = new UniverseWatcher({ feed: f, config: nf, index: i, logger: log, metrics: f.metrics, clock: this.clock });
+        this.universes.set(f.name, w);
+        await f.applyFollowed(f.symbols, nf.streams);
+        await w.refresh('reload');
+        w.start();
+        changes.push({ venue: f.name, symbolsAdded: null, symbolsRemoved: null, ...counts(applied) });
+        continue;
+      }
+      if (watcher !== undefined) {
+        await watcher.stop();
+        this.universes.delete(f.name);
+      }
+      const before = f.symbols;
+      applied = await f.applyFollowed(nf.symbols, nf.streams);
+      changes.push({ venue: f.name, symbolsAdded: nf.symbols.filter((s) => !before.includes(s)).length, symbolsRemoved: before.filter((s) => !nf.symbols.includes(s)).length, ...counts(applied) });
+    }
+    const changed = changes.some((c) => c.streamsAdded + c.streamsRemoved > 0 || (c.symbolsAdded ?? 0) + (c.symbolsRemoved ?? 0) > 0);
+    return done({ result: changed ? 'applied' : 'unchanged', changes });
+  }
+
+  /**
    * Close every connection (each stream gets an open `shutdown` gap, closed at the next start),
    * flush the recordings, write clean checkpoints, close the ledger.
    */
@@ -274,6 +358,7 @@ export class Daemon {
     // Stopping the user-data stream first aborts a listen-key POST still in flight, so a slow
     // exchange cannot hold the shutdown past its 5 s.
     // Relay clients first: they are told (1001) before the upstream goes.
+    await Promise.all([...this.universes.values()].map((w) => w.stop()));
     this.live?.close();
     await this.relay?.close();
     await Promise.all([...this.feeds.map((f) => f.stopConnections()), this.userData?.stop()]);
@@ -318,6 +403,22 @@ export class Daemon {
   }
 }
 
+/** What a reload did (the body of POST /admin/reload's answer). */
+export interface ReloadOutcome {
+  result: 'applied' | 'unchanged' | 'refused' | 'invalid';
+  /** invalid: the key the config error names, and the message. */
+  key?: string;
+  error?: string;
+  /** refused: the keys that need a restart. */
+  restartKeys?: string[];
+  /** applied / unchanged: per feed, what changed (symbol counts null where a universe took over). */
+  changes?: Array<{ venue: string; symbolsAdded: number | null; symbolsRemoved: number | null; streamsAdded: number; streamsRemoved: number }>;
+}
+
+function counts(a: { added: readonly string[]; removed: readonly string[] }): { streamsAdded: number; streamsRemoved: number } {
+  return { streamsAdded: a.added.length, streamsRemoved: a.removed.length };
+}
+
 /**
  * Runs the daemon until SIGTERM/SIGINT; returns the process exit code. SIGHUP reopens the output
  * files. A second signal during shutdown, or a shutdown that takes more than 5 s, gives up waiting.
@@ -328,7 +429,8 @@ export async function runDaemon(config: Config, opts: DaemonOptions): Promise<nu
   let resolveStop!: (reason: string) => void;
   const stopRequested = new Promise<string>((r) => (resolveStop = r));
   const onTerm = (sig: NodeJS.Signals): void => resolveStop(sig);
-  const onHup = (): void => void daemon.reopen();
+  // SIGHUP: reopen the output files (logrotate), then re-read the config (docs/operations.md, "Reload").
+  const onHup = (): void => void daemon.reopen().then(() => daemon.reload('sighup'));
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onTerm);
   process.on('SIGHUP', onHup);

@@ -11,8 +11,10 @@ import { venueMetrics, type Metrics } from './metrics/registry.js';
 import { SinkFanout, type Sink } from './pipeline/sinks.js';
 import { StreamRouter, type GapSink } from './pipeline/stream-router.js';
 import { plan, type Plan } from './plan/planner.js';
+import { shardSymbols } from './plan/shard.js';
 import { Recorder } from './recorder/recorder.js';
 import { Backfiller } from './recovery/backfill.js';
+import { BookManager } from './books/manager.js';
 import { Supervisor, type Readiness } from './supervisor.js';
 import { USER_DATA_STREAM, userDataStreamType } from './userdata/user-stream.js';
 import { ErrorCodes, FeedkeeperError } from './errors.js';
@@ -22,17 +24,19 @@ import type { StreamType, Venue } from './venues/types.js';
 /**
  * Where a feed keeps its state, and whose it is. The first feed's checkpoint is ledger.statePath;
  * every other feed's has its venue inserted (`ledger.state.okx.json`); each attempt log is its
- * checkpoint's name with `.attempts` (`ledger.state.attempts.json`). No two feeds, and no two
+ * checkpoint's name with `.attempts` (`ledger.state.attempts.json`), each saved universe with
+ * `.universe`. No two feeds, and no two
  * daemons with their own ledgers, share a file; the owner (the ledger's absolute path and the
  * venue) is saved in each, so a file of another daemon is ignored, never applied.
  */
-export function feedStatePaths(config: Config, index: number): { state: string; attempts: string; owner: string } {
+export function feedStatePaths(config: Config, index: number): { state: string; attempts: string; universe: string; owner: string } {
   const statePath = config.ledger.statePath;
   const ext = extname(statePath);
   const stem = join(dirname(statePath), basename(statePath, ext));
   const state = index === 0 ? statePath : `${stem}.${config.venue}${ext}`;
   const attempts = index === 0 ? `${stem}.attempts${ext}` : `${stem}.${config.venue}.attempts${ext}`;
-  return { state, attempts, owner: `${resolve(config.ledger.path)}#${config.venue}` };
+  const universe = index === 0 ? `${stem}.universe${ext}` : `${stem}.${config.venue}.universe${ext}`;
+  return { state, attempts, universe, owner: `${resolve(config.ledger.path)}#${config.venue}` };
 }
 
 export interface FeedOptions {
@@ -63,6 +67,8 @@ export class Feed {
   private poller: SystemStatusPoller | null = null;
   /** REST backfill of missed trade/aggTrade ranges (backfill.enabled, docs/recovery.md). */
   backfill: Backfiller | null = null;
+  /** Local order books (books.enabled, docs/recovery.md). */
+  books: BookManager | null = null;
   private checkpointer!: Checkpointer;
 
   /** The daemon's metrics with this feed's `venue` label (venueMetrics). */
@@ -122,7 +128,10 @@ export class Feed {
       inMaintenance: (t) => calendar.reasonAt(t) !== null,
     };
     const primary = config.recorder.enabled ? this.recorder : { write: () => true };
-    const sinks = this.opts.sinks ?? [];
+    if (config.books.enabled) {
+      this.books = new BookManager({ venue, settings: config.books, streams: streams.keys(), restBaseUrl: config.endpoints.rest, maxWeightPerMinute: config.backfill.maxWeightPerMinute, recorder: config.recorder.enabled ? this.recorder : null, logger: log, metrics, clock });
+    }
+    const sinks = [...(this.opts.sinks ?? []), ...(this.books === null ? [] : [this.books])];
     const recorder = sinks.length === 0 ? primary : new SinkFanout(primary, sinks, metrics);
     this.router = new StreamRouter({ venue, streams, gaps, recorder, metrics, logger: log });
     const resumed = resumeGaps({ ledger, venue: venue.name, recovered, streams: streams.keys(), now: clock.now() });
@@ -176,6 +185,7 @@ export class Feed {
     }
     // Before connecting: the first message of each stream closes its daemon_down gap.
     void this.backfill?.start();
+    this.books?.start();
     this.supervisor.start();
   }
 
@@ -201,6 +211,7 @@ export class Feed {
 
   async close(): Promise<void> {
     await this.backfill?.stop();
+    await this.books?.stop();
     await this.recorder.close();
     this.calendar.close();
   }
@@ -228,6 +239,81 @@ export class Feed {
     this.opts.logger.info({ event: 'stream_added', venue: this.venue.name, stream: name }, 'stream subscribed on a live connection');
   }
 
+  /** The symbols and stream types the feed follows now: the config's, then universe changes and reloads. */
+  private followed: { symbols: string[]; types: string[] } | null = null;
+  /** Applies one change at a time (a universe refresh and a reload may overlap). */
+  private changing: Promise<unknown> = Promise.resolve();
+
+  /** The symbols followed now (all shards' when sharded: the shard's are planned). */
+  get symbols(): readonly string[] {
+    return (this.followed ??= { symbols: [...this.opts.config.symbols], types: [...this.opts.config.streams] }).symbols;
+  }
+
+  get streamTypes(): readonly string[] {
+    return (this.followed ??= { symbols: [...this.opts.config.symbols], types: [...this.opts.config.streams] }).types;
+  }
+
+  /** Is `name` one of the streams the config (or a universe change, a reload) asks for? */
+  configured(name: string): boolean {
+    return this.configuredMap().has(name);
+  }
+
+  /**
+   * Follow these symbols and stream types from now on, on the live connections (docs/operations.md,
+   * "Live changes"): streams no longer wanted are unsubscribed (a gap a delisted symbol's stream
+   * was in closes with cause `delisted`); new ones are subscribed in batches on connections with
+   * room, on a new connection only when none has room. The other streams keep their connections and
+   * never see a gap. Returns the streams added and removed. One change at a time.
+   */
+  applyFollowed(symbols: readonly string[], types: readonly string[], delisted: ReadonlySet<string> = new Set()): Promise<{ added: string[]; removed: string[] }> {
+    const run = this.changing.then(async () => {
+      const before = this.configuredMap();
+      this.followed = { symbols: [...symbols], types: [...types] };
+      const after = this.configuredMap();
+      const removed = [...before.keys()].filter((n) => !after.has(n));
+      const added = [...after.keys()].filter((n) => !before.has(n));
+      if (removed.length > 0) {
+        await this.supervisor.removeStreams(removed);
+        const now = this.opts.clock.now();
+        for (const name of removed) {
+          const symbol = before.get(name)!;
+          this.router.removeStream(name, now, delisted.has(symbol) ? { cause: 'delisted', detail: `${symbol} was delisted` } : undefined);
+        }
+      }
+      if (added.length > 0) {
+        // A symbol's streams of one route stay together on one connection, as the planner keeps them.
+        const groups = new Map<string, Map<string, string[]>>();
+        for (const name of added) {
+          const type = this.venue.streamType(this.venue.typeOf(name))!;
+          this.router.addStream(name, type);
+          const route = groups.get(type.route) ?? groups.set(type.route, new Map()).get(type.route)!;
+          const symbol = after.get(name)!;
+          route.set(symbol, [...(route.get(symbol) ?? []), name]);
+        }
+        await Promise.all([...groups].map(([route, bySymbol]) => this.supervisor.addStreamGroups([...bySymbol.values()], route)));
+      }
+      return { added, removed };
+    });
+    this.changing = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Stream id → symbol, for every stream the followed symbols × stream types give (this shard's). */
+  private configuredMap(): Map<string, string> {
+    const followed = (this.followed ??= { symbols: [...this.opts.config.symbols], types: [...this.opts.config.streams] });
+    if (this.configuredCache?.of === followed) return this.configuredCache.map;
+    const map = new Map<string, string>();
+    for (const symbol of this.shardOf(followed.symbols)) for (const type of followed.types) map.set(this.venue.streamName(symbol, type), symbol);
+    this.configuredCache = { of: followed, map };
+    return map;
+  }
+  private configuredCache: { of: object; map: Map<string, string> } | null = null;
+
+  private shardOf(symbols: readonly string[]): readonly string[] {
+    const shard = this.opts.config.shard;
+    return shard.count > 1 ? shardSymbols([...symbols], shard) : symbols;
+  }
+
   /** Unsubscribe a stream added live (never one from the config: the caller checks). */
   async unsubscribe(name: string): Promise<void> {
     await this.supervisor.removeStream(name);
@@ -239,3 +325,4 @@ export class Feed {
     return this.supervisor.readiness();
   }
 }
+

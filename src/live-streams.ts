@@ -31,11 +31,7 @@ export interface LiveStreamsOptions {
  */
 export class LiveStreams {
   private readonly extra = new Map<string, { feed: Feed; ready: Promise<void>; linger: ReturnType<typeof setTimeout> | undefined }>();
-  private readonly configured = new Set<string>();
-
-  constructor(private readonly opts: LiveStreamsOptions) {
-    for (const f of opts.feeds) for (const c of f.plan.connections) for (const s of c.streams) this.configured.add(key(f.name, s));
-  }
+  constructor(private readonly opts: LiveStreamsOptions) {}
 
   /** Is `stream` one the venue has (its catalogue and symbol shape)? */
   valid(venue: string, stream: string): boolean {
@@ -52,7 +48,8 @@ export class LiveStreams {
     const feed = this.feed(venue);
     if (feed === undefined) return Promise.reject(new LiveStreamRefusal(2, `Invalid request: no venue ${venue}`));
     const k = key(venue, stream);
-    if (this.configured.has(k)) return Promise.resolve();
+    // The config's streams (and a universe's, a reload's) are there already.
+    if (feed.configured(stream)) return Promise.resolve();
     const held = this.extra.get(k);
     if (held !== undefined) {
       this.opts.clock.clearTimeout(held.linger);
@@ -78,6 +75,8 @@ export class LiveStreams {
     if (held === undefined || held.linger !== undefined) return;
     held.linger = this.opts.clock.setTimeout(() => {
       this.extra.delete(k);
+      // A universe change or a reload may have made it a configured stream meanwhile: it stays.
+      if (held.feed.configured(stream)) return;
       void held.ready
         .then(() => held.feed.unsubscribe(stream))
         .catch((err: unknown) => this.opts.logger.warn({ event: 'unsubscribe_failed', venue, stream, err }, 'unsubscribe failed'));

@@ -3,6 +3,7 @@ import type { Config } from './config/types.js';
 import { AttemptBudget } from './connection/attempt-budget.js';
 import { RecoveryGate } from './connection/recovery-gate.js';
 import { ConnectionWorker } from './connection/worker.js';
+import { SilenceWatch } from './connection/silence-watch.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics/registry.js';
 import type { StreamRouter } from './pipeline/stream-router.js';
@@ -44,8 +45,8 @@ export class Supervisor {
   /** Each worker's route (combined-stream path): a live stream joins a connection of its route. */
   private readonly routes = new Map<ConnectionWorker, string>();
   private nextId: number;
-  /** Planned streams that push on a timer (expectedIntervalMs > 0), for readiness. */
-  private readonly timedStreams: string[];
+  /** Streams with a fixed cadence silent on a live connection (silence-watch.ts). */
+  private readonly silence: SilenceWatch;
 
   constructor(private readonly opts: SupervisorOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -59,8 +60,8 @@ export class Supervisor {
     );
     opts.metrics.attemptBudgetRemaining.set(this.budget.remaining());
     opts.metrics.connectionsPlanned.set(opts.connections.length);
-    this.timedStreams = opts.connections.flatMap((c) => c.streams.filter((name) => (opts.router.typeOf(name)?.expectedIntervalMs ?? 0) > 0));
     this.nextId = opts.connections.length;
+    this.silence = new SilenceWatch({ workers: () => this.workers, router: opts.router, afterMs: opts.config.silence.afterMs, logger: opts.logger, metrics: opts.metrics, clock: this.clock });
     this.workers = opts.connections.map((c) => {
       const w = this.newWorker(c.id, c.path, c.streams);
       this.routes.set(w, c.path);
@@ -128,14 +129,82 @@ export class Supervisor {
 
   /** Unsubscribe a stream that was added live; a connection left with none is closed. */
   async removeStream(name: string): Promise<void> {
-    const w = this.workers.find((x) => x.streams.includes(name));
-    if (w === undefined) return;
-    await w.removeStreams([name]).catch((err: unknown) => this.opts.logger.warn({ event: 'unsubscribe_failed', connection: w.id, stream: name, err }, 'unsubscribe failed: the stream is no longer asked for'));
-    if (w.streams.length === 0) {
-      this.workers.splice(this.workers.indexOf(w), 1);
-      this.opts.metrics.connectionsPlanned.set(this.workers.length);
-      await w.stop();
+    await this.removeStreams([name]);
+  }
+
+  /**
+   * Subscribe symbols' streams live (the universe, a reload), each symbol's group of streams on one
+   * connection of `route` as the planner keeps them: on the connections with room (most room first),
+   * then on as few new connections as the limit allows. Each connection's share goes in one
+   * venue-paced batch (streamsPerSubscribe per message, within the message rate). Resolves once
+   * every connection confirmed (or, for one that is down, took them for its next socket).
+   */
+  async addStreamGroups(groups: ReadonlyArray<readonly string[]>, route: string): Promise<void> {
+    const limit = this.opts.config.limits.streamsPerConnection;
+    const carried = new Set(this.workers.flatMap((w) => w.streams));
+    const share = new Map<ConnectionWorker, string[]>();
+    const room = (w: ConnectionWorker): number => limit - w.streams.length - (share.get(w)?.length ?? 0);
+    const fresh: string[][] = [];
+    for (const g of groups) {
+      const names = g.filter((n) => !carried.has(n));
+      if (names.length === 0) continue;
+      let best: ConnectionWorker | null = null;
+      for (const w of this.workers) {
+        if (this.routes.get(w) !== route || w.state === 'closed' || room(w) < names.length) continue;
+        if (best === null || room(w) > room(best)) best = w;
+      }
+      if (best === null) fresh.push(names);
+      else share.set(best, [...(share.get(best) ?? []), ...names]);
     }
+    const added: ConnectionWorker[] = [];
+    let batch: string[] = [];
+    const open = (): void => {
+      if (batch.length === 0) return;
+      const w = this.newWorker(`c${this.nextId++}`, route, batch);
+      this.routes.set(w, route);
+      this.workers.push(w);
+      added.push(w);
+      this.opts.logger.info({ event: 'connection_added', connection: w.id, route, streams: batch.length }, 'no connection had room: opening one more');
+      batch = [];
+    };
+    for (const names of fresh) {
+      if (batch.length + names.length > limit) open();
+      batch.push(...names);
+    }
+    open();
+    this.opts.metrics.connectionsPlanned.set(this.workers.length);
+    await Promise.all([
+      ...[...share].map(([w, names]) => w.addStreams(names)),
+      ...added.map((w) => {
+        if (this.startedAt > 0) w.start();
+        return w.opened;
+      }),
+    ]);
+  }
+
+  /**
+   * Unsubscribe streams (one batch per connection); a connection left with none is closed. An
+   * unsubscribe the exchange refuses is logged: the streams are no longer asked for either way.
+   */
+  async removeStreams(names: readonly string[]): Promise<void> {
+    const wanted = new Set(names);
+    await Promise.all(
+      [...this.workers].map(async (w) => {
+        const mine = w.streams.filter((n) => wanted.has(n));
+        if (mine.length === 0) return;
+        await w.removeStreams(mine).catch((err: unknown) => this.opts.logger.warn({ event: 'unsubscribe_failed', connection: w.id, streams: mine.length, err }, 'unsubscribe failed: the streams are no longer asked for'));
+        if (w.streams.length === 0) {
+          this.workers.splice(this.workers.indexOf(w), 1);
+          this.opts.metrics.connectionsPlanned.set(this.workers.length);
+          await w.stop();
+        }
+      }),
+    );
+  }
+
+  /** Every stream the feed's connections carry now (the plan's and live additions). */
+  streams(): string[] {
+    return this.workers.flatMap((w) => w.streams);
   }
 
   start(): void {
@@ -145,6 +214,7 @@ export class Supervisor {
       'starting connections',
     );
     for (const w of this.workers) w.start();
+    this.silence.start();
     // The last-message age is a gauge of the worst open connection, refreshed once a second.
     this.ageTimer = setInterval(() => this.opts.metrics.lastMessageAge.set(this.worstSilenceMs() / 1000), 1000);
     this.ageTimer.unref();
@@ -152,6 +222,7 @@ export class Supervisor {
 
   async stop(): Promise<void> {
     if (this.ageTimer) clearInterval(this.ageTimer);
+    this.silence.stop();
     this.budget.close();
     await Promise.all(this.workers.map((w) => w.stop()));
   }
@@ -195,9 +266,10 @@ export class Supervisor {
   private silentTimedStreams(now: number): string[] {
     const out: string[] = [];
     const silentAfter = this.opts.config.health.silentAfterMs;
-    for (const name of this.timedStreams) {
-      const st = this.opts.router.stream(name)!;
-      if (now - Math.max(st.lastRecv, this.startedAt) > silentAfter) out.push(name);
+    for (const name of this.streams()) {
+      if ((this.opts.router.typeOf(name)?.expectedIntervalMs ?? 0) <= 0) continue;
+      const st = this.opts.router.stream(name);
+      if (st !== undefined && now - Math.max(st.lastRecv, this.startedAt) > silentAfter) out.push(name);
     }
     return out;
   }

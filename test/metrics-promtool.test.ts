@@ -61,6 +61,11 @@ function touchEverything(m: Metrics): void {
   m.restUsedWeight.set(1210);
   m.restPaused.set(1); // the 429 above
   m.sinkDropped.inc({ sink: 'relay' }, 2);
+  m.universeSymbols.set({ venue: 'binance-spot' }, 600);
+  m.universeChanges.inc({ venue: 'binance-spot', change: 'added' }, 3);
+  m.universeRefreshFailures.inc({ venue: 'binance-spot' });
+  m.streamSilences.inc({ venue: 'binance-spot' });
+  m.reloads.inc({ result: 'applied' });
   const relay = relayMetrics(m.registry);
   relay.sources.add({ clientCount: () => 3, streamCount: () => 7, maxBufferedBytes: () => 4096 });
   relay.hot.messages += 1200;

@@ -7,6 +7,7 @@ import { FEED_KEYS, getFormat, registerFormats } from './formats.js';
 import { readConfigFile, type ConfigFile } from './file.js';
 import { readEnv } from './env.js';
 import { suggest } from './suggest.js';
+import { isUniverseForm, parseUniverseSpec, type UniverseSpec } from '../universe/spec.js';
 import { branchKeys, buildSchema, configKeys, venueDefaults, type KeyInfo, type RawConfig } from './schema.js';
 import { hostname } from 'node:os';
 import { checkConnection, checkCredentials, checkEndpoints, checkLimits, checkRelay, checkScaleOut, checkStreams, checkSymbols, type Finding } from './checks.js';
@@ -36,17 +37,25 @@ export function loadConfig(opts: LoadConfigOptions): Config {
   // env: {} and args: [] keep convict from reading process.env/argv itself: we do the environment.
   const cv = convict(buildSchema(), { env: {}, args: [] });
 
+  /** `symbols` as a universe (its object form) from the last file that set symbols, or null. */
+  let universe: UniverseSpec | null = null;
   for (const path of opts.files) {
-    const file = readConfigFile(path);
+    const read = readConfigFile(path);
+    // convict cannot hold an object where the schema's default is a list: the universe form of
+    // symbols is taken out of the file here, validated, and kept beside the convict layers.
+    const file = isUniverseForm(read.data['symbols']) ? { ...read, data: withoutKey(read.data, 'symbols') } : read;
+    if (file !== read) universe = parseUniverseSpec(read.data['symbols'] as Record<string, unknown>, 'symbols', ` (in ${read.path})`);
+    else if (Array.isArray(read.data['symbols'])) universe = null;
     checkShape(file, formatsOf, branches);
     checkInlineSecrets(file);
     cv.load(file.data);
-    for (const key of leaves) if (hasPath(file.data, key)) sources.set(key, `in ${file.path}`);
+    for (const key of leaves) if (hasPath(read.data, key)) sources.set(key, `in ${file.path}`);
   }
 
   const envLayer = readEnv(env, keys);
   cv.load(envLayer.data);
   for (const [key, name] of envLayer.sources) sources.set(key, `from ${name}`);
+  if (envLayer.sources.has('symbols')) universe = null;
 
   const fail = (key: string, message: string): ConfigError => {
     const source = sources.get(key.replace(/\[.*$/, ''));
@@ -69,7 +78,14 @@ export function loadConfig(opts: LoadConfigOptions): Config {
       if (sources.has(key)) throw fail(key, `set it in each feed (feeds[i].${key}) when feeds is used, not at the top level`);
     }
   }
-  const feeds = raw.feeds.length === 0 ? [checkedFeed(raw, '', fail, env)] : raw.feeds.map((f, i) => checkedFeed(feedRaw(raw, f, i, keys, fail), `feeds[${i}].`, fail, env));
+  const feeds =
+    raw.feeds.length === 0
+      ? [checkedFeed(raw, universe, '', fail, env)]
+      : raw.feeds.map((f, i) => {
+          const prefix = `feeds[${i}].`;
+          const spec = isUniverseForm(f['symbols']) ? parseUniverseSpec(f['symbols'], `${prefix}symbols`, sourceOf(sources, 'feeds')) : null;
+          return checkedFeed(feedRaw(raw, spec === null ? f : withoutKey(f, 'symbols'), i, keys, fail), spec, prefix, fail, env);
+        });
   const config: Config = { ...feeds[0]!, feeds };
   return deepFreeze(config);
 }
@@ -98,13 +114,17 @@ function feedRaw(top: RawConfig, feed: Record<string, unknown>, i: number, keys:
   } catch (err) {
     throw fromConvict(err, (key, message) => fail(`${prefix}${key}`, message));
   }
-  return { ...raw, recorder: top.recorder, ledger: top.ledger, metrics: top.metrics, relay: top.relay, log: top.log, userData: top.userData, collector: top.collector, shard: top.shard, sinks: top.sinks, feeds: [] };
+  return { ...raw, recorder: top.recorder, ledger: top.ledger, metrics: top.metrics, universe: top.universe, silence: top.silence, relay: top.relay, log: top.log, userData: top.userData, collector: top.collector, shard: top.shard, sinks: top.sinks, feeds: [] };
 }
 
 /** Resolve a feed's venue-dependent nulls and run the checks that need its venue. */
-function checkedFeed(raw: RawConfig, prefix: string, fail: (key: string, message: string) => ConfigError, env: NodeJS.ProcessEnv): Config {
+function checkedFeed(raw: RawConfig, universe: UniverseSpec | null, prefix: string, fail: (key: string, message: string) => ConfigError, env: NodeJS.ProcessEnv): Config {
   const venue = venues.get(raw.venue)!;
-  const config = resolve(raw, venue);
+  const config = resolve(raw, venue, universe);
+  if (universe !== null && venue.instruments === undefined) {
+    const with_ = [...venues.values()].filter((v) => v.instruments !== undefined).map((v) => v.name);
+    throw fail(`${prefix}symbols.from`, `${venue.name} has no instrument list feedkeeper can read yet: give a list of symbols (a universe works on ${with_.join(', ')})`);
+  }
   const checks: Array<() => Finding> = [
     () => checkEndpoints(config),
     () => checkSymbols(config, venue),
@@ -209,7 +229,7 @@ function fromConvict(err: unknown, fail: (key: string, message: string) => Confi
   return new ConfigError('config', first);
 }
 
-function resolve(raw: RawConfig, venue: Venue): Config {
+function resolve(raw: RawConfig, venue: Venue, universe: UniverseSpec | null): Config {
   const d = venueDefaults(venue);
   // endpoints.stream and .rest are bases that paths are appended to.
   const base = (u: string): string => u.replace(/\/+$/, '');
@@ -221,7 +241,8 @@ function resolve(raw: RawConfig, venue: Venue): Config {
       rest: base(raw.endpoints.rest ?? d.endpoints.rest),
       wsApi: raw.endpoints.wsApi ?? d.endpoints.wsApi,
     },
-    symbols: raw.symbols.map((s) => s.toUpperCase()),
+    symbols: universe === null ? raw.symbols.map((s) => s.toUpperCase()) : [],
+    symbolsFrom: universe,
     streams: [...raw.streams],
     limits: {
       streamsPerConnection: raw.limits.streamsPerConnection ?? d.limits.streamsPerConnection,
@@ -252,8 +273,11 @@ function resolve(raw: RawConfig, venue: Venue): Config {
       statusPollMs: raw.maintenance.statusPollMs,
     },
     health: { silentAfterMs: raw.health.silentAfterMs ?? d.health.silentAfterMs },
-    metrics: { ...raw.metrics },
+    metrics: { ...raw.metrics, reloadAllow: [...raw.metrics.reloadAllow] },
+    universe: { ...raw.universe },
+    silence: { ...raw.silence },
     backfill: { ...raw.backfill, streams: [...raw.backfill.streams] },
+    books: { ...raw.books, symbols: raw.books.symbols.map((s) => s.toUpperCase()) },
     relay: { ...raw.relay, allow: [...raw.relay.allow] },
     log: { ...raw.log },
     userData: { ...raw.userData, events: [...raw.userData.events] },
@@ -272,6 +296,17 @@ export function defaultCollectorId(): string {
 export function defaultStatePath(ledgerPath: string): string {
   const ext = extname(ledgerPath);
   return `${dirname(ledgerPath)}/${basename(ledgerPath, ext)}.state.json`;
+}
+
+function withoutKey(data: Record<string, unknown>, key: string): Record<string, unknown> {
+  const copy = { ...data };
+  delete copy[key];
+  return copy;
+}
+
+function sourceOf(sources: ReadonlyMap<string, string>, key: string): string {
+  const s = sources.get(key);
+  return s === undefined ? '' : ` (${s})`;
 }
 
 function getPath(obj: unknown, key: string): unknown {

@@ -15,7 +15,7 @@ import { getFormat, type EnvKind, type FormatName } from './formats.js';
 type Nullable<T> = { [K in keyof T]: T[K] | null };
 
 /** The configuration as convict holds it: venue-dependent keys may still be null. */
-export interface RawConfig extends Omit<Config, 'endpoints' | 'limits' | 'connection' | 'maintenance' | 'health' | 'feeds' | 'ledger' | 'collector'> {
+export interface RawConfig extends Omit<Config, 'endpoints' | 'limits' | 'connection' | 'maintenance' | 'health' | 'feeds' | 'ledger' | 'collector' | 'symbolsFrom'> {
   collector: { id: string | null };
   /** Each feed's own keys (FEED_KEYS), validated by the schema in load.ts. */
   feeds: Array<Record<string, unknown>>;
@@ -79,7 +79,7 @@ export function buildSchema(): convict.Schema<RawConfig> {
       rest: venueLeaf('fk-http-url', 'Base REST URL (null: the venue production URL).'),
       wsApi: venueLeaf('fk-ws-url', 'WebSocket API URL for spot user data (null: the venue production URL).'),
     },
-    symbols: leaf('fk-symbols', ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'BNBUSDT', 'XRPUSDT', 'DOGEUSDT'], 'Symbols to follow.'),
+    symbols: leaf('fk-symbols', ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'BNBUSDT', 'XRPUSDT', 'DOGEUSDT'], 'Symbols to follow: a list, or a universe {"from": "exchangeInfo", "quoteAssets", "status", "permissions", "contractTypes", "include", "exclude", "max"}.'),
     streams: leaf('fk-streams', ['trade', 'bookTicker'], 'Stream types subscribed for every symbol.'),
     limits: {
       streamsPerConnection: venueLeaf('fk-positive-int', 'Streams per connection (null: the venue limit).'),
@@ -127,12 +127,26 @@ export function buildSchema(): convict.Schema<RawConfig> {
       enabled: leaf('fk-boolean', true, 'Serve Prometheus metrics.'),
       host: leaf('fk-non-empty-string', '127.0.0.1', 'Metrics listen address.'),
       port: leaf('fk-port', 9464, 'Metrics listen port.'),
+      reload: leaf('fk-boolean', true, 'Serve POST /admin/reload (re-read the config files, as SIGHUP does).'),
+      reloadAllow: leaf('fk-cidrs', [] as string[], 'Address ranges besides loopback allowed to POST /admin/reload.'),
+    },
+    universe: {
+      refreshMs: leaf('fk-positive-int', 600_000, 'Fetch the instrument list this often where symbols is a universe ({"from": "exchangeInfo"}).'),
+    },
+    silence: {
+      afterMs: leaf('fk-positive-int', 15_000, 'A stream with a fixed cadence silent this long (and at least 10 cadences) while its connection delivers others is reconciled and resubscribed.'),
     },
     backfill: {
       enabled: leaf('fk-boolean', false, 'Fetch the exact missed ranges of trade/aggTrade gaps over REST into the recording (docs/recovery.md).'),
       streams: leaf('fk-streams', ['trade', 'aggTrade'], 'Stream types backfilled (where the venue serves them over REST).'),
       maxWeightPerMinute: leaf('fk-positive-int', 1200, "Request weight per minute the backfill may spend (of the IP's REQUEST_WEIGHT, 6000 on spot)."),
       maxAgeMs: leaf('fk-positive-int', 86_400_000, 'At start, ranges of gaps that ended longer ago than this are not backfilled.'),
+    },
+    books: {
+      enabled: leaf('fk-boolean', false, 'Keep local order books from the diff-depth streams, resynced per symbol (docs/recovery.md).'),
+      symbols: leaf('fk-symbols', [] as string[], 'Symbols with a local book (empty: every symbol with a diff-depth stream).'),
+      snapshotLimit: leaf('fk-positive-int', 1000, 'Levels a side of the REST depth snapshot a book starts from.'),
+      snapshotEveryMs: leaf('fk-nat', 60_000, 'Write every synced book to the recording this often ("src":"book"; 0: never).'),
     },
     relay: {
       enabled: leaf('fk-boolean', false, 'Serve the Binance-compatible local relay (docs/relay.md).'),

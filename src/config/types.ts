@@ -1,3 +1,4 @@
+import type { UniverseSpec } from '../universe/spec.js';
 import type { VenueName } from '../venues/types.js';
 
 /**
@@ -21,8 +22,10 @@ export interface Config {
     /** WebSocket API URL for spot user data, e.g. wss://ws-api.binance.com:443/ws-api/v3 */
     wsApi: string;
   };
-  /** Upper-case symbols, e.g. BTCUSDT. */
+  /** Upper-case symbols, e.g. BTCUSDT. Empty until resolved where symbolsFrom is set (src/universe/resolve.ts). */
   symbols: string[];
+  /** `symbols` given as a universe (its object form), or null for a list. */
+  symbolsFrom: UniverseSpec | null;
   /** Stream types applied to every symbol, e.g. trade, bookTicker, depth@100ms, kline_1m. */
   streams: string[];
   limits: {
@@ -85,6 +88,17 @@ export interface Config {
     enabled: boolean;
     host: string;
     port: number;
+    /** Serve POST /admin/reload (loopback and reloadAllow only). */
+    reload: boolean;
+    reloadAllow: string[];
+  };
+  /** Where `symbols` is a universe (symbolsFrom): how often the instrument list is fetched again. */
+  universe: {
+    refreshMs: number;
+  };
+  /** Per-stream silence on a live connection (src/connection/silence-watch.ts). */
+  silence: {
+    afterMs: number;
   };
   /** REST backfill of missed trade/aggTrade ranges (docs/recovery.md). */
   backfill: {
@@ -95,6 +109,15 @@ export interface Config {
     maxWeightPerMinute: number;
     /** At start, gaps that ended longer ago than this are left alone. */
     maxAgeMs: number;
+  };
+  /** Local order books from the diff-depth streams (docs/recovery.md). */
+  books: {
+    enabled: boolean;
+    /** Upper-case symbols; empty: every symbol with a diff-depth stream. */
+    symbols: string[];
+    snapshotLimit: number;
+    /** 0: no book snapshots in the recording. */
+    snapshotEveryMs: number;
   };
   /** The Binance-compatible local relay (docs/relay.md): bots share the daemon's connections. */
   relay: {

@@ -212,6 +212,43 @@ export class Session implements SessionRef {
     this.opts.metrics.streamsSubscribed.dec(held.length);
   }
 
+  /**
+   * The exchange's own list of this socket's subscriptions (MarketProtocol.list), or null where the
+   * venue cannot list them. Rejects like addStreams when the socket ends or no reply comes.
+   */
+  async listSubscriptions(): Promise<string[] | null> {
+    const market = this.opts.market;
+    if (market?.list === undefined) return null;
+    if (!this.alive) throw new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, 'connection not open');
+    return this.bounded(market.list(this.marketIO), this.opts.handshakeTimeoutMs + SUBSCRIBE_SLOT_MS, 'no LIST_SUBSCRIPTIONS reply');
+  }
+
+  /**
+   * Subscribe again streams the exchange stopped delivering (the silence check): unsubscribed first
+   * where the exchange still lists them (`listed`), then subscribed.
+   */
+  async resubscribe(names: readonly string[], listed: boolean): Promise<void> {
+    if (listed) await this.change('remove', names).catch(() => undefined);
+    const held = names.filter((n) => this.subscribedSet.delete(n));
+    this.opts.metrics.streamsSubscribed.dec(held.length);
+    await this.addStreams(names);
+  }
+
+  private async bounded<T>(work: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        work,
+        this.ended.then((e) => Promise.reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `closed while waiting: ${e.detail}`))),
+        new Promise<never>((_, reject) => {
+          timer = this.opts.clock.setTimeout(() => reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `${what} within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } finally {
+      this.opts.clock.clearTimeout(timer);
+    }
+  }
+
   private async change(op: 'add' | 'remove', names: readonly string[]): Promise<void> {
     const market = this.opts.market;
     const fn = market?.[op];
@@ -259,6 +296,9 @@ export class Session implements SessionRef {
         }),
       data: (frame, now) => this.opts.router.route(this, frame, now),
       malformed: (frame, why) => this.opts.router.malformed(this, frame, why),
+      // Until the subscribe is confirmed the planned streams are the connection's.
+      connectionGap: (missed, detail) =>
+        this.opts.router.connectionGap(this, this.subscribedSet.size > 0 ? [...this.subscribedSet] : this.opts.streams, this.opts.clock.now(), missed, detail),
       shutdownNotice: (detail) => {
         this.opts.logger.warn({ event: 'server_shutdown', connection: this.id, detail }, 'exchange announced a server shutdown: opening a replacement now');
         this.opts.onShutdownNotice(this);

@@ -85,6 +85,8 @@ export interface CloseGapInput {
   missed: Missed | null;
   /** Appended to the entry's detail (after "; "). */
   detail?: string | null;
+  /** The cause of the closed entry, where the ending explains it better (`delisted`). Default: the open entry's. */
+  cause?: GapCause;
 }
 
 export interface InstantGapInput {
@@ -250,6 +252,7 @@ export class GapLedger {
     const detail = c.detail == null ? open.detail : open.detail === null ? c.detail : `${open.detail}; ${c.detail}`;
     const entry: GapEntry = {
       ...open,
+      cause: c.cause ?? open.cause,
       end,
       durationMs: end - open.start,
       detail,

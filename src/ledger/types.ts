@@ -20,6 +20,8 @@ export const GAP_CAUSES = [
   'stream_terminated',
   'switchover',
   'sink_dropped',
+  'silent',
+  'delisted',
 ] as const;
 
 export type GapCause = (typeof GAP_CAUSES)[number];

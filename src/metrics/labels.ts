@@ -4,6 +4,7 @@ import { GAP_CAUSES } from '../ledger/types.js';
 import { venues } from '../venues/index.js';
 import { RELAY_LABEL_VALUES } from '../relay/metrics.js';
 import { BACKFILL_OUTCOMES, BACKFILL_STATUSES } from '../recovery/metrics.js';
+import { RESYNC_REASONS } from '../books/manager.js';
 import type { GapCause as SessionEndCause } from '../pipeline/stream-router.js';
 import type { DropReason } from '../recorder/recorder.js';
 
@@ -39,6 +40,11 @@ export const METRIC_LABEL_VALUES = {
   feedkeeper_recorder_compress_seconds_total: { venue: VENUES },
   feedkeeper_recorder_compress_failures_total: { venue: VENUES },
   feedkeeper_maintenance_active: { venue: VENUES },
+  feedkeeper_universe_symbols: { venue: VENUES },
+  feedkeeper_universe_changes_total: { change: ['added', 'removed'], venue: VENUES },
+  feedkeeper_universe_refresh_failures_total: { venue: VENUES },
+  feedkeeper_stream_silences_total: { venue: VENUES },
+  feedkeeper_reloads_total: { result: ['applied', 'unchanged', 'refused', 'invalid'] },
   feedkeeper_connection_state_changes_total: {
     // 'idle' is only the state before the first transition: never entered, never counted.
     state: ['connecting', 'open', 'rotating', 'backoff', 'closed'] satisfies WorkerState[],
@@ -94,6 +100,9 @@ export const METRIC_LABEL_VALUES = {
   feedkeeper_backfill_messages_recovered_total: { venue: VENUES },
   feedkeeper_backfill_ranges_total: { venue: VENUES, outcome: BACKFILL_OUTCOMES },
   feedkeeper_backfill_ranges_open: { venue: VENUES },
+  feedkeeper_book_resyncs_total: { venue: VENUES, reason: RESYNC_REASONS },
+  feedkeeper_books_synced: { venue: VENUES },
+  feedkeeper_book_snapshot_requests_total: { venue: VENUES },
   ...RELAY_LABEL_VALUES,
 } as const satisfies Record<string, Record<string, readonly string[]>>;
 

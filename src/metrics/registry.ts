@@ -3,6 +3,7 @@ import { FastHistogram } from './fast-histogram.js';
 import { relayMetrics } from '../relay/metrics.js';
 import { natsMetrics } from '../sinks/nats/metrics.js';
 import { recoveryMetrics } from '../recovery/metrics.js';
+import { booksMetrics } from '../books/manager.js';
 
 /**
  * feedkeeper's metrics, on a registry of its own (never prom-client's global one). Every metric here
@@ -26,6 +27,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     connectionsOpen: new Gauge({ name: 'feedkeeper_connections_open', help: 'WebSocket connections currently open (replacements during a switch-over included).', labelNames: ['venue'] as const, registers: r }),
     connectionsPlanned: new Gauge({ name: 'feedkeeper_connections_planned', help: 'Connections in the plan.', labelNames: ['venue'] as const, registers: r }),
     streamsSubscribed: new Gauge({ name: 'feedkeeper_streams_subscribed', help: 'Streams confirmed subscribed on an open connection.', labelNames: ['venue'] as const, registers: r }),
+    universeSymbols: new Gauge({ name: 'feedkeeper_universe_symbols', help: 'Symbols a universe (symbols from exchangeInfo) follows now.', labelNames: ['venue'] as const, registers: r }),
+    universeChanges: new Counter({ name: 'feedkeeper_universe_changes_total', help: 'Symbols added to or removed from a universe while running (listings, delistings, reloads).', labelNames: ['venue', 'change'] as const, registers: r }),
+    universeRefreshFailures: new Counter({ name: 'feedkeeper_universe_refresh_failures_total', help: 'Instrument list fetches that failed (the universe stays as it was).', labelNames: ['venue'] as const, registers: r }),
+    streamSilences: new Counter({ name: 'feedkeeper_stream_silences_total', help: 'Streams with a fixed cadence found silent on a connection that delivers others (reconciled and resubscribed).', labelNames: ['venue'] as const, registers: r }),
+    reloads: new Counter({ name: 'feedkeeper_reloads_total', help: 'Config reloads (SIGHUP, POST /admin/reload) by result: applied, unchanged, refused (needs a restart), invalid.', labelNames: ['result'] as const, registers: r }),
     messagesReceived: new Counter({
       name: 'feedkeeper_messages_received_total',
       help: 'Data messages received from the exchange, duplicates from a switch-over included.',
@@ -88,6 +94,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   relayMetrics(registry);
   natsMetrics(registry);
   recoveryMetrics(registry);
+  booksMetrics(registry);
   return m;
 }
 
@@ -116,6 +123,10 @@ function collectStandardMetrics(registry: Registry): void {
 /** The metrics that carry a `venue` label (docs/metrics.md): a feed sets it through venueMetrics(). */
 export const VENUE_LABELLED = [
   'connectionsOpen',
+  'universeSymbols',
+  'universeChanges',
+  'universeRefreshFailures',
+  'streamSilences',
   'connectionsPlanned',
   'streamsSubscribed',
   'messagesDuplicate',

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { EventLoopLagMonitor, type EventLoopLagOptions } from './event-loop.js';
 import { initLabelledSeries } from './labels.js';
 import type { Metrics } from './registry.js';
+import { AddressAllowList } from '../relay/paths.js';
 
 /**
  * The operations HTTP endpoint: /metrics for Prometheus, /healthz and /readyz for probes (systemd
@@ -29,7 +30,14 @@ export interface HttpServerOptions {
    * /gaps is 404 when absent. Throw a GapsQueryError for a bad query (400).
    */
   gaps?: (query: URLSearchParams) => Promise<unknown>;
+  /** GET /books/<venue>/<SYMBOL>?limit=N: a local order book (docs/recovery.md); 404 when absent. */
+  books?: (venue: string, symbol: string, limit: number) => { status: number; body: unknown };
   logger: Logger;
+  /**
+   * POST /admin/reload (metrics.reload): re-read the config files and apply what can be applied live.
+   * Answered only to loopback peers and `reloadAllow`; 403 for the others, 404 when absent.
+   */
+  reload?: { run: () => Promise<{ status: number; body: unknown }>; allow: readonly string[] };
   /** Tuning of the /healthz event-loop check (defaults: unhealthy past 5 s of lag within 10 s). */
   eventLoop?: EventLoopLagOptions;
 }
@@ -86,11 +94,36 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     });
   });
 
+  const reloadAllow = opts.reload === undefined ? null : new AddressAllowList([...opts.reload.allow]);
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = requestUrl(req);
-    const route = url === undefined ? undefined : routes.get(url.pathname);
+    const books = opts.books;
+    const route =
+      url === undefined
+        ? undefined
+        : (routes.get(url.pathname) ??
+          (books !== undefined && url.pathname.startsWith('/books/')
+            ? async (u: URL) => {
+                const [, , venue = '', symbol = ''] = u.pathname.split('/');
+                const limit = Number(u.searchParams.get('limit') ?? 100);
+                const r = books(decodeURIComponent(venue), decodeURIComponent(symbol), Number.isInteger(limit) && limit > 0 ? limit : 100);
+                return json(r.status, r.body);
+              }
+            : undefined));
     let reply: Reply;
-    if (url === undefined) {
+    if (url?.pathname === '/admin/reload' && opts.reload !== undefined) {
+      if (!reloadAllow!.allows(req.socket.remoteAddress)) reply = json(403, { error: 'not_allowed', detail: 'POST /admin/reload is answered on loopback and metrics.reloadAllow only' });
+      else if (req.method !== 'POST') reply = { ...json(405, { error: 'method_not_allowed', allow: 'POST' }), allow: 'POST' };
+      else {
+        try {
+          const r = await opts.reload.run();
+          reply = json(r.status, r.body);
+        } catch (err) {
+          reply = failure(url.pathname, err);
+        }
+      }
+    } else if (url === undefined) {
       reply = json(400, { error: 'bad_request' });
     } else if (route === undefined) {
       reply = json(404, { error: 'not_found', path: url.pathname });
@@ -156,6 +189,8 @@ interface Reply {
   status: number;
   type: string;
   body: string;
+  /** The Allow header of a 405 (default: GET, HEAD). */
+  allow?: string;
 }
 
 /** The request target as a URL (only its path and query matter), or undefined when it is not one. */
@@ -177,7 +212,7 @@ function send(req: IncomingMessage, res: ServerResponse, reply: Reply): void {
     'content-length': Buffer.byteLength(reply.body),
     'cache-control': 'no-store',
   };
-  if (reply.status === 405) headers['allow'] = ALLOWED;
+  if (reply.status === 405) headers['allow'] = reply.allow ?? ALLOWED;
   res.writeHead(reply.status, headers);
   res.end(req.method === 'HEAD' ? undefined : reply.body);
 }

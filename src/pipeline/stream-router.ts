@@ -25,7 +25,7 @@ export type { GapCause, Missed, StreamRef };
 /** What the router needs of the gap ledger. */
 export interface GapSink {
   openGap(e: { venue?: string; stream: string; connection: string; start: number; cause: GapCause; code?: number | null; detail?: string }): string;
-  closeGap(id: string, e: { end: number; missed: Missed | null }): void;
+  closeGap(id: string, e: { end: number; missed: Missed | null; detail?: string; cause?: GapCause }): void;
   instant(e: { venue?: string; stream: string; connection: string; at: number; cause: GapCause; code?: number | null; detail?: string; missed: Missed | null }): string;
   /** Is a maintenance window in force at `t`? (A gap then gets cause `maintenance`.) */
   inMaintenance(t: number): boolean;
@@ -267,6 +267,21 @@ export class StreamRouter {
     }
   }
 
+  /**
+   * The connection's own sequence skipped `missed` messages (Coinbase `sequence_num`, one counter
+   * per connection): each of `names` that this connection delivers (or nobody does yet) gets one
+   * `sequence` gap with the connection's missed range and count, since which stream lost what is
+   * unknowable. A stream already in a gap, or owned by another live connection, is left alone.
+   */
+  connectionGap(session: SessionRef, names: readonly string[], at: number, missed: Missed, detail: string): void {
+    for (const name of names) {
+      const st = this.streams.get(name);
+      if (st === undefined || st.gapId !== null) continue;
+      if (st.owner !== null && st.owner !== session && st.owner.alive) continue;
+      this.gaps.instant({ venue: this.venue.name, stream: name, connection: session.connectionId, at, cause: 'sequence', detail, missed });
+    }
+  }
+
   /** Open a gap on a stream for a reason only its protocol knows (listen key expired, stream terminated). */
   markGap(name: string, session: SessionRef, cause: GapCause, at: number, detail?: string): void {
     const st = this.streams.get(name);
@@ -285,10 +300,10 @@ export class StreamRouter {
    * A stream no longer subscribed: its late frames are dropped like any stream outside the plan, and
    * a gap it was in closes now (nothing more is expected of it).
    */
-  removeStream(name: string, at: number): void {
+  removeStream(name: string, at: number, ending?: { cause: GapCause; detail: string }): void {
     const st = this.streams.get(name);
     if (st === undefined) return;
-    if (st.gapId !== null) this.gaps.closeGap(st.gapId, { end: at, missed: null });
+    if (st.gapId !== null) this.gaps.closeGap(st.gapId, { end: at, missed: null, ...ending });
     this.setOwner(st, null);
     this.streams.delete(name);
   }

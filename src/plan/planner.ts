@@ -2,6 +2,7 @@ import type { Config } from '../config/types.js';
 import { ConfigError, PlanOverBudgetError } from '../errors.js';
 import type { Venue } from '../venues/index.js';
 import { shardSymbols } from './shard.js';
+import type { UniverseSpec } from '../universe/spec.js';
 
 export interface PlannedConnection {
   /** 'c0', 'c1', ...: the same config gives the same ids. */
@@ -55,6 +56,8 @@ export interface Plan {
   /** Symbols on the fullest connection (the others have the same or one fewer). */
   symbolsPerConnection: number;
   usage: PlanUsage;
+  /** Where `symbols` is a universe: its filters, and the REST call that refreshes it. */
+  universe: { spec: UniverseSpec; path: string; weight: number; refreshMs: number } | null;
 }
 
 /**
@@ -151,6 +154,10 @@ export function plan(whole: Config, venue: Venue): Plan {
     connections,
     totalStreams,
     symbolsPerConnection: Math.max(...connections.map((c) => c.symbols.length)),
+    universe:
+      whole.symbolsFrom === null || venue.instruments === undefined
+        ? null
+        : { spec: whole.symbolsFrom, path: venue.instruments.path, weight: venue.instruments.weight, refreshMs: whole.universe.refreshMs },
     usage: {
       streamsPerConnection: {
         limit: limits.streamsPerConnection,

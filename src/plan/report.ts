@@ -9,6 +9,8 @@ export interface PlanJSON {
   symbolsPerConnection: number;
   connections: PlannedConnection[];
   usage: PlanUsage;
+  /** The universe's filters and refresh cost, where symbols is a universe (null for a list). */
+  universe: Plan['universe'];
 }
 
 export function planToJSON(plan: Plan): PlanJSON {
@@ -19,6 +21,7 @@ export function planToJSON(plan: Plan): PlanJSON {
     symbolsPerConnection: plan.symbolsPerConnection,
     connections: plan.connections,
     usage: plan.usage,
+    universe: plan.universe,
   };
 }
 
@@ -33,6 +36,22 @@ export function formatPlan(plan: Plan): string {
     `${plan.venue.name}: ${symbols} symbols × ${types} stream types = ${plan.totalStreams} streams on ${connections.length} connection${connections.length === 1 ? '' : 's'}`,
     '',
   );
+  if (plan.universe !== null) {
+    const u = plan.universe;
+    const filters = [
+      `status ${u.spec.status}`,
+      u.spec.quoteAssets.length > 0 ? `quote ${u.spec.quoteAssets.join('|')}` : '',
+      u.spec.permissions.length > 0 ? `permission ${u.spec.permissions.join('|')}` : '',
+      u.spec.contractTypes.length > 0 ? `contract ${u.spec.contractTypes.join('|')}` : '',
+      u.spec.include.length > 0 ? `include ${u.spec.include.length}` : '',
+      u.spec.exclude.length > 0 ? `exclude ${u.spec.exclude.length}` : '',
+      u.spec.max > 0 ? `max ${u.spec.max}` : '',
+    ].filter((f) => f !== '');
+    lines.push(
+      `universe: ${plan.shard.totalSymbols} symbols from ${u.path} (${filters.join(', ')}); refreshed every ${u.refreshMs / 1000} s at weight ${u.weight} (${fmt(Math.round((u.weight * 60_000 * 100) / u.refreshMs) / 100)} weight per minute)`,
+      '',
+    );
+  }
   if (plan.shard.count > 1) {
     const sh = plan.shard;
     lines.push(`shard ${sh.index} of ${sh.count}: ${sh.symbols} of ${sh.totalSymbols} symbols (the other ${sh.totalSymbols - sh.symbols} on the other shards; rendezvous hashing, docs/scale-out.md)`, '');

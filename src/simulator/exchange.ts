@@ -8,9 +8,11 @@ import { SimConnection, type ConnectionHost, type ConnectionInit, type Connectio
 import { MarketProtocol } from './control.js';
 import { MarketFeed } from './feed.js';
 import { AttemptLimiter } from './limits.js';
-import { marketRoutes } from './rest-market.js';
+import type { BookLevels } from './book.js';
+import { bookOf, marketRoutes } from './rest-market.js';
 import { RestWeightLimiter, type RestAnswer, type RestLimitSettings } from './rest-weights.js';
 import { builtinRoutes, errorBody, refuseUpgrade, sendJson } from './rest.js';
+import { InstrumentTable } from './instruments.js';
 import { parseMarketPath, parseStreamName, type StreamSpec } from './streams.js';
 import type {
   ConnectionFilter,
@@ -40,6 +42,8 @@ export interface ExchangeSettings extends ConnectionSettings {
   maxBufferedBytes: number;
   idHistoryLimit: number;
   advanceWhileIdle: boolean;
+  /** Synthetic symbols listed in exchangeInfo beside the usual ones (instruments.ts). */
+  listings: number;
   onViolation: ((v: Violation) => void) | undefined;
   /** REQUEST_WEIGHT accounting (src/simulator/rest-weights.ts). */
   rest: RestLimitSettings;
@@ -69,7 +73,7 @@ export class Exchange implements Simulator {
   private readonly protocol: MarketProtocol;
   private readonly attempts: AttemptLimiter;
   private readonly weights: RestWeightLimiter;
-  private readonly routeWeights = new Map<string, number>();
+  private readonly routeWeights = new Map<string, number | ((url: URL) => number)>();
   /** Every REST request answered, in order (docs/simulator.md, "REST weight"). */
   readonly restAnswers: RestAnswer[] = [];
   private restRefusal: { remaining: number; status: number; retryAfterS: number } | null = null;
@@ -84,8 +88,11 @@ export class Exchange implements Simulator {
   private maintenanceRefusal = { status: 503, retryAfterS: 0 };
   private refusal: { remaining: number; status: number; retryAfterS: number } | null = null;
   private closing: Promise<void> | null = null;
+  /** exchangeInfo, with listings and delistings (instruments.ts). */
+  readonly instruments: InstrumentTable;
 
   constructor(private readonly settings: ExchangeSettings) {
+    this.instruments = new InstrumentTable(settings.venue.name, settings.listings);
     this.onViolation = settings.onViolation;
     this.attempts = new AttemptLimiter(settings.connectionAttempts, settings.connectionAttemptWindowMs);
     this.feed = new MarketFeed({
@@ -149,6 +156,8 @@ export class Exchange implements Simulator {
       this.route(method, pathname, handler);
     }
     for (const r of marketRoutes(settings.venue.name, this.feed)) this.route(r.method, r.path, r.handler, r.weight);
+    for (const [method, pathname, handler] of this.instruments.routes(settings.clock)) this.route(method, pathname, handler);
+    this.route('POST', '/_sim/dropSubscription', (_req, res, url) => sendJson(res, 200, JSON.stringify({ connections: this.dropSubscription(url.searchParams.get('stream') ?? '') })));
   }
 
   async listen(): Promise<void> {
@@ -234,6 +243,32 @@ export class Exchange implements Simulator {
     this.feed.pause();
   }
 
+  /** List a symbol in exchangeInfo (or change its status). */
+  list(symbol: string, opts: { status?: string } = {}): void {
+    this.instruments.list(symbol, opts);
+  }
+
+  /** Take a symbol out of exchangeInfo. */
+  delist(symbol: string): boolean {
+    return this.instruments.delist(symbol);
+  }
+
+  /**
+   * Lose a stream's subscription on every connection that has it, silently (no close, no message):
+   * the connection delivers its other streams, LIST_SUBSCRIPTIONS no longer names it. Returns how
+   * many connections lost it.
+   */
+  dropSubscription(stream: string): number {
+    let n = 0;
+    for (const c of this.conns.values()) {
+      if (c.streams.delete(stream)) {
+        this.feed.detach(c, stream);
+        n++;
+      }
+    }
+    return n;
+  }
+
   resume(): void {
     this.feed.resume();
   }
@@ -258,10 +293,16 @@ export class Exchange implements Simulator {
 
   // ------------------------------------------------------------------ extension
 
-  /** `weight`: the endpoint's REQUEST_WEIGHT (default 1). */
-  route(method: string, pathname: string, handler: RouteHandler, weight = 1): void {
+  /** `weight`: the endpoint's REQUEST_WEIGHT (default 1), or a function of the request (depth by limit). */
+  route(method: string, pathname: string, handler: RouteHandler, weight: number | ((url: URL) => number) = 1): void {
     this.routes.set(`${method.toUpperCase()} ${pathname}`, handler);
     this.routeWeights.set(`${method.toUpperCase()} ${pathname}`, weight);
+  }
+
+  /** The book behind `symbol`'s diff-depth stream (what REST depth serves), best first; null without one. */
+  book(symbol: string, limit = 5000): BookLevels | null {
+    const b = bookOf(this.feed, symbol);
+    return b === null ? null : b.book.snapshot(b.tape.seq, limit, b.tape);
   }
 
   /** The next `count` REST requests are answered `status` (429, 418, 5xx) with Retry-After. */
@@ -318,7 +359,7 @@ export class Exchange implements Simulator {
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', this.httpUrl);
     const key = `${req.method} ${url.pathname}`;
-    if (!this.chargeRest(req, res, key, url.pathname)) return;
+    if (!this.chargeRest(req, res, key, url)) return;
     const handler = this.routes.get(key);
     if (handler === undefined) {
       sendJson(res, 404, errorBody(-1, `Unknown endpoint: ${req.method} ${url.pathname}`));
@@ -333,8 +374,10 @@ export class Exchange implements Simulator {
   }
 
   /** REQUEST_WEIGHT: false when the request was answered 429/418 (injected or earned). */
-  private chargeRest(req: IncomingMessage, res: ServerResponse, key: string, path: string): boolean {
-    const weight = this.routeWeights.get(key) ?? 1;
+  private chargeRest(req: IncomingMessage, res: ServerResponse, key: string, url: URL): boolean {
+    const w = this.routeWeights.get(key) ?? 1;
+    const weight = typeof w === 'function' ? w(url) : w;
+    const path = url.pathname;
     const at = this.settings.clock();
     const record = (status: number, used: number): void => {
       this.restAnswers.push({ at, method: req.method ?? '', path, status, weight, used });

@@ -61,6 +61,7 @@ function resolveOptions(opts: SimulatorOptions): ExchangeSettings {
     maxBufferedBytes: opts.maxBufferedBytes ?? 8 * 1024 * 1024,
     idHistoryLimit: opts.idHistoryLimit ?? Number.POSITIVE_INFINITY,
     advanceWhileIdle: opts.advanceWhileIdle ?? true,
+    listings: opts.listings ?? 20,
     onViolation: opts.onViolation,
     rest: {
       weightLimit: opts.rest?.weightLimit ?? (venueName === 'binance-spot' ? 6000 : 2400),

@@ -41,6 +41,8 @@ export interface SimulatorOptions {
    * does not wait for a client to reconnect), so a resubscriber sees a real gap. Default true.
    */
   advanceWhileIdle?: boolean;
+  /** Binance venues: synthetic symbols (`T0001USDT`...) listed in exchangeInfo beside the usual ones. Default 20. */
+  listings?: number;
   onViolation?: (v: Violation) => void;
   /**
    * Binance venues: REQUEST_WEIGHT per IP per window (default 6000 spot, 2400 futures, per 60 000 ms),
@@ -136,6 +138,11 @@ export interface Simulator {
   maintenance(ms: number, opts?: { status?: number; retryAfterS?: number }): void;
   refuseUpgrades(count: number, status: number, retryAfterS?: number): void;
   skip(stream: string, n: number): void;
+  /** Binance venues: list a symbol in exchangeInfo / take it out (docs/simulator.md). */
+  list?(symbol: string, opts?: { status?: string }): void;
+  delist?(symbol: string): boolean;
+  /** Binance venues: a stream's subscription lost silently on every connection that has it. */
+  dropSubscription?(stream: string): number;
   pause(): void;
   resume(): void;
 

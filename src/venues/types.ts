@@ -4,7 +4,7 @@
  * registry (src/venues/index.ts) lists them. Session, worker, supervisor, router, recorder and
  * ledger only ever talk to a venue through this interface (docs/venues.md, "Adding a venue").
  */
-import type { GapCause } from '../ledger/types.js';
+import type { GapCause, Missed } from '../ledger/types.js';
 
 /** A venue's registry name, e.g. `binance-spot`, `bybit-linear`, `okx`. */
 export type VenueName = string;
@@ -121,6 +121,14 @@ export interface ProtocolIO {
   shutdownNotice(detail: string): void;
   /** An unexpected but well-formed control message (debug log). */
   unexpected(frame: Buffer): void;
+  /**
+   * The venue's connection-wide sequence skipped messages (Coinbase `sequence_num`: one counter for
+   * every channel and product of the connection). Which streams the missed messages belonged to is
+   * unknowable, so every stream of this connection gets a `sequence` gap carrying `missed` (the
+   * connection's numbers and count). Always set by the session; optional so that a test double
+   * need not implement it.
+   */
+  connectionGap?(missed: Missed, detail: string): void;
 }
 
 /** The per-connection protocol of a venue's market streams. */
@@ -137,6 +145,12 @@ export interface MarketProtocol {
    */
   add?(io: ProtocolIO, streams: readonly string[]): Promise<void>;
   remove?(io: ProtocolIO, streams: readonly string[]): Promise<void>;
+  /**
+   * The exchange's own list of this connection's subscriptions (Binance LIST_SUBSCRIPTIONS), to
+   * reconcile a stream that went silent; absent where the venue cannot list them (then the stream
+   * is resubscribed directly).
+   */
+  list?(io: ProtocolIO): Promise<string[]>;
   /** The connection ended: fail what still waits for a reply. */
   closed(err: Error): void;
   /** Subscribe requests sent on this connection (OKX and Bitget count them per hour). */
@@ -182,8 +196,32 @@ export type StreamReader = (frame: Buffer, out: FrameKeys) => string | null;
  */
 export type RecordingShape = 'envelope' | 'wrap';
 
+/** One tradable instrument as the venue's instrument list describes it (src/universe/). */
+export interface Instrument {
+  symbol: string;
+  /** The venue's status word, upper-case: `TRADING`, `BREAK`, `HALT`, `PENDING_TRADING`, `SETTLING`... */
+  status: string;
+  quoteAsset: string;
+  /** Spot: the permissions any of its permission sets grants (`SPOT`, `MARGIN`...); futures: none. */
+  permissions: string[];
+  /** Futures: `PERPETUAL`, `CURRENT_QUARTER`...; spot: null. */
+  contractType: string | null;
+}
+
+/** Where a venue lists its instruments, for a universe (`symbols: {"from": "exchangeInfo"}`). */
+export interface InstrumentSource {
+  /** REST path, appended to endpoints.rest (Binance spot `/api/v3/exchangeInfo`). */
+  path: string;
+  /** The request's weight against the venue's REST budget (spot 20, futures 1). */
+  weight: number;
+  /** The body's instruments; throws an Error saying what is wrong with a body it does not understand. */
+  parse(body: unknown): Instrument[];
+}
+
 export interface Venue {
   name: VenueName;
+  /** The venue's instrument list (universe); absent where a universe is not supported yet. */
+  instruments?: InstrumentSource;
   /** Production base URLs; each venue appends its own paths (StreamType.route). */
   endpoints: { stream: string; rest: string };
   limits: VenueLimits;

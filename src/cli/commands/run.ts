@@ -1,6 +1,7 @@
 import { runDaemon } from '../../daemon.js';
 import { createLogger } from '../../log.js';
 import { parseCommandArgs, UsageError } from '../args.js';
+import { loadConfig } from '../../config/load.js';
 import { loadAndPlan } from '../load.js';
 
 export const USAGE = `Usage: feedkeeper run --config FILE [--config FILE ...]
@@ -27,8 +28,9 @@ export async function run(argv: string[]): Promise<number> {
   const configFiles = values.config ?? [];
   if (configFiles.length === 0) throw new UsageError('run needs at least one --config FILE', USAGE);
 
-  // Throws (exit 2) before the logger, the metrics port or any connection exists.
-  const { config } = loadAndPlan(configFiles);
-  const logger = createLogger(config.log.level);
+  // Throws (exit 2) before the metrics port or any connection exists. The config is read once
+  // before the logger exists (its level is in it); a universe is resolved with the logger.
+  const logger = createLogger(loadConfig({ files: configFiles }).log.level);
+  const { config } = await loadAndPlan(configFiles, logger);
   return runDaemon(config, { logger, configFiles });
 }

@@ -1,4 +1,5 @@
 import { isCoinmSymbol } from './streams.js';
+import { binanceInstruments } from './instruments.js';
 import { binanceVenue } from './venue.js';
 
 /**
@@ -22,6 +23,7 @@ export const binanceCoinm = binanceVenue({
     serverPingIntervalMs: 180_000,
     pongTimeoutMs: 600_000,
   },
+  instruments: binanceInstruments('/dapi/v1/exchangeInfo', 1),
   systemStatusPath: null,
   streams: {
     depthLinkedBy: 'pu',

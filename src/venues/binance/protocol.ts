@@ -14,7 +14,7 @@ const STREAM_PREFIX_LEN = '{"stream":"'.length;
 export class BinanceProtocol implements MarketProtocol {
   requestsSent = 0;
   private nextId = 1;
-  private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<number, { resolve: (result: unknown) => void; reject: (e: Error) => void }>();
 
   constructor(private readonly opts: ProtocolOptions) {}
 
@@ -35,11 +35,18 @@ export class BinanceProtocol implements MarketProtocol {
     return this.batches(io, 'UNSUBSCRIBE', streams);
   }
 
+  /** LIST_SUBSCRIPTIONS: `{"result":["btcusdt@trade",...],"id":N}`. */
+  async list(io: ProtocolIO): Promise<string[]> {
+    const result = await this.request(io, 'LIST_SUBSCRIPTIONS', null);
+    if (!Array.isArray(result) || !result.every((s) => typeof s === 'string')) throw new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, 'LIST_SUBSCRIPTIONS: the reply has no list of streams');
+    return result as string[];
+  }
+
   /** One request per streamsPerSubscribe streams, paced by the session's limiter. */
   private async batches(io: ProtocolIO, method: string, streams: readonly string[]): Promise<void> {
     const n = this.opts.streamsPerSubscribe;
     const all: Promise<void>[] = [];
-    for (let i = 0; i < streams.length; i += n) all.push(this.request(io, method, streams.slice(i, i + n)));
+    for (let i = 0; i < streams.length; i += n) all.push(this.request(io, method, streams.slice(i, i + n)).then(() => undefined));
     await Promise.all(all);
   }
 
@@ -66,7 +73,7 @@ export class BinanceProtocol implements MarketProtocol {
       const w = this.waiting.get(m.id)!;
       this.waiting.delete(m.id);
       if (m.error) w.reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `exchange refused request ${m.id}: ${m.error.code} ${m.error.msg}`));
-      else w.resolve();
+      else w.resolve((m as { result?: unknown }).result);
       return;
     }
     if (typeof m.stream === 'string') {
@@ -81,12 +88,12 @@ export class BinanceProtocol implements MarketProtocol {
     this.waiting.clear();
   }
 
-  private request(io: ProtocolIO, method: string, params: string[]): Promise<void> {
+  private request(io: ProtocolIO, method: string, params: string[] | null): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       this.requestsSent++;
-      io.send(JSON.stringify({ method, params, id }), method.toLowerCase());
+      io.send(JSON.stringify(params === null ? { method, id } : { method, params, id }), method.toLowerCase());
     });
   }
 }

@@ -1,5 +1,6 @@
 import { binanceStatus } from '../status.js';
 import { isBinanceSymbol } from './streams.js';
+import { binanceInstruments } from './instruments.js';
 import { binanceVenue } from './venue.js';
 
 /**
@@ -21,6 +22,7 @@ export const binanceSpot = binanceVenue({
     serverPingIntervalMs: 20_000,
     pongTimeoutMs: 60_000,
   },
+  instruments: binanceInstruments('/api/v3/exchangeInfo', 20),
   systemStatusPath: '/sapi/v1/system/status',
   streams: {
     depthLinkedBy: 'U',

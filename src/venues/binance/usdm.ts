@@ -1,4 +1,5 @@
 import { isBinanceSymbol } from './streams.js';
+import { binanceInstruments } from './instruments.js';
 import { binanceVenue } from './venue.js';
 
 /**
@@ -23,6 +24,7 @@ export const binanceUsdm = binanceVenue({
     serverPingIntervalMs: 180_000,
     pongTimeoutMs: 600_000,
   },
+  instruments: binanceInstruments('/fapi/v1/exchangeInfo', 1),
   systemStatusPath: null,
   streams: {
     depthLinkedBy: 'pu',

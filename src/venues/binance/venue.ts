@@ -4,7 +4,7 @@ import { BinanceProtocol, binanceCloseCause } from './protocol.js';
 import { binanceStreamName, binanceStreamType, binanceTypeOf, type BinanceStreamOptions } from './streams.js';
 
 /** What sets one Binance venue apart; the rest (frames, protocol, names, heartbeat) they share. */
-export interface BinanceVenueSpec extends Pick<Venue, 'name' | 'endpoints' | 'systemStatusPath' | 'isSymbol' | 'symbolExample'> {
+export interface BinanceVenueSpec extends Pick<Venue, 'name' | 'endpoints' | 'systemStatusPath' | 'isSymbol' | 'symbolExample' | 'instruments'> {
   limits: Omit<VenueLimits, 'connectionAttempts' | 'connectionAttemptWindowMs' | 'streamsPerSubscribe' | 'subscribesPerHour'>;
   streams: BinanceStreamOptions;
   extra?: Pick<Venue, 'parseSystemStatus' | 'maintenanceWindows' | 'wsApiUrl'>;
@@ -22,6 +22,7 @@ export function binanceVenue(spec: BinanceVenueSpec): Venue {
     limits: { connectionAttempts: 300, connectionAttemptWindowMs: 300_000, streamsPerSubscribe: 200, subscribesPerHour: 0, ...spec.limits },
     combinedPath: '/stream',
     systemStatusPath: spec.systemStatusPath,
+    instruments: spec.instruments,
     ...spec.extra,
     streamType: (type) => binanceStreamType(type, spec.streams),
     streamName: binanceStreamName,
