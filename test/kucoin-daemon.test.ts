@@ -83,3 +83,22 @@ t.test('kucoin-spot: a level2 sequence skip is an exact gap', async (t) => {
   t.same(gap.missed, { field: 'sequence', from: lastBefore + 1, to: skipped.at(-1), count: null }, 'the exact range of the six skipped pushes');
   t.same(sim.violations, []);
 });
+
+t.test('kucoin-spot: a failing bullet-public (HTTP 500, then 429) fails the attempt before any socket; the worker backs off and comes back', async (t) => {
+  const { sim, daemon } = await kucoinStack(t);
+  const feed = daemon.feeds[0]!;
+  t.ok(await until(() => feed.supervisor.workers[0]!.state === 'open', 10_000));
+  const upgrades = sim.upgradeAttempts.length;
+  sim.failBullets(2, 500);
+  sim.dropAll({ code: 1001 });
+  t.ok(await until(() => sim.bulletRequests === 4 && feed.supervisor.workers[0]!.state === 'open', 8000), 'two failed token requests, then a good one');
+  t.equal(sim.upgradeAttempts.length, upgrades + 1, 'no upgrade was tried without a token');
+  sim.failBullets(1, 429);
+  sim.dropAll({ code: 1001 });
+  t.ok(await until(() => sim.bulletRequests === 6 && feed.supervisor.workers[0]!.state === 'open', 8000), 'a 429 too');
+  const names = [...feed.router.names];
+  const before = names.map((n) => feed.router.stream(n)!.received);
+  t.ok(await until(() => names.every((n, i) => feed.router.stream(n)!.received > before[i]!), 5000), 'every stream delivers again');
+  t.equal((await daemon.metrics.connectionsOpen.get()).values.reduce((n, v) => n + v.value, 0), 1, 'one connection open: the failed attempts left nothing behind');
+  t.same(sim.violations, []);
+});

@@ -45,6 +45,7 @@ export class KucoinExchange extends VenueExchange {
   private readonly symbols: ReadonlySet<string>;
   private readonly tokens = new Map<string, Token>();
   private expireNext = 0;
+  private bulletFailures: { remaining: number; status: number } | null = null;
   private readonly rates = new WeakMap<Session, MessageRate>();
 
   constructor(settings: VenueSettings) {
@@ -59,6 +60,13 @@ export class KucoinExchange extends VenueExchange {
     };
     this.route('POST', '/api/v1/bullet-public', (_req, res) => {
       this.bulletRequests++;
+      if (this.bulletFailures !== null) {
+        const { status } = this.bulletFailures;
+        if (--this.bulletFailures.remaining <= 0) this.bulletFailures = null;
+        // KuCoin's error body: {"code":"<status>000","msg":…} (classic docs, "Request").
+        sendJson(res, status, JSON.stringify({ code: `${status}000`, msg: status === 429 ? 'Too Many Requests' : 'Internal Server Error' }));
+        return;
+      }
       const token = randomBytes(48).toString('base64url') + '.' + randomBytes(16).toString('base64');
       const expired = this.expireNext > 0;
       if (expired) this.expireNext--;
@@ -74,6 +82,11 @@ export class KucoinExchange extends VenueExchange {
   /** The next `n` tokens bullet-public hands out are refused as expired when used. */
   expireTokens(n = 1): void {
     this.expireNext += n;
+  }
+
+  /** The next `n` bullet-public requests fail with HTTP `status` (and KuCoin's error body). */
+  failBullets(n: number, status = 500): void {
+    this.bulletFailures = n > 0 ? { remaining: n, status } : null;
   }
 
   /** Tokens handed out so far. */
