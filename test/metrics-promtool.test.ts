@@ -2,6 +2,7 @@ import t from 'tap';
 import { relayMetrics } from '../src/relay/metrics.js';
 import { natsMetrics } from '../src/sinks/nats/metrics.js';
 import { recoveryMetrics } from '../src/recovery/metrics.js';
+import { booksMetrics } from '../src/books/manager.js';
 import { silentLogger } from '../src/log.js';
 import { METRIC_LABEL_VALUES } from '../src/metrics/labels.js';
 import { createMetrics, type Metrics } from '../src/metrics/registry.js';
@@ -86,6 +87,10 @@ function touchEverything(m: Metrics): void {
   backfill.recovered.inc({ venue: 'binance-spot' }, 8000);
   backfill.ranges.inc({ venue: 'binance-spot', outcome: 'complete' }, 3);
   backfill.open.set({ venue: 'binance-spot' }, 2);
+  const books = booksMetrics(m.registry);
+  books.resyncs.inc({ venue: 'binance-spot', reason: 'gap' });
+  books.synced.set({ venue: 'binance-spot' }, 20);
+  books.snapshots.inc({ venue: 'binance-spot' }, 21);
 }
 
 const promtool = externalTool('promtool', 'apt-get install prometheus');

@@ -144,7 +144,7 @@ export function buildSchema(): convict.Schema<RawConfig> {
     },
     books: {
       enabled: leaf('fk-boolean', false, 'Keep local order books from the diff-depth streams, resynced per symbol (docs/recovery.md).'),
-      symbols: leaf('fk-symbols', [] as string[], 'Symbols with a local book (empty: every symbol with a diff-depth stream).'),
+      symbols: leaf('fk-symbols', ['*'], 'Symbols with a local book (["*"]: every symbol with a diff-depth stream).'),
       snapshotLimit: leaf('fk-positive-int', 1000, 'Levels a side of the REST depth snapshot a book starts from.'),
       snapshotEveryMs: leaf('fk-nat', 60_000, 'Write every synced book to the recording this often ("src":"book"; 0: never).'),
     },

@@ -113,7 +113,7 @@ export interface Config {
   /** Local order books from the diff-depth streams (docs/recovery.md). */
   books: {
     enabled: boolean;
-    /** Upper-case symbols; empty: every symbol with a diff-depth stream. */
+    /** Upper-case symbols; ["*"]: every symbol with a diff-depth stream. */
     symbols: string[];
     snapshotLimit: number;
     /** 0: no book snapshots in the recording. */

@@ -11,7 +11,7 @@ import { sharedRestHosts, type RestHostRegistry } from '../rest/hosts.js';
 import type { Venue } from '../venues/types.js';
 import { backfillEndpoint, PAGE_LIMIT, restWeightLimit, type BackfillEndpoint } from './endpoints.js';
 import { recoveryMetrics, type BackfillStatus, type RecoveryMetrics } from './metrics.js';
-import { WeightPacer } from './pacer.js';
+import { sharedPacer, type WeightPacer } from './pacer.js';
 import { scanRestIds } from './scan.js';
 
 /**
@@ -111,7 +111,7 @@ export class Backfiller {
     this.m.open.set({ venue: opts.venue.name }, 0);
     this.rest = new RestClient({ baseUrl: opts.restBaseUrl, logger: opts.logger, metrics: opts.metrics, clock: this.clock, maxRetries: 0, hosts: opts.hosts });
     const host = (opts.hosts ?? sharedRestHosts).get(new URL(opts.restBaseUrl).origin);
-    this.pacer = new WeightPacer(opts.settings.maxWeightPerMinute, Math.floor(restWeightLimit(opts.venue.name) * 0.9), host, this.clock);
+    this.pacer = sharedPacer(host, opts.settings.maxWeightPerMinute, Math.floor(restWeightLimit(opts.venue.name) * 0.9), this.clock);
   }
 
   /** The endpoint for a stream, when its type is backfilled and the venue serves it. */

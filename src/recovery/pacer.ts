@@ -46,3 +46,15 @@ export class WeightPacer {
     }
   }
 }
+
+const shared = new WeakMap<RestHost, WeightPacer>();
+
+/**
+ * The one pacer of a REST host in this process: backfill pages and order-book snapshots draw on the
+ * same share (the first caller's figures set it).
+ */
+export function sharedPacer(host: RestHost, maxWeightPerMinute: number, ceiling: number, clock: Clock): WeightPacer {
+  let p = shared.get(host);
+  if (p === undefined) shared.set(host, (p = new WeightPacer(maxWeightPerMinute, ceiling, host, clock)));
+  return p;
+}

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { VenueName } from '../venues/index.js';
 import { textFrame } from './frame.js';
+import { SimBook } from './book.js';
 import { TradeHistory, type HistoryLimits } from './history.js';
 import { IdLog } from './id-log.js';
 import { familyFor, newTape, type Family, type Tape } from './payloads.js';
@@ -51,6 +52,8 @@ class StreamState {
   readonly skipped: IdLog | null;
   /** trade/aggTrade: every event generated, for REST (src/simulator/history.ts). */
   history: TradeHistory | null = null;
+  /** Diff depth: the book its events are diffs of (src/simulator/book.ts). */
+  book: SimBook | null = null;
   /** `{"stream":"<name>","data":` */
   readonly prefix: string;
 
@@ -136,6 +139,12 @@ export class MarketFeed {
     return this.streams.get(name)?.generated ?? 0;
   }
 
+  /** The book behind a diff-depth stream (its events so far), or null. */
+  depthBook(name: string): { book: SimBook; tape: Tape } | null {
+    const s = this.streams.get(name);
+    return s?.book ? { book: s.book, tape: s.tape } : null;
+  }
+
   /** The REST history of a trade or aggTrade stream, or null (never generated, or another kind). */
   history(name: string): { history: TradeHistory; priceDp: number } | null {
     const s = this.streams.get(name);
@@ -147,6 +156,7 @@ export class MarketFeed {
     if (s === undefined) {
       s = new StreamState(spec, familyFor(this.opts.venue, spec.family), newTape(this.opts.venue, spec), this.opts.idHistoryLimit);
       if (this.opts.history !== undefined && (spec.family === 'trade' || spec.family === 'aggTrade')) s.history = new TradeHistory(this.opts.history, this.opts.clock);
+      if (spec.family === 'depth') s.book = new SimBook();
       this.streams.set(spec.name, s);
     }
     return s;
@@ -195,6 +205,7 @@ export class MarketFeed {
     const { family, tape } = s;
     family.advance(tape);
     family.fill(tape, now);
+    s.book?.step(tape);
     s.generated++;
     s.ids?.push(tape.seq);
     s.history?.push(tape, s.spec.family === 'aggTrade');
