@@ -172,8 +172,9 @@ export class KucoinProtocol implements MarketProtocol {
     const m = msg as KucoinReply;
     switch (m.type) {
       case 'welcome':
-        // Its id is our connectId: never logged, whatever it says.
-        if (m.id === this.connectId && !this.welcomed && this.refused === null) {
+        // Its id is our connectId [K1]; the socket is ours whatever it says, so any welcome counts
+        // (a mismatch must not leave every connection waiting). Never logged: it may be the connectId.
+        if (!this.welcomed && this.refused === null) {
           this.welcomed = true;
           this.settleWelcome()?.resolve();
         }

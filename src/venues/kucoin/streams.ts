@@ -7,7 +7,7 @@
  * A config stream type is the topic without `/market/`: `match`, `level2`, `ticker`, `snapshot`; the
  * canonical id is `<type>:<SYMBOL>` (`level2:BTC-USDT`).
  */
-import { findKey, intAt, keyPattern, readInt } from '../bytes.js';
+import { QUOTE, findKey, intAt, keyPattern, readInt } from '../bytes.js';
 import type { FrameKeys, KeyReader, StreamType } from '../types.js';
 
 /** Every KuCoin stream comes from the one endpoint the bullet reply names: one route. */
@@ -19,7 +19,6 @@ const TIME_CAPITAL = keyPattern('Time');
 const DATETIME = keyPattern('datetime');
 const SEQUENCE_START = keyPattern('sequenceStart');
 const SEQUENCE_END = keyPattern('sequenceEnd');
-const QUOTE = 0x22;
 
 function clear(out: FrameKeys): void {
   out.first = out.last = out.prev = out.time = NaN;
