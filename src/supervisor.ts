@@ -61,7 +61,7 @@ export class Supervisor {
     opts.metrics.attemptBudgetRemaining.set(this.budget.remaining());
     opts.metrics.connectionsPlanned.set(opts.connections.length);
     this.nextId = opts.connections.length;
-    this.silence = new SilenceWatch({ workers: () => this.workers, router: opts.router, afterMs: opts.config.silence.afterMs, logger: opts.logger, metrics: opts.metrics, clock: this.clock });
+    this.silence = new SilenceWatch({ workers: () => this.workers, router: opts.router, afterMs: opts.config.silence.afterMs, cadences: opts.config.silence.cadences, logger: opts.logger, metrics: opts.metrics, clock: this.clock });
     this.workers = opts.connections.map((c) => {
       const w = this.newWorker(c.id, c.path, c.streams);
       this.routes.set(w, c.path);

@@ -69,7 +69,7 @@ t.test('defaults', async (t) => {
   t.same(c.health, { silentAfterMs: 25_000 });
   t.same(c.metrics, { enabled: true, host: '127.0.0.1', port: 9464, reload: true, reloadAllow: [] });
   t.same(c.universe, { refreshMs: 600_000 });
-  t.same(c.silence, { afterMs: 15_000 });
+  t.same(c.silence, { afterMs: 15_000, cadences: 10 });
   t.equal(c.symbolsFrom, null);
   t.same(c.log, { level: 'info' });
   t.same(c.userData, {

@@ -61,3 +61,22 @@ t.test('trades are never held to a cadence: a silent trade stream is left alone'
   await daemon.ledger.flush();
   t.same((await ledgerEntries(config)).map((e) => e.cause), [], 'no silent gap');
 });
+
+t.test('Bybit (no live subscribe): a silent book stream gets its connection replaced make-before-break, the others without a gap', async (t) => {
+  const { sim, daemon, config } = await startStack(t, {
+    sim: { venue: 'bybit-spot', eventsPerSecond: 10 },
+    config: { venue: 'bybit-spot', symbols: ['BTCUSDT', 'ETHUSDT'], streams: ['publicTrade', 'orderbook.1'], silence: { afterMs: 500, cadences: 1 }, connection: { ...FAST, switchoverTimeoutMs: 2000 } },
+  });
+  const feed = daemon.feeds[0]!;
+  const stream = 'orderbook.1:BTCUSDT';
+  t.ok(await until(() => (feed.router.stream(stream)?.received ?? 0) > 3 && (feed.router.stream('publicTrade:ETHUSDT')?.received ?? 0) > 3, 8000), 'delivering');
+  t.equal(sim.dropSubscription!(stream), 1);
+  const before = feed.router.stream(stream)!.received;
+  t.ok(await until(() => feed.router.stream(stream)!.received > before + 2 && !feed.router.stream(stream)!.gapOpen, 15_000), 'back on the replacement connection');
+  t.equal(sim.totalConnections, 2, 'one replacement');
+  await daemon.stop('test over');
+  const gaps = (await ledgerEntries(config)).filter((e) => e.cause !== 'shutdown');
+  t.same(gaps.map((g) => `${g.stream} ${g.cause}`), [`${stream} silent`], 'one silent gap, on that stream only');
+  const text = await daemon.metrics.registry.metrics();
+  t.match(text, /feedkeeper_reconnects_total\{[^}]*reason="silent_stream"[^}]*\} 1/);
+});

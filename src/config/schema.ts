@@ -134,7 +134,8 @@ export function buildSchema(): convict.Schema<RawConfig> {
       refreshMs: leaf('fk-positive-int', 600_000, 'Fetch the instrument list this often where symbols is a universe ({"from": "exchangeInfo"}).'),
     },
     silence: {
-      afterMs: leaf('fk-positive-int', 15_000, 'A stream with a fixed cadence silent this long (and at least 10 cadences) while its connection delivers others is reconciled and resubscribed.'),
+      afterMs: leaf('fk-positive-int', 15_000, 'A stream with a fixed cadence silent this long (and at least silence.cadences of its cadence) while its connection delivers others is reconciled and resubscribed.'),
+      cadences: leaf('fk-positive-int', 10, 'The silence threshold is at least this many of the stream type\'s cadence (Bybit orderbook.1: 3 s, so 30 s).'),
     },
     backfill: {
       enabled: leaf('fk-boolean', false, 'Fetch the exact missed ranges of trade/aggTrade gaps over REST into the recording (docs/recovery.md).'),

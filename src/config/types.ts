@@ -99,6 +99,8 @@ export interface Config {
   /** Per-stream silence on a live connection (src/connection/silence-watch.ts). */
   silence: {
     afterMs: number;
+    /** The threshold is at least this many cadences (StreamType.expectedIntervalMs). */
+    cadences: number;
   };
   /** REST backfill of missed trade/aggTrade ranges (docs/recovery.md). */
   backfill: {

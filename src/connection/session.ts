@@ -212,6 +212,11 @@ export class Session implements SessionRef {
     this.opts.metrics.streamsSubscribed.dec(held.length);
   }
 
+  /** Can this socket's subscriptions change while it is open (MarketProtocol.add)? */
+  get changesLive(): boolean {
+    return this.opts.market?.add !== undefined;
+  }
+
   /**
    * The exchange's own list of this socket's subscriptions (MarketProtocol.list), or null where the
    * venue cannot list them. Rejects like addStreams when the socket ends or no reply comes.

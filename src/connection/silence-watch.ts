@@ -4,14 +4,12 @@ import type { Metrics } from '../metrics/registry.js';
 import type { StreamRouter } from '../pipeline/stream-router.js';
 import type { ConnectionWorker } from './worker.js';
 
-/** A cadence stream is silent past max(afterMs, CADENCES × its cadence). */
-const CADENCES = 10;
-
 export interface SilenceWatchOptions {
   workers: () => readonly ConnectionWorker[];
   router: StreamRouter;
-  /** silence.afterMs. */
+  /** silence.afterMs and silence.cadences: silent past max(afterMs, cadences × the type's cadence). */
   afterMs: number;
+  cadences: number;
   logger: Logger;
   metrics: Metrics;
   clock: Clock;
@@ -21,7 +19,7 @@ export interface SilenceWatchOptions {
  * Per-stream silence on a live connection (docs/gap-ledger.md, cause `silent`). A stream whose type
  * pushes on a fixed cadence (StreamType.expectedIntervalMs > 0: depth, kline, tickers, avgPrice,
  * markPrice; never trades or bookTicker, whose silence is normal) that has been silent past
- * max(silence.afterMs, 10 cadences) while its connection delivers other streams has lost its
+ * max(silence.afterMs, silence.cadences × its cadence) while its connection delivers other streams has lost its
  * subscription upstream: the connection-level stale check cannot see it. The stream gets a `silent`
  * gap from its last message (closed, with the exact range where its IDs are contiguous, by the
  * first message after recovery); the exchange's list of subscriptions is asked for where the venue
@@ -65,7 +63,7 @@ export class SilenceWatch {
         if (cadence <= 0) continue;
         const st = router.stream(name);
         if (st === undefined || st.gapOpen) continue;
-        const threshold = Math.max(afterMs, CADENCES * cadence);
+        const threshold = Math.max(afterMs, this.opts.cadences * cadence);
         const last = Math.max(st.lastRecv, s.openedAt);
         // Silent, while the connection delivered something else within the threshold.
         if (now - last <= threshold || now - latest > threshold || latest <= last) continue;
@@ -88,6 +86,13 @@ export class SilenceWatch {
     }
     const names = silent.map((x) => x.name);
     logger.warn({ event: 'stream_silent', connection: w.id, streams: names.slice(0, 10), count: names.length }, 'streams silent on a live connection: reconciling');
+    if (!s.changesLive) {
+      // No live subscribe on this venue (Bybit, OKX so far): a make-before-break switch-over to a
+      // new socket subscribes everything again, and the other streams hand over without a gap.
+      logger.info({ event: 'stream_resubscribed', connection: w.id, lost: names.length, stillListed: 0, listed: false, rotated: true }, 'silent streams: the connection is replaced make-before-break (no live subscribe on this venue)');
+      w.rotate('silent_stream');
+      return;
+    }
     try {
       const listed = await s.listSubscriptions().catch(() => null);
       const lost = listed === null ? names : names.filter((n) => !listed.includes(n));

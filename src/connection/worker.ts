@@ -26,7 +26,8 @@ import { Session, type SessionEnd, type SessionProtocol } from './session.js';
 export type WorkerState = 'idle' | 'connecting' | 'open' | 'rotating' | 'backoff' | 'closed';
 
 /** Why a connection is switched over to a replacement (a bounded metric label). */
-export type RotateReason = 'lifetime' | 'server_shutdown' | 'listen_key_renewed';
+/** `silent_stream`: a stream lost its subscription upstream on a venue without live subscribe (silence-watch.ts). */
+export type RotateReason = 'lifetime' | 'server_shutdown' | 'listen_key_renewed' | 'silent_stream';
 
 export interface WorkerOptions {
   id: string;

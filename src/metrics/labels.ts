@@ -52,7 +52,7 @@ export const METRIC_LABEL_VALUES = {
   },
   feedkeeper_reconnects_total: {
     // A planned switch-over counts its trigger (lifetime, server_shutdown); a lost connection its end cause.
-    reason: ['lifetime', 'server_shutdown', 'listen_key_renewed', 'server_close', 'network_error', 'stale', 'rate_limited'] satisfies Array<
+    reason: ['lifetime', 'server_shutdown', 'listen_key_renewed', 'silent_stream', 'server_close', 'network_error', 'stale', 'rate_limited'] satisfies Array<
       SessionEndCause | RotateReason
     >,
     venue: VENUES,

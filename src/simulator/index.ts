@@ -23,7 +23,7 @@ export type {
 } from './types.js';
 
 /** Every venue the simulator speaks: Binance's own exchange, and the dialects of src/simulator/venues. */
-export const SIMULATED_VENUES: readonly string[] = ['binance-spot', 'binance-usdm', 'binance-coinm', 'bybit-spot', 'bybit-linear', 'okx', 'kucoin-spot', 'gate-spot', 'bitget-spot', 'bitget-usdt-futures'];
+export const SIMULATED_VENUES: readonly string[] = ['binance-spot', 'binance-usdm', 'binance-coinm', 'bybit-spot', 'bybit-linear', 'okx', 'kucoin-spot', 'gate-spot', 'coinbase', 'bitget-spot', 'bitget-usdt-futures'];
 
 /**
  * Starts an exchange on loopback speaking the venue's protocol (docs/simulator.md): Binance's
@@ -32,7 +32,7 @@ export const SIMULATED_VENUES: readonly string[] = ['binance-spot', 'binance-usd
  */
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
   const venue = opts.venue ?? 'binance-spot';
-  if (venue === 'bybit-spot' || venue === 'bybit-linear' || venue === 'okx' || venue === 'kucoin-spot' || venue === 'gate-spot' || venue === 'bitget-spot' || venue === 'bitget-usdt-futures') return startVenueSimulator({ ...opts, venue });
+  if (venue === 'bybit-spot' || venue === 'bybit-linear' || venue === 'okx' || venue === 'kucoin-spot' || venue === 'gate-spot' || venue === 'coinbase' || venue === 'bitget-spot' || venue === 'bitget-usdt-futures') return startVenueSimulator({ ...opts, venue });
   const exchange = new Exchange(resolveOptions(opts));
   await exchange.listen();
   return exchange;

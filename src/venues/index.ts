@@ -1,6 +1,7 @@
 import { binanceCoinm, binanceSpot, binanceUsdm } from './binance/index.js';
 import { bitgetSpot, bitgetUsdtFutures } from './bitget/index.js';
 import { bybitLinear, bybitSpot } from './bybit/index.js';
+import { coinbase } from './coinbase/index.js';
 import { gateSpot } from './gate/index.js';
 import { kucoinSpot } from './kucoin/index.js';
 import { okx } from './okx/index.js';
@@ -10,7 +11,7 @@ import type { Venue, VenueName } from './types.js';
  * The venue registry: one line per venue. Everything else about a venue lives in its folder
  * (docs/venues.md, "Adding a venue").
  */
-const registry: Venue[] = [binanceSpot, binanceUsdm, binanceCoinm, bybitSpot, bybitLinear, okx, kucoinSpot, gateSpot, bitgetSpot, bitgetUsdtFutures];
+const registry: Venue[] = [binanceSpot, binanceUsdm, binanceCoinm, bybitSpot, bybitLinear, okx, kucoinSpot, gateSpot, coinbase, bitgetSpot, bitgetUsdtFutures];
 
 export const venues: ReadonlyMap<VenueName, Venue> = new Map(registry.map((v) => [v.name, v]));
 

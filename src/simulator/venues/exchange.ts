@@ -219,6 +219,18 @@ export abstract class VenueExchange implements Simulator {
     this.feed.skip(stream, n);
   }
 
+  /** A stream's subscription lost silently on every connection that has it (no close, no message). */
+  dropSubscription(stream: string): number {
+    let n = 0;
+    for (const s of this.sessions.values()) {
+      if (s.conn.streams.delete(stream)) {
+        this.feed.detach(s, stream);
+        n++;
+      }
+    }
+    return n;
+  }
+
   pause(): void {
     this.feed.pause();
   }

@@ -1,5 +1,6 @@
 import { BitgetExchange } from './bitget.js';
 import { BybitExchange } from './bybit.js';
+import { CoinbaseExchange, type CoinbaseDialectOptions } from './coinbase.js';
 import { GateExchange, type GateDialectOptions } from './gate.js';
 import { KucoinExchange } from './kucoin.js';
 import { OkxExchange } from './okx.js';
@@ -18,6 +19,8 @@ export type KucoinSimulator = KucoinExchange;
 export type BitgetSimulator = BitgetExchange;
 /** A Gate.io simulator: the Simulator interface plus setClockSkew(). */
 export type GateSimulator = GateExchange;
+/** A Coinbase Advanced Trade simulator: the Simulator interface plus skipSequence(). */
+export type CoinbaseSimulator = CoinbaseExchange;
 
 /**
  * Starts a Bybit v5 or OKX v5 public market-data exchange on loopback (docs/simulator.md, "Bybit and OKX
@@ -27,11 +30,12 @@ export function startVenueSimulator(opts: VenueSimulatorOptions & { venue: 'okx'
 export function startVenueSimulator(opts: VenueSimulatorOptions & { venue: 'kucoin-spot' }): Promise<KucoinSimulator>;
 export function startVenueSimulator(opts: VenueSimulatorOptions & { venue: 'bitget-spot' | 'bitget-usdt-futures' }): Promise<BitgetSimulator>;
 export function startVenueSimulator(opts: VenueSimulatorOptions & GateDialectOptions & { venue: 'gate-spot' }): Promise<GateSimulator>;
+export function startVenueSimulator(opts: VenueSimulatorOptions & CoinbaseDialectOptions & { venue: 'coinbase' }): Promise<CoinbaseSimulator>;
 export function startVenueSimulator(opts: VenueSimulatorOptions & { venue: 'bybit-spot' | 'bybit-linear' }): Promise<BybitSimulator>;
-export function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator | KucoinSimulator | GateSimulator | BitgetSimulator>;
-export async function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator | KucoinSimulator | GateSimulator | BitgetSimulator> {
+export function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator | KucoinSimulator | GateSimulator | BitgetSimulator | CoinbaseSimulator>;
+export async function startVenueSimulator(opts: VenueSimulatorOptions): Promise<BybitSimulator | OkxSimulator | KucoinSimulator | GateSimulator | BitgetSimulator | CoinbaseSimulator> {
   const settings = resolveVenueOptions(opts);
-  const exchange = settings.venue === 'gate-spot' ? new GateExchange(settings, opts as GateDialectOptions) : settings.venue === 'okx' ? new OkxExchange(settings) : settings.venue === 'kucoin-spot' ? new KucoinExchange(settings) : settings.venue.startsWith('bitget-') ? new BitgetExchange(settings) : new BybitExchange(settings);
+  const exchange = settings.venue === 'coinbase' ? new CoinbaseExchange(settings, opts as CoinbaseDialectOptions) : settings.venue === 'gate-spot' ? new GateExchange(settings, opts as GateDialectOptions) : settings.venue === 'okx' ? new OkxExchange(settings) : settings.venue === 'kucoin-spot' ? new KucoinExchange(settings) : settings.venue.startsWith('bitget-') ? new BitgetExchange(settings) : new BybitExchange(settings);
   await exchange.listen();
   return exchange;
 }

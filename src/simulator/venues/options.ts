@@ -1,6 +1,6 @@
 import type { SimulatorOptions, Violation } from '../types.js';
 
-export type VenueDialectName = 'bybit-spot' | 'bybit-linear' | 'okx' | 'kucoin-spot' | 'gate-spot' | 'bitget-spot' | 'bitget-usdt-futures';
+export type VenueDialectName = 'bybit-spot' | 'bybit-linear' | 'okx' | 'kucoin-spot' | 'gate-spot' | 'coinbase' | 'bitget-spot' | 'bitget-usdt-futures';
 
 /** startVenueSimulator() options: the Binance simulator's, plus what only these venues have. */
 export interface VenueSimulatorOptions extends SimulatorOptions {
@@ -81,6 +81,8 @@ const VENUE_DEFAULTS: Record<VenueDialectName, { connectionAttempts: number; win
   'bitget-usdt-futures': { connectionAttempts: 300, windowMs: 5 * 60_000, keepaliveMs: 120_000 },
   // Gate documents no limits [T2]: the venue's own 60 per minute; cut after ~1 min with nothing from the client [I-T3].
   'gate-spot': { connectionAttempts: 60, windowMs: 60_000, keepaliveMs: 60_000 },
+  // Coinbase [C3]: 8 connections per second per IP (the lower of two figures); quiet channels close after 60-90 s [C2].
+  coinbase: { connectionAttempts: 8, windowMs: 1000, keepaliveMs: 60_000 },
 };
 
 /** Throws RangeError naming the option when a value is out of range. */
