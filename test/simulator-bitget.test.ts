@@ -148,3 +148,12 @@ t.test('skip(): books pushes are swallowed whole; the pseq link shows it', async
   const after = JSON.parse(await c.next((f) => f.includes(`"pseq":${skipped.at(-1)},`))) as { data: Array<{ pseq: number; seq: number }> };
   t.equal(after.data[0]!.pseq, skipped.at(-1), 'the push after the skip names the last skipped seq');
 });
+
+t.test('more than 100 connections from one IP: the 101st is closed and counted', async (t) => {
+  const s = await sim(t, { eventsPerSecond: 0 });
+  const clients = await Promise.all(Array.from({ length: 101 }, () => connect(url(s))));
+  t.teardown(() => Promise.all(clients.map((c) => c.close())));
+  await waitFor(() => clients.some((c) => c.isClosed()), 3000, 'one closed');
+  t.equal(clients.filter((c) => c.isClosed()).length, 1);
+  t.match(s.violations, [{ rule: 'connections_per_ip', detail: /101 connections open/ }]);
+});

@@ -12,6 +12,8 @@ const HOUR_MS = 3_600_000;
 const CHANNELS_PER_CONNECTION = 1000;
 /** "forced disconnect every 24 h" [G2]. */
 const LIFETIME_MS = 86_400_000;
+/** "≤100 connections per IP" [G2]. */
+const CONNECTIONS_PER_IP = 100;
 /** The request cap (a third-party quote; unverified [G1]). */
 const MAX_REQUEST_BYTES = 4096;
 
@@ -69,6 +71,16 @@ export class BitgetExchange extends VenueExchange {
   /** Bitget announces nothing (facts sheet, Bitget "lifetime"). */
   protected shutdownNotice(): null {
     return null;
+  }
+
+  /** More than 100 open connections from one IP: the newest is closed (1008) and counted. */
+  protected override onOpen(s: Session): void {
+    const ip = s.conn.remoteAddress;
+    const open = this.connections().filter((c) => c.remoteAddress === ip && c.state === 'open').length;
+    if (open > CONNECTIONS_PER_IP) {
+      this.violation(s.conn.id, 'connections_per_ip', `${open} connections open from ${ip} (at most ${CONNECTIONS_PER_IP})`);
+      s.conn.close(1008, 'too many connections');
+    }
   }
 
   protected onMessage(s: Session, text: string): void {

@@ -26,7 +26,7 @@ import { Session } from './session.js';
  * The rules the venue dialects enforce, beyond the Binance simulator's ViolationRule (src/simulator/
  * types.ts). Recorded in the same `violations` list.
  */
-export type VenueViolationRule = ViolationRule | 'args_per_subscribe' | 'ping_timeout' | 'subscribes_per_hour' | 'token_expired' | 'token_reused';
+export type VenueViolationRule = ViolationRule | 'args_per_subscribe' | 'ping_timeout' | 'subscribes_per_hour' | 'token_expired' | 'token_reused' | 'connections_per_ip';
 
 /** How a dialect's server hangs up on a silent connection. */
 export interface KeepaliveRule {
