@@ -1,5 +1,6 @@
 import t from 'tap';
 import { run } from '../src/cli/commands/backfill.js';
+import { run as gaps } from '../src/cli/commands/gaps.js';
 import { Daemon } from '../src/daemon.js';
 import { readLedger } from '../src/ledger/report.js';
 import { silentLogger } from '../src/log.js';
@@ -42,4 +43,15 @@ t.test('feedkeeper backfill works through the unrecovered ranges offline', async
   out = '';
   t.equal(await run(['--config', file], { stdout: (s) => (out += s), isTTY: false, env: {} }), 0, 'a second run');
   t.match(JSON.parse(out.trim()), { done: true, ranges: 0 }, 'has nothing left to do');
+
+  let report = '';
+  t.equal(await gaps(['--config', file], { stdout: (s) => (report += s), env: {} }), 0);
+  t.match(report, /Recovered over REST/, 'feedkeeper gaps shows the recovery');
+  t.match(report, /, recovered\)/, 'and marks each recovered gap');
+  let json = '';
+  await gaps(['--config', file, '--json'], { stdout: (s) => (json += s), env: {} });
+  const body = JSON.parse(json) as { recovery: { recovered: { gaps: number; messages: number }; unrecovered: { gaps: number } } };
+  t.equal(body.recovery.recovered.gaps, open.length, 'JSON: recovered gaps apart');
+  t.equal(body.recovery.recovered.messages, open.reduce((n, e) => n + e.missed!.count!, 0), 'JSON: recovered messages');
+  t.equal(body.recovery.unrecovered.gaps, 0, 'JSON: none unrecovered');
 });

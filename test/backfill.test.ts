@@ -62,3 +62,26 @@ t.test('a compressed maintenance window: every trade and aggTrade ID exactly onc
   const backfillCalls = sim.restAnswers.filter((a) => a.path.endsWith('Trades'));
   t.ok(backfillCalls.length > 0, `${backfillCalls.length} backfill requests, weight ${backfillCalls.reduce((n, a) => n + a.weight, 0)}`);
 });
+
+t.test('USD-M: aggTrade ranges come back from /fapi/v1/aggTrades; trade ranges stay as the ledger says', async (t) => {
+  const names = ['btcusdt@aggTrade', 'btcusdt@trade'];
+  const s = await startStack(t, {
+    sim: { venue: 'binance-usdm', eventsPerSecond: 40, tickMs: 20 },
+    config: { venue: 'binance-usdm', symbols: ['BTCUSDT'], streams: ['aggTrade', 'trade'], connection: { backoff: { initialMs: 100, maxMs: 500 }, probeIntervalMs: 200 }, backfill: { enabled: true } },
+  });
+  const sim = s.sim as BinanceSimulator;
+  t.ok(await until(() => names.every((n) => s.daemon.router.stream(n)!.received > 5), 10_000), 'both deliver');
+  const recovered = recoveredEntries(s, 1);
+  sim.maintenance(1000);
+  t.ok(await until(() => names.every((n) => s.daemon.router.stream(n)!.gapOpen), 5000, 10));
+  const [e] = await recovered;
+  t.equal(e!.stream, 'btcusdt@aggTrade');
+  t.equal(e!.recovered!.complete, true, 'recovered completely');
+  await s.daemon.stop('test over');
+  const ledger = await readLedger(s.config.ledger.path);
+  const trade = ledger.filter((g) => g.stream === 'btcusdt@trade' && (g.missed?.count ?? 0) > 0);
+  t.ok(trade.length > 0 && trade.every((g) => g.recovered == null), 'the trade gap is not backfilled (futures historicalTrades needs a key)');
+  t.ok(sim.restAnswers.some((a) => a.path === '/fapi/v1/aggTrades' && a.weight === 20), 'fapi aggTrades at weight 20');
+  t.notOk(sim.restAnswers.some((a) => a.path === '/fapi/v1/historicalTrades'), 'no historicalTrades call');
+  checkExactlyOnce(t, sim, s.config.recorder.dir, ['btcusdt@aggTrade']);
+});
