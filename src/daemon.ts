@@ -15,6 +15,7 @@ import type { Recorder } from './recorder/recorder.js';
 import type { Readiness, Supervisor } from './supervisor.js';
 import { UserDataStream } from './userdata/user-stream.js';
 import { LiveStreams } from './live-streams.js';
+import { LocalDepthStreams } from './books/relay-streams.js';
 import { RelayServer } from './relay/index.js';
 import { NatsSink } from './sinks/nats/index.js';
 import type { Sink } from './pipeline/sinks.js';
@@ -50,6 +51,8 @@ export class Daemon {
   /** The Binance-compatible local relay (relay.enabled), and the live streams it asks for. */
   readonly relay: RelayServer | null = null;
   readonly live: LiveStreams | null = null;
+  /** Partial-depth streams built from the local books for relay clients (books.enabled with the relay). */
+  readonly localDepth: LocalDepthStreams | null = null;
   /** The NATS JetStream sink (sinks.nats.enabled, docs/scale-out.md): every feed's messages and every ledger entry. */
   readonly nats: NatsSink | null = null;
   userData: UserDataStream | null = null;
@@ -76,9 +79,10 @@ export class Daemon {
       const r = config.relay;
       // The relay's upstream is the live-stream table, built once the feeds exist.
       const upstream = {
-        valid: (venue: string, stream: string) => this.live?.valid(venue, stream) ?? false,
-        want: (venue: string, stream: string) => this.live!.want(venue, stream),
-        release: (venue: string, stream: string) => this.live?.release(venue, stream),
+        // Partial depth of a symbol with a local book is built locally (src/books/relay-streams.ts).
+        valid: (venue: string, stream: string) => (this.localDepth?.handles(venue, stream) ?? false) || (this.live?.valid(venue, stream) ?? false),
+        want: (venue: string, stream: string) => (this.localDepth?.handles(venue, stream) ? this.localDepth.want(venue, stream) : this.live!.want(venue, stream)),
+        release: (venue: string, stream: string) => (this.localDepth?.handles(venue, stream) ? this.localDepth.release(venue, stream) : this.live?.release(venue, stream)),
       };
       this.relay = new RelayServer({
         host: r.host,
@@ -115,6 +119,7 @@ export class Daemon {
         }),
     );
     if (relay !== null) {
+      if (config.books.enabled) this.localDepth = new LocalDepthStreams({ feed: (venue) => this.feed(venue), relay: () => this.relay });
       this.live = new LiveStreams({ feeds: this.feeds.filter((f) => isBinanceVenue(f.name)), lingerMs: config.relay.lingerMs, maxExtra: config.relay.maxExtraStreams, logger: opts.logger, clock: this.clock });
     }
   }
@@ -360,6 +365,7 @@ export class Daemon {
     // Relay clients first: they are told (1001) before the upstream goes.
     await Promise.all([...this.universes.values()].map((w) => w.stop()));
     this.live?.close();
+    this.localDepth?.close();
     await this.relay?.close();
     await Promise.all([...this.feeds.map((f) => f.stopConnections()), this.userData?.stop()]);
     await this.userDataStart;

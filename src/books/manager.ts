@@ -163,6 +163,18 @@ export class BookManager implements Sink {
     return true;
   }
 
+  /** Whether `symbol` has a local book. */
+  has(symbol: string): boolean {
+    return this.bySymbol.has(symbol.toUpperCase());
+  }
+
+  /** The top `levels` of a synced book, or null while it is not synced. */
+  top(symbol: string, levels: number): { lastUpdateId: number; bids: Level[]; asks: Level[] } | null {
+    const b = this.bySymbol.get(symbol.toUpperCase());
+    if (b === undefined || b.state !== 'synced' || b.book === null) return null;
+    return { lastUpdateId: b.book.lastUpdateId, ...b.book.levels(levels) };
+  }
+
   /** Resyncs of a symbol's book in this run. */
   resyncCount(symbol: string): number {
     return this.bySymbol.get(symbol.toUpperCase())?.resyncs ?? 0;
