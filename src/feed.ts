@@ -314,6 +314,16 @@ export class Feed {
     return shard.count > 1 ? shardSymbols([...symbols], shard) : symbols;
   }
 
+  /**
+   * Subscribe a stream of the venue's own that is no symbol's (USD-M `!contractInfo`), routed,
+   * recorded and ledgered like the others; no-op when carried already.
+   */
+  async follow(name: string, type: StreamType): Promise<void> {
+    if (this.carries(name)) return;
+    this.router.addStream(name, type);
+    await this.supervisor.addStreamGroups([[name]], type.route);
+  }
+
   /** Unsubscribe a stream added live (never one from the config: the caller checks). */
   async unsubscribe(name: string): Promise<void> {
     await this.supervisor.removeStream(name);

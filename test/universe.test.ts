@@ -168,3 +168,29 @@ t.test('a delisted symbol whose stream is in a gap: the gap closes with cause de
   t.match(entries[0], { cause: 'delisted', detail: /ETHUSDT was delisted/ });
   t.not(entries[0]!.end, null, 'closed');
 });
+
+t.test('USD-M follows !contractInfo: a listing is picked up at once, not at the next refresh', async (t) => {
+  const dir = tempDir(t);
+  const sim = await startSimulator({ venue: 'binance-usdm', listings: 4, eventsPerSecond: 5 });
+  t.teardown(() => sim.close());
+  const config = await universeConfig(sim, dir, {
+    venue: 'binance-usdm',
+    symbols: { from: 'exchangeInfo', quoteAssets: ['USDT'], contractTypes: ['PERPETUAL'] },
+    streams: ['aggTrade'],
+    universe: { refreshMs: 600_000 },
+    connection: FAST,
+  });
+  t.equal(config.symbols.length, 10);
+  const daemon = new Daemon(config, { logger: silentLogger(), configFiles: [], env: {} });
+  t.teardown(() => daemon.stop('test over'));
+  await daemon.start();
+  const feed = daemon.feeds[0]!;
+  t.ok(await until(() => sim.connections().some((c) => c.streams.has('!contractInfo') && c.path.startsWith('/market/')), 5000), '!contractInfo subscribed on the market route');
+  const at = Date.now();
+  sim.list!('NEW1USDT');
+  t.ok(await until(() => (feed.router.stream('new1usdt@aggTrade')?.received ?? 0) > 0, 8000), `the listing delivers ${Date.now() - at} ms later (refreshMs is 10 min)`);
+  t.ok((feed.router.stream('!contractInfo')?.received ?? 0) >= 1, 'the event was routed (and recorded)');
+  sim.delist!('T0001USDT');
+  t.ok(await until(() => !feed.carries('t0001usdt@aggTrade'), 5000), 'a delisting too');
+  t.same(sim.violations, []);
+});

@@ -131,7 +131,7 @@ export class MarketProtocol {
       }
       conn.streams.add(spec.name);
       // Accepted either way; on the wrong USD-M route it never delivers (servesOnPath).
-      if (servesOnPath(this.ctx.venue, conn.path, spec)) this.ctx.attach(conn, spec);
+      if (spec.family !== 'contractInfo' && servesOnPath(this.ctx.venue, conn.path, spec)) this.ctx.attach(conn, spec);
     }
     if (refused > 0) {
       this.ctx.violation(conn, 'streams_per_connection', `${conn.streams.size + refused} streams asked for, at most ${limit} per connection; ${refused} refused`);

@@ -13,7 +13,7 @@ import { bookOf, marketRoutes } from './rest-market.js';
 import { RestWeightLimiter, type RestAnswer, type RestLimitSettings } from './rest-weights.js';
 import { builtinRoutes, errorBody, refuseUpgrade, sendJson } from './rest.js';
 import { InstrumentTable } from './instruments.js';
-import { parseMarketPath, parseStreamName, type StreamSpec } from './streams.js';
+import { CONTRACT_INFO, parseMarketPath, parseStreamName, type StreamSpec } from './streams.js';
 import type {
   ConnectionFilter,
   ConnectionInfo,
@@ -243,14 +243,28 @@ export class Exchange implements Simulator {
     this.feed.pause();
   }
 
-  /** List a symbol in exchangeInfo (or change its status). */
+  /** List a symbol in exchangeInfo (or change its status); USD-M pushes a `!contractInfo` event. */
   list(symbol: string, opts: { status?: string } = {}): void {
     this.instruments.list(symbol, opts);
+    this.contractEvent(symbol, opts.status ?? 'TRADING');
   }
 
-  /** Take a symbol out of exchangeInfo. */
+  /** Take a symbol out of exchangeInfo; USD-M pushes a `!contractInfo` event (status CLOSE). */
   delist(symbol: string): boolean {
-    return this.instruments.delist(symbol);
+    const was = this.instruments.delist(symbol);
+    if (was) this.contractEvent(symbol, 'CLOSE');
+    return was;
+  }
+
+  /** USD-M `!contractInfo` to every connection subscribed on the market route. */
+  private contractEvent(symbol: string, status: string): void {
+    if (this.settings.venue.name !== 'binance-usdm') return;
+    const E = this.settings.clock();
+    const event = `{"e":"contractInfo","E":${E},"s":"${symbol}","ps":"${symbol}","ct":"PERPETUAL","dt":4133404800000,"ot":${E},"cs":"${status}"}`;
+    for (const c of this.conns.values()) {
+      if (!c.streams.has(CONTRACT_INFO) || !c.path.startsWith('/market/') || c.state !== 'open') continue;
+      c.sendText(c.combined ? `{"stream":"${CONTRACT_INFO}","data":${event}}` : event);
+    }
   }
 
   /**

@@ -1,5 +1,8 @@
 import type { Venue } from '../venues/index.js';
 
+/** The USD-M stream of contract events (listings, status changes). */
+export const CONTRACT_INFO = '!contractInfo';
+
 /** A stream name the venue accepts, e.g. `btcusdt@depth@100ms`. */
 export interface StreamSpec {
   readonly name: string;
@@ -13,6 +16,8 @@ export interface StreamSpec {
 
 /** Null when the venue has no such stream. Symbols must be lower case in stream names. */
 export function parseStreamName(venue: Venue, name: string): StreamSpec | null {
+  // USD-M's contract events: no symbol, nothing generated; pushed on listings (instruments.ts).
+  if (name === CONTRACT_INFO && venue.name === 'binance-usdm') return { name, symbol: '', type: name, family: 'contractInfo' };
   const at = name.indexOf('@');
   if (at <= 0) return null;
   const lower = name.slice(0, at);
@@ -67,6 +72,7 @@ function splitNames(s: string): string[] {
  */
 export function servesOnPath(venue: Venue, path: string, spec: StreamSpec): boolean {
   if (venue.name !== 'binance-usdm') return true;
+  if (spec.family === 'contractInfo') return path.startsWith('/market/');
   const route = venue.streamType(spec.type)?.route ?? '';
   const served = path.startsWith('/market/') ? '/market/' : '/public/';
   return route.startsWith(served);

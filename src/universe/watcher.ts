@@ -6,6 +6,11 @@ import type { Metrics } from '../metrics/registry.js';
 import type { UniverseSpec } from './spec.js';
 import { diffSymbols, selectUniverse } from './select.js';
 import { InstrumentList } from './source.js';
+import type { StreamType } from '../venues/types.js';
+
+/** How often the instrument-event stream's count is looked at, and the least time between two refreshes it causes. */
+const EVENT_POLL_MS = 250;
+const EVENT_REFRESH_MS = 1000;
 
 export interface UniverseWatcherOptions {
   feed: Feed;
@@ -27,6 +32,7 @@ export interface UniverseWatcherOptions {
 export class UniverseWatcher {
   private spec: UniverseSpec;
   private timer: Timer | undefined;
+  private events: Timer | undefined;
   private stopped = false;
   private running: Promise<void> | null = null;
   private readonly list: InstrumentList;
@@ -48,11 +54,42 @@ export class UniverseWatcher {
 
   start(): void {
     this.schedule();
+    const events = this.opts.feed.venue.instruments?.events;
+    if (events !== undefined) void this.followEvents(events.stream, events.type);
+  }
+
+  /**
+   * Follow the venue's instrument events (USD-M `!contractInfo`): a message on it (a listing, a
+   * status change) brings a refresh forward, at most one per EVENT_REFRESH_MS.
+   */
+  private async followEvents(stream: string, type: StreamType): Promise<void> {
+    const { feed, logger, clock } = this.opts;
+    try {
+      await feed.follow(stream, type);
+    } catch (err) {
+      logger.warn({ event: 'universe_refresh_failed', venue: feed.venue.name, stream, err }, 'instrument events could not be subscribed: the universe follows its schedule only');
+      return;
+    }
+    let seen = feed.router.stream(stream)?.received ?? 0;
+    let last = 0;
+    const tick = (): void => {
+      if (this.stopped) return;
+      const now = feed.router.stream(stream)?.received ?? 0;
+      if (now > seen && clock.now() - last >= EVENT_REFRESH_MS) {
+        seen = now;
+        last = clock.now();
+        void this.refresh('event');
+      }
+      this.events = clock.setTimeout(tick, EVENT_POLL_MS);
+      (this.events as { unref?: () => void }).unref?.();
+    };
+    tick();
   }
 
   stop(): Promise<void> {
     this.stopped = true;
     this.opts.clock.clearTimeout(this.timer);
+    this.opts.clock.clearTimeout(this.events);
     return this.running ?? Promise.resolve();
   }
 
@@ -63,7 +100,7 @@ export class UniverseWatcher {
   }
 
   /** Fetch the list and apply what changed; one at a time (a second call waits for the first). */
-  refresh(reason: 'schedule' | 'reload' = 'schedule'): Promise<void> {
+  refresh(reason: 'schedule' | 'reload' | 'event' = 'schedule'): Promise<void> {
     const run = (this.running ?? Promise.resolve()).then(() => this.refreshOnce(reason));
     this.running = run;
     return run;

@@ -216,6 +216,12 @@ export interface InstrumentSource {
   weight: number;
   /** The body's instruments; throws an Error saying what is wrong with a body it does not understand. */
   parse(body: unknown): Instrument[];
+  /**
+   * A stream that announces instrument changes (USD-M `!contractInfo`: listings, status changes,
+   * delivery): while a universe runs it is subscribed, and each of its messages brings the next
+   * refresh forward.
+   */
+  events?: { stream: string; type: StreamType };
 }
 
 export interface Venue {

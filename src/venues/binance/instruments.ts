@@ -1,4 +1,5 @@
 import type { Instrument, InstrumentSource } from '../types.js';
+import { keyReader } from './streams.js';
 
 /**
  * Binance's exchangeInfo (spot `GET /api/v3/exchangeInfo`, weight 20; USD-M `/fapi/v1/exchangeInfo`
@@ -6,9 +7,19 @@ import type { Instrument, InstrumentSource } from '../types.js';
  * (lists of permissions, any one set grants trading; the older flat `permissions` list is read too);
  * futures symbols carry `contractType` and `status` (COIN-M: `contractStatus`).
  */
-export function binanceInstruments(path: string, weight: number): InstrumentSource {
-  return { path, weight, parse: parseExchangeInfo };
+export function binanceInstruments(path: string, weight: number, events?: InstrumentSource['events']): InstrumentSource {
+  return events === undefined ? { path, weight, parse: parseExchangeInfo } : { path, weight, parse: parseExchangeInfo, events };
 }
+
+/**
+ * USD-M `!contractInfo` (market route): `{"e":"contractInfo","E":..,"s":"BTCUSDT","ps":..,"ct":"PERPETUAL",
+ * "dt":..,"ot":..,"cs":"TRADING",...}`, pushed when a contract is listed, changes status or settles.
+ * Ordered by `E`; no cadence (it is silent for days).
+ */
+export const CONTRACT_INFO: NonNullable<InstrumentSource['events']> = {
+  stream: '!contractInfo',
+  type: { type: '!contractInfo', family: 'contractInfo', sequence: { kind: 'ordered', field: 'E' }, expectedIntervalMs: 0, route: '/market/stream', keys: keyReader({ kind: 'ordered', field: 'E' }) },
+};
 
 function parseExchangeInfo(body: unknown): Instrument[] {
   if (typeof body !== 'object' || body === null || !Array.isArray((body as { symbols?: unknown }).symbols)) {

@@ -1,5 +1,5 @@
 import { isBinanceSymbol } from './streams.js';
-import { binanceInstruments } from './instruments.js';
+import { CONTRACT_INFO, binanceInstruments } from './instruments.js';
 import { binanceVenue } from './venue.js';
 
 /**
@@ -24,7 +24,7 @@ export const binanceUsdm = binanceVenue({
     serverPingIntervalMs: 180_000,
     pongTimeoutMs: 600_000,
   },
-  instruments: binanceInstruments('/fapi/v1/exchangeInfo', 1),
+  instruments: binanceInstruments('/fapi/v1/exchangeInfo', 1, CONTRACT_INFO),
   systemStatusPath: null,
   streams: {
     depthLinkedBy: 'pu',
