@@ -8,6 +8,8 @@ import { getScenario } from '../src/rehearse/scenarios.js';
 const cases: Array<[scenario: string, venue: string]> = [
   ['crash', 'gate-spot'],
   ['stall', 'gate-spot'],
+  ['crash', 'coinbase'],
+  ['stall', 'coinbase'],
 ];
 
 for (const [scenario, venue] of cases) {
@@ -19,6 +21,7 @@ for (const [scenario, venue] of cases) {
   });
 }
 
-t.test('gate-spot announces no restart: server-shutdown is refused, naming why', async (t) => {
+t.test('gate-spot and coinbase announce no restart: server-shutdown is refused, naming why', async (t) => {
   t.match(getScenario('server-shutdown')!.unavailable?.('gate-spot'), /announces no restart/);
+  t.match(getScenario('server-shutdown')!.unavailable?.('coinbase'), /announces no restart/);
 });

@@ -23,6 +23,7 @@ if (!existsSync(CLI)) throw new Error(`${CLI} missing: build with npx tsc -p .`)
 
 const SPECS: FeedSpec[] = [
   { venue: 'gate-spot', symbols: ['BTC_USDT', 'ETH_USDT'], streams: ['trades', 'order_book_update'], sim: { eventsPerSecond: 20, tickMs: 50 } },
+  { venue: 'coinbase', symbols: ['BTC-USD', 'ETH-USD'], streams: ['market_trades', 'level2'], sim: { eventsPerSecond: 20, tickMs: 50 } },
 ];
 const PER_VENUE = 4;
 

@@ -46,6 +46,7 @@ const MARKETS: Record<string, { symbols: string[]; streams: string[] }> = {
   'bitget-spot': { symbols: ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'XRPUSDT'], streams: ['trade', 'books', 'ticker'] },
   'bitget-usdt-futures': { symbols: ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'XRPUSDT'], streams: ['trade', 'books', 'ticker'] },
   'gate-spot': { symbols: ['BTC_USDT', 'ETH_USDT', 'SOL_USDT', 'XRP_USDT'], streams: ['trades', 'order_book_update', 'book_ticker'] },
+  coinbase: { symbols: ['BTC-USD', 'ETH-USD', 'SOL-USD', 'XRP-USD'], streams: ['market_trades', 'level2', 'ticker'] },
 };
 
 /** The venues a rehearsal can run on. */
@@ -227,8 +228,8 @@ const serverShutdown: Scenario = {
   name: 'server-shutdown',
   summary: 'the exchange announces a restart twice (Binance serverShutdown, OKX 64008): the daemon switches over at once and loses nothing',
   rig: (venue) => ({ venue, ...market(venue), sim: { ...SIM, shutdownGraceMs: 1500 } }),
-  // Bybit, KuCoin, Gate and Bitget announce nothing before they cut a connection (facts sheet, "lifetime / notices", KuCoin "status", Bitget "lifetime").
-  unavailable: (venue) => (venue.startsWith('bybit-') || venue === 'kucoin-spot' || venue === 'gate-spot' || venue.startsWith('bitget-') ? `${venue} announces no restart: nothing to rehearse` : null),
+  // Bybit, KuCoin, Gate, Bitget and Coinbase announce nothing before they cut a connection (facts sheet, "lifetime / notices", KuCoin "status", Bitget "lifetime").
+  unavailable: (venue) => (venue.startsWith('bybit-') || venue === 'kucoin-spot' || venue === 'gate-spot' || venue.startsWith('bitget-') || venue === 'coinbase' ? `${venue} announces no restart: nothing to rehearse` : null),
   async play(rig) {
     await warmUp(rig);
     for (let i = 1; i <= 2; i++) {
