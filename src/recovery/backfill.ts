@@ -265,10 +265,10 @@ export class Backfiller {
         const status = statusOf(err);
         this.m.requests.inc({ venue, status });
         if (status === '429' || status === '418' || err instanceof RestBannedError) {
-          // The host is paused for Retry-After (every REST caller of it waits): the next call waits too.
+          // The host is paused for Retry-After (every REST caller of it waits, src/rest/hosts.ts): the
+          // pacer waits the pause out before the next request, however long a ban is.
           const waitMs = err instanceof RestBannedError ? err.retryAfterMs : ((err as RestError).retryAfterMs ?? RETRY_MIN_MS);
-          this.log.warn({ event: 'backfill_rate_limited', status: err instanceof RestBannedError ? 418 : Number(status), retryAfterMs: waitMs, stream: entry.stream }, 'backfill: the exchange asked to back off; waiting for Retry-After');
-          if (status !== '429' && status !== '418') await delay(waitMs, signal, this.clock);
+          this.log.warn({ event: 'backfill_rate_limited', status: Number(status), retryAfterMs: waitMs, stream: entry.stream }, 'backfill: the exchange asked to back off; waiting for Retry-After');
           continue;
         }
         if (status === '4xx') {
