@@ -1,4 +1,5 @@
 import t from 'tap';
+import { createLogger } from '../src/log.js';
 import type { CoinbaseSimulator } from '../src/simulator/venues/index.js';
 import { ledgerEntries, readRecording, startStack, until } from './helpers/stack.js';
 
@@ -72,4 +73,21 @@ t.test('coinbase: a multi-MB BTC-USD level2 snapshot arrives whole and is record
   t.ok(JSON.stringify(first).length > 5_000_000, `${(JSON.stringify(first).length / 1e6).toFixed(1)} MB`);
   t.same(await ledgerEntries(config).then((e) => e.filter((x) => x.cause !== 'shutdown')), [], 'no gap: the client took it');
   t.equal(sim.totalConnections, 1, 'no reconnect (a client whose max message size is too small would be cut here)');
+});
+
+t.test('coinbase: a snapshot over the client’s 16 MiB is no silent failure: connection_lost names the limit, the daemon retries', async (t) => {
+  const logs: string[] = [];
+  const logger = createLogger('warn', { write: (l: string) => void logs.push(l) });
+  const simOpts = { venue: 'coinbase', eventsPerSecond: 20, tickMs: 20, heartbeatIntervalMs: 100, snapshotLevels: 90_000 };
+  const { sim } = await startStack(t, {
+    sim: simOpts,
+    logger,
+    config: { venue: 'coinbase', symbols: ['BTC-USD'], streams: ['level2'], log: { level: 'warn' }, connection: { handshakeTimeoutMs: 3000, backoff: { initialMs: 100, maxMs: 400 } } },
+  });
+  const lost = (): Array<{ event: string; cause: string; detail: string }> =>
+    logs.map((l) => JSON.parse(l) as { event: string; cause: string; detail: string }).filter((l) => l.event === 'connection_lost');
+  t.ok(await until(() => lost().length > 0, 20_000), 'the connection loss is logged');
+  t.equal(lost()[0]!.cause, 'network_error');
+  t.match(lost()[0]!.detail, /over 16777216 bytes/, 'the detail names the limit');
+  t.ok(await until(() => sim.totalConnections >= 2, 10_000), 'and the daemon tries again');
 });
