@@ -144,10 +144,10 @@ export class CoinbaseProtocol implements MarketProtocol {
       const listed = subs[w.req.channel];
       const products = Array.isArray(listed) ? (listed as unknown[]) : [];
       const want = w.req.product_ids;
+      // heartbeats names no product: how the listing shows it is not documented, so any listing after
+      // it was sent confirms it (a refusal would be an error message).
       const done =
-        w.op === 'subscribe'
-          ? listed !== undefined && (want === undefined || want.every((p) => products.includes(p)))
-          : want !== undefined && want.every((p) => !products.includes(p));
+        want === undefined || (w.op === 'subscribe' ? listed !== undefined && want.every((p) => products.includes(p)) : want.every((p) => !products.includes(p)));
       if (done) this.settle(w, null);
     }
   }
