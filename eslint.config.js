@@ -18,4 +18,17 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  {
+    // One clock (src/clock.ts): every time read and timer in src/ goes through it, so tests can
+    // drive it and the simulator shares it. bench/ and test/ measure real time on purpose.
+    files: ['src/**/*.ts'],
+    ignores: ['src/clock.ts'],
+    rules: {
+      'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'read time through src/clock.ts (clock.now(), systemClock.now())' }],
+      'no-restricted-globals': [
+        'error',
+        ...['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'].map((name) => ({ name, message: 'set timers through src/clock.ts (clock.setTimeout, every(), systemClock)' })),
+      ],
+    },
+  },
 );

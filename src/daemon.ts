@@ -1,4 +1,4 @@
-import { delay, systemClock, type Clock } from './clock.js';
+import { delay, every, systemClock, type Clock } from './clock.js';
 import type { Config } from './config/types.js';
 import { Backoff } from './connection/backoff.js';
 import { ErrorCodes } from './errors.js';
@@ -61,7 +61,7 @@ export class Daemon {
   private reloading: Promise<ReloadOutcome> | null = null;
   private userDataStart: Promise<void> | null = null;
   private readonly stopping = new AbortController();
-  private checkpointTimer: ReturnType<typeof setInterval> | undefined;
+  private stopCheckpoints: () => void = () => undefined;
   private checkpointing: Promise<void> | null = null;
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -103,7 +103,7 @@ export class Daemon {
     }
     const relay = this.relay;
     if (config.sinks.nats.enabled) {
-      this.nats = new NatsSink({ config: config.sinks.nats, collector: config.collector.id, logger: opts.logger, registry: this.metrics.registry, env: opts.env });
+      this.nats = new NatsSink({ config: config.sinks.nats, collector: config.collector.id, logger: opts.logger, registry: this.metrics.registry, env: opts.env, clock: this.clock });
     }
     const nats = this.nats;
     this.feeds = config.feeds.map(
@@ -222,9 +222,8 @@ export class Daemon {
       this.userData = new UserDataStream({ config, venue: f.venue, router: f.router, budget: f.supervisor.budget, logger: log, metrics: f.metrics, clock, env: this.opts.env });
       this.userDataStart = this.startUserData(this.userData);
     }
-    const every = this.opts.checkpointIntervalMs ?? 1000;
-    this.checkpointTimer = setInterval(() => void this.checkpoint(false), every);
-    this.checkpointTimer.unref();
+    const everyMs = this.opts.checkpointIntervalMs ?? 1000;
+    this.stopCheckpoints = every(clock, everyMs, () => void this.checkpoint(false));
     this.state = 'running';
   }
 
@@ -358,7 +357,7 @@ export class Daemon {
     const wasRunning = this.state === 'running';
     this.state = 'stopping';
     this.log.info({ event: 'daemon_stop', reason }, 'feedkeeper stopping');
-    clearInterval(this.checkpointTimer);
+    this.stopCheckpoints();
     this.stopping.abort();
     // Stopping the user-data stream first aborts a listen-key POST still in flight, so a slow
     // exchange cannot hold the shutdown past its 5 s.
@@ -450,7 +449,10 @@ export async function runDaemon(config: Config, opts: DaemonOptions): Promise<nu
       return (err as { code?: unknown }).code === ErrorCodes.FK_ERR_CONFIG ? 2 : 1;
     }
     const reason = await stopRequested;
-    const deadline = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 4500).unref());
+    const deadline = new Promise<'timeout'>((r) => {
+      const t = systemClock.setTimeout(() => r('timeout'), 4500);
+      t.unref();
+    });
     const outcome = await Promise.race([daemon.stop(reason).then(() => 'ok' as const), deadline]);
     if (outcome === 'timeout') {
       log.error({ event: 'shutdown_timeout' }, 'shutdown took too long: exiting anyway');

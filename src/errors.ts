@@ -1,3 +1,4 @@
+import { systemClock } from './clock.js';
 /**
  * Every error feedkeeper raises on purpose carries a stable `code`. Match on `code`, never on the
  * message text. Each code is documented in docs/troubleshooting.md (a test checks it).
@@ -72,7 +73,7 @@ export class AbortedError extends FeedkeeperError {
 }
 
 /** Parse an HTTP Retry-After header (seconds or HTTP date) into milliseconds. */
-export function parseRetryAfter(value: string | string[] | undefined | null, now = Date.now()): number | null {
+export function parseRetryAfter(value: string | string[] | undefined | null, now = systemClock.now()): number | null {
   const v = Array.isArray(value) ? value[0] : value;
   if (v === undefined || v === null || v === '') return null;
   const s = Number(v);

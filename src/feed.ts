@@ -133,7 +133,7 @@ export class Feed {
     }
     const sinks = [...(this.opts.sinks ?? []), ...(this.books === null ? [] : [this.books])];
     const recorder = sinks.length === 0 ? primary : new SinkFanout(primary, sinks, metrics);
-    this.router = new StreamRouter({ venue, streams, gaps, recorder, metrics, logger: log });
+    this.router = new StreamRouter({ venue, streams, gaps, recorder, metrics, logger: log, clock });
     const resumed = resumeGaps({ ledger, venue: venue.name, recovered, streams: streams.keys(), now: clock.now() });
     this.router.restore(recovered.streams, resumed);
     if (resumed.size > 0) {

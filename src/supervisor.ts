@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from './clock.js';
+import { every, systemClock, type Clock } from './clock.js';
 import type { Config } from './config/types.js';
 import { AttemptBudget } from './connection/attempt-budget.js';
 import { RecoveryGate } from './connection/recovery-gate.js';
@@ -41,7 +41,7 @@ export class Supervisor {
   readonly workers: ConnectionWorker[];
   private readonly clock: Clock;
   private startedAt = 0;
-  private ageTimer: ReturnType<typeof setInterval> | undefined;
+  private stopAge: () => void = () => undefined;
   /** Each worker's route (combined-stream path): a live stream joins a connection of its route. */
   private readonly routes = new Map<ConnectionWorker, string>();
   private nextId: number;
@@ -216,12 +216,11 @@ export class Supervisor {
     for (const w of this.workers) w.start();
     this.silence.start();
     // The last-message age is a gauge of the worst open connection, refreshed once a second.
-    this.ageTimer = setInterval(() => this.opts.metrics.lastMessageAge.set(this.worstSilenceMs() / 1000), 1000);
-    this.ageTimer.unref();
+    this.stopAge = every(this.clock, 1000, () => this.opts.metrics.lastMessageAge.set(this.worstSilenceMs() / 1000));
   }
 
   async stop(): Promise<void> {
-    if (this.ageTimer) clearInterval(this.ageTimer);
+    this.stopAge();
     this.silence.stop();
     this.budget.close();
     await Promise.all(this.workers.map((w) => w.stop()));

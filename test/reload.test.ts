@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { loadConfig } from '../src/config/load.js';
@@ -105,5 +105,5 @@ t.test('SIGHUP to a running daemon re-reads its config: a symbol added delivers,
   const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
   t.equal(code, 0);
   const causes = readFileSync(join(dir, 'ledger.ndjson'), 'utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { cause: string }).cause);
-  t.same([...new Set(causes)], ['shutdown'], 'no gap but the shutdown ones');
+  t.same(causes.filter((c) => c !== 'shutdown'), [], 'no gap but the shutdown ones');
 });

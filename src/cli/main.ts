@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { systemClock } from '../clock.js';
 import { commands } from './commands/index.js';
 import { reportError } from './errors.js';
 import { packageVersion } from './version.js';
@@ -58,4 +59,4 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 // the logger); exit hard only if something still holds the loop after the grace period.
 const code = await main(process.argv.slice(2)).catch((err: unknown) => reportError(err));
 process.exitCode = code;
-setTimeout(() => process.exit(code), DRAIN_GRACE_MS).unref();
+systemClock.setTimeout(() => process.exit(code), DRAIN_GRACE_MS).unref();

@@ -254,7 +254,8 @@ export class SystemStatusPoller {
     this.abort = abort;
     const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(this.timeoutMs)]);
     let next = this.opts.intervalMs;
-    // A 429/418 earned by any REST caller of the host (the backfill, user data) pauses this poll too.
+    // A 429/418 earned by another REST caller of the host (the backfill, user data) pauses this poll
+    // too; its own 429/418 delays its next poll (below).
     const host = sharedRestHosts.get(new URL(this.url).origin);
     const paused = host.remaining(this.clock.now());
     if (paused > 0) return Math.max(next, paused);
@@ -263,7 +264,6 @@ export class SystemStatusPoller {
       if (res.status < 200 || res.status >= 300) {
         const retryMs = parseRetryAfter(res.retryAfter ?? null);
         if (retryMs !== null) next = Math.max(next, retryMs);
-        if (retryMs !== null && (res.status === 429 || res.status === 418)) host.pause(res.status === 418 ? 'banned' : 'rate_limited', this.clock.now() + retryMs, this.clock);
         this.opts.logger.warn({ status: res.status, url: this.url, nextPollMs: next }, 'system status poll failed');
         return next;
       }

@@ -1,3 +1,4 @@
+import { systemClock } from '../clock.js';
 import { readFile } from 'node:fs/promises';
 import { parseEntryLine, type GapEntry, type Missed } from './types.js';
 
@@ -93,7 +94,7 @@ function streamMatcher(pattern: string | undefined): (s: string) => boolean {
  * whole (a missed range cannot be split in time).
  */
 export function summarize(entries: readonly GapEntry[], opts: SummarizeOptions = {}): GapSummary {
-  const now = opts.now ?? Date.now();
+  const now = opts.now ?? systemClock.now();
   const since = opts.since ?? -Infinity;
   const until = opts.until ?? Infinity;
   const match = streamMatcher(opts.stream);
@@ -177,7 +178,7 @@ export type GapsAnswer = { status: 200; body: GapSummary } | { status: 400 | 500
  * The `GET /gaps?since=&until=&stream=` answer for the metrics server: the same JSON as
  * `feedkeeper gaps --json`. A missing ledger file means no gaps yet.
  */
-export async function gapsAnswer(ledgerPath: string, query: GapsQuery, now: number = Date.now()): Promise<GapsAnswer> {
+export async function gapsAnswer(ledgerPath: string, query: GapsQuery, now: number = systemClock.now()): Promise<GapsAnswer> {
   const opts: SummarizeOptions = { now };
   for (const k of ['since', 'until'] as const) {
     const raw = query[k];

@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/registry.js';
 import { KEY_RESET, type FrameKeys, type SequenceRule, type StreamType, type Venue } from '../venues/types.js';
@@ -105,6 +106,8 @@ export interface RouterOptions {
   recorder: FrameSink;
   metrics: Metrics;
   logger: Logger;
+  /** For the malformed-frame log's rate (default systemClock). */
+  clock?: Clock;
 }
 
 export class StreamRouter {
@@ -114,6 +117,7 @@ export class StreamRouter {
   private readonly metrics: Metrics;
   private readonly logger: Logger;
   private readonly venue: RouterOptions['venue'];
+  private readonly clock: Clock;
   /** Scratch keys of the message being routed: no object per message. */
   private readonly k: FrameKeys = { from: 0, first: NaN, last: NaN, prev: NaN, time: NaN, flags: 0 };
   /** Switch-overs waiting for a connection to own none of its streams (released()). */
@@ -129,6 +133,7 @@ export class StreamRouter {
     this.metrics = opts.metrics;
     this.logger = opts.logger;
     this.venue = opts.venue;
+    this.clock = opts.clock ?? systemClock;
     for (const [name, type] of opts.streams) this.streams.set(name, newState(name, type, streamRef(opts.venue, name)));
   }
 
@@ -510,7 +515,7 @@ export class StreamRouter {
   malformed(session: SessionRef, frame: Buffer, why: string): void {
     this.metrics.framesMalformed.inc();
     this.malformedSinceLog++;
-    const now = Date.now();
+    const now = this.clock.now();
     if (now - this.malformedLoggedAt >= 10_000) {
       this.logger.warn(
         { event: 'frame_malformed', connection: session.id, count: this.malformedSinceLog, why, sample: frame.toString('utf8', 0, Math.min(frame.length, 200)) },

@@ -3,6 +3,7 @@ import { checkRun } from './check.js';
 import { formatInvariant, type InvariantResult } from './invariant.js';
 import { Rig } from './rig.js';
 import { getScenario, type RehearsalCheck } from './scenarios.js';
+import { systemClock } from '../clock.js';
 
 /**
  * Plays one scenario against the bundled simulator and checks the ledger it leaves: the scenario's
@@ -43,7 +44,7 @@ export async function rehearse(name: string, opts: RehearseOptions = {}): Promis
   const venue = opts.venue ?? 'binance-spot';
   const no = scenario.unavailable?.(venue) ?? null;
   if (no !== null) throw new RangeError(no);
-  const t0 = Date.now();
+  const t0 = systemClock.now();
   const rig = await Rig.open({ ...scenario.rig(venue), log: opts.log, keep: opts.keep, signal: opts.signal });
   const checks: RehearsalCheck[] = [];
   try {
@@ -55,7 +56,7 @@ export async function rehearse(name: string, opts: RehearseOptions = {}): Promis
       checks.push({ name: 'the scenario ran to the end', ok: false, detail: (err as Error).message });
       await rig.stopDaemon().catch(() => undefined);
     }
-    const end = rig.endAt ?? Date.now();
+    const end = rig.endAt ?? systemClock.now();
     const { invariant, entries } = await checkRun(rig.config, rig.sim);
     const during = entries.filter((g) => g.start < end);
     checks.push(...scenario.expect(rig, during));
@@ -64,7 +65,7 @@ export async function rehearse(name: string, opts: RehearseOptions = {}): Promis
       scenario: name,
       venue,
       ok: invariant.ok && checks.every((c) => c.ok),
-      durationMs: Date.now() - t0,
+      durationMs: systemClock.now() - t0,
       dir: rig.dir,
       steps: rig.steps,
       checks,

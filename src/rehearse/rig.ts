@@ -14,6 +14,7 @@ import { getVenue } from '../venues/index.js';
 import type { Venue } from '../venues/types.js';
 import type { RecordedMessage } from './invariant.js';
 import { readRecording } from './recording.js';
+import { systemClock } from '../clock.js';
 
 /**
  * The rehearsal rig: a loopback exchange (the bundled simulator), a config pointing a daemon at it
@@ -85,7 +86,7 @@ export class Rig {
   endAt: number | null = null;
   readonly steps: string[] = [];
   private readonly children = new Set<ChildDaemon>();
-  private readonly started = Date.now();
+  private readonly started = systemClock.now();
 
   private constructor(
     readonly sim: Simulator,
@@ -126,7 +127,7 @@ export class Rig {
   }
 
   step(text: string): void {
-    const line = `[+${((Date.now() - this.started) / 1000).toFixed(1)}s] ${text}`;
+    const line = `[+${((systemClock.now() - this.started) / 1000).toFixed(1)}s] ${text}`;
     this.steps.push(line);
     this.opts.log?.(line);
   }
@@ -144,7 +145,7 @@ export class Rig {
   /** The final stop: SIGTERM's path (every stream gets a `shutdown` gap, closed at the next start). */
   async stopDaemon(): Promise<void> {
     if (this.daemon === null) return;
-    this.endAt = Date.now();
+    this.endAt = systemClock.now();
     await this.daemon.stop('rehearsal over');
     this.step('daemon stopped (clean shutdown)');
   }
@@ -176,10 +177,10 @@ export class Rig {
 
   /** Polls until `cond` holds; throws, naming `what`, after `ms`. */
   async waitFor(what: string, cond: () => boolean | Promise<boolean>, ms: number, every = 50): Promise<void> {
-    const end = Date.now() + ms;
+    const end = systemClock.now() + ms;
     for (;;) {
       if (await cond()) return;
-      if (Date.now() > end) throw new Error(`timed out after ${(ms / 1000).toFixed(1)} s waiting for ${what}`);
+      if (systemClock.now() > end) throw new Error(`timed out after ${(ms / 1000).toFixed(1)} s waiting for ${what}`);
       await this.sleep(every);
     }
   }
@@ -189,10 +190,10 @@ export class Rig {
       const signal = this.opts.signal;
       if (signal?.aborted) return reject(new Error('interrupted'));
       const onAbort = (): void => {
-        clearTimeout(timer);
+        systemClock.clearTimeout(timer);
         reject(new Error('interrupted'));
       };
-      const timer = setTimeout(() => {
+      const timer = systemClock.setTimeout(() => {
         signal?.removeEventListener('abort', onAbort);
         resolve();
       }, ms);

@@ -2,6 +2,7 @@ import { binanceSpot } from '../venues/binance/spot.js';
 import { SERVER_SHUTDOWN_REASON } from '../ledger/maintenance.js';
 import type { GapEntry } from '../ledger/types.js';
 import type { Rig, RigOptions } from './rig.js';
+import { systemClock } from '../clock.js';
 
 /**
  * The rehearsals `feedkeeper rehearse` plays (docs/gap-ledger.md, "Rehearsals"). Each sets up the
@@ -162,7 +163,7 @@ const maintenance: Scenario = {
   name: 'maintenance',
   summary: 'the 2026-07-09 07:00 UTC window compressed to seconds: calendar window, every connection cut, upgrades refused with 503, then back',
   rig(venue) {
-    const start = Date.now() + WINDOW_LEAD_MS;
+    const start = systemClock.now() + WINDOW_LEAD_MS;
     return {
       venue,
       ...market(venue),
@@ -180,7 +181,7 @@ const maintenance: Scenario = {
     const w = rig.config.maintenance.windows[0]!;
     const start = Date.parse(w.start);
     // The exchange goes down half a second into the window, as Binance may at any time within it.
-    const wait = start + 500 - Date.now();
+    const wait = start + 500 - systemClock.now();
     if (wait > 0) await rig.sleep(wait);
     rig.step(`maintenance window in force (${w.start} .. ${w.end})`);
     rig.sim.maintenance(MAINTENANCE_MS);
@@ -282,12 +283,12 @@ const crash: Scenario = {
     const second = rig.spawnDaemon();
     await darkThenBack(rig, 'daemon_down', 15_000);
     await rig.sleep(1000);
-    rig.endAt = Date.now();
+    rig.endAt = systemClock.now();
     second.process.kill('SIGTERM');
-    const timer = setTimeout(() => second.process.kill('SIGKILL'), 5000);
+    const timer = systemClock.setTimeout(() => second.process.kill('SIGKILL'), 5000);
     const end = await second.exited;
-    clearTimeout(timer);
-    rig.step(`SIGTERM: the daemon exited with ${end.code ?? end.signal} after ${((Date.now() - rig.endAt) / 1000).toFixed(1)} s`);
+    systemClock.clearTimeout(timer);
+    rig.step(`SIGTERM: the daemon exited with ${end.code ?? end.signal} after ${((systemClock.now() - rig.endAt) / 1000).toFixed(1)} s`);
     if (end.code !== 0) throw new Error(`the restarted daemon exited with ${end.code ?? end.signal}, not 0; its output:\n${second.output()}`);
   },
   expect: (rig, gaps) => [

@@ -850,8 +850,8 @@ export class RelayServer implements RelaySink, RelaySource {
     }
     if (waits.length > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([Promise.all(waits), new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
-      clearTimeout(timer);
+      await Promise.race([Promise.all(waits), new Promise<void>((resolve) => (timer = this.clock.setTimeout(resolve, CLOSE_WAIT_MS)))]);
+      this.clock.clearTimeout(timer);
       for (const c of this.clients) c.ws.terminate();
     }
     this.wss.close();

@@ -404,7 +404,7 @@ export class Exchange implements Simulator {
       sendJson(res, status, errorBody(-1003, `Refused by the simulator (HTTP ${status}).`));
       return false;
     }
-    const charge = this.weights.charge(req.socket.remoteAddress ?? '', weight, Date.now());
+    const charge = this.weights.charge(req.socket.remoteAddress ?? '', weight, this.settings.clock());
     res.setHeader('X-MBX-USED-WEIGHT-1M', String(charge.used));
     record(charge.status, charge.used);
     if (charge.status === 200) return true;
@@ -412,7 +412,7 @@ export class Exchange implements Simulator {
     const { weightLimit, windowMs } = this.settings.rest;
     const msg =
       charge.status === 418
-        ? `Way too many requests; IP banned until ${Date.now() + charge.retryAfterS * 1000}.`
+        ? `Way too many requests; IP banned until ${this.settings.clock() + charge.retryAfterS * 1000}.`
         : `Too much request weight used; current limit is ${weightLimit} request weight per ${windowMs} ms.`;
     sendJson(res, charge.status, errorBody(-1003, msg));
     return false;

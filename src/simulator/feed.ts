@@ -7,6 +7,7 @@ import { TradeHistory, type HistoryLimits } from './history.js';
 import { IdLog } from './id-log.js';
 import { familyFor, newTape, type Family, type Tape } from './payloads.js';
 import type { StreamSpec } from './streams.js';
+import { systemClock } from '../clock.js';
 
 /** What the feed needs of a connection to deliver events to it. */
 export interface Subscriber {
@@ -89,11 +90,11 @@ export class MarketFeed {
 
   start(): void {
     this.lastTick = performance.now();
-    this.timer = setInterval(() => this.tick(), this.opts.tickMs);
+    this.timer = systemClock.setInterval(() => this.tick(), this.opts.tickMs);
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    systemClock.clearInterval(this.timer);
     this.timer = undefined;
   }
 

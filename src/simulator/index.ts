@@ -1,4 +1,5 @@
 import { getVenue } from '../venues/index.js';
+import { systemClock } from '../clock.js';
 import { Exchange, type ExchangeSettings } from './exchange.js';
 import { startVenueSimulator } from './venues/index.js';
 import type { Simulator, SimulatorOptions } from './types.js';
@@ -56,7 +57,7 @@ function resolveOptions(opts: SimulatorOptions): ExchangeSettings {
     pingIntervalMs: opts.pingIntervalMs ?? l.serverPingIntervalMs,
     pongTimeoutMs: opts.pongTimeoutMs ?? l.pongTimeoutMs,
     maxLifetimeMs: opts.maxLifetimeMs ?? l.maxLifetimeMs,
-    clock: opts.clock ?? Date.now,
+    clock: opts.clock ?? systemClock.now,
     shutdownGraceMs: opts.shutdownGraceMs ?? 2000,
     maxBufferedBytes: opts.maxBufferedBytes ?? 8 * 1024 * 1024,
     idHistoryLimit: opts.idHistoryLimit ?? Number.POSITIVE_INFINITY,

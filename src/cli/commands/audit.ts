@@ -1,3 +1,4 @@
+import { systemClock } from '../../clock.js';
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, tokenAuthenticator, usernamePasswordAuthenticator, type Authenticator } from '@nats-io/transport-node';
 import { parseTimeArg } from '../../ledger/report.js';
@@ -37,7 +38,7 @@ export interface AuditIo {
 export async function run(argv: string[], io: AuditIo = {}): Promise<number> {
   const stdout = io.stdout ?? ((t: string) => void process.stdout.write(t));
   const env = io.env ?? process.env;
-  const now = io.now ?? Date.now();
+  const now = io.now ?? systemClock.now();
   const { values } = parseCommandArgs(
     argv,
     {

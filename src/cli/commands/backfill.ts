@@ -1,3 +1,4 @@
+import { systemClock } from '../../clock.js';
 import { loadConfig } from '../../config/load.js';
 import { GapLedger } from '../../ledger/ledger.js';
 import { parseTimeArg } from '../../ledger/report.js';
@@ -48,7 +49,7 @@ function matcher(pattern: string | undefined): ((s: string) => boolean) | undefi
 export async function run(argv: string[], io: BackfillIo = {}): Promise<number> {
   const stdout = io.stdout ?? ((t: string) => void process.stdout.write(t));
   const tty = io.isTTY ?? process.stdout.isTTY === true;
-  const now = io.now ?? Date.now();
+  const now = io.now ?? systemClock.now();
   const { values } = parseCommandArgs(
     argv,
     {

@@ -1,3 +1,4 @@
+import { systemClock } from '../../clock.js';
 import { loadConfig } from '../../config/load.js';
 import { formatReport, gapsAnswer } from '../../ledger/report.js';
 import { parseCommandArgs, UsageError } from '../args.js';
@@ -32,7 +33,7 @@ export interface GapsIo {
 export async function run(argv: string[], io: GapsIo = {}): Promise<number> {
   const stdout = io.stdout ?? ((t: string) => void process.stdout.write(t));
   const stderr = io.stderr ?? ((t: string) => void process.stderr.write(t));
-  const now = io.now ?? Date.now();
+  const now = io.now ?? systemClock.now();
   const { values } = parseCommandArgs(
     argv,
     {

@@ -1,3 +1,4 @@
+import { systemClock } from '../../clock.js';
 import { loadConfig } from '../../config/load.js';
 import { parseTimeArg } from '../../ledger/report.js';
 import { replayBook } from '../../books/replay.js';
@@ -32,7 +33,7 @@ export interface ReplayIo {
 
 export async function run(argv: string[], io: ReplayIo = {}): Promise<number> {
   const stdout = io.stdout ?? ((t: string) => void process.stdout.write(t));
-  const now = io.now ?? Date.now();
+  const now = io.now ?? systemClock.now();
   const { values } = parseCommandArgs(
     argv,
     {

@@ -1,4 +1,5 @@
 import type { Simulator } from '../types.js';
+import { systemClock } from '../../clock.js';
 import { ListenKeyStore, type ListenKeyCounters, type ListenKeyInfo } from './listen-keys.js';
 import { RestFaults } from './rest-faults.js';
 import { WsApiSim, type SimApiKey, type WsApiCounters } from './ws-api.js';
@@ -58,7 +59,7 @@ export interface UserDataSim {
  * stall and drop like market connections.
  */
 export function installUserDataSimulator(sim: UserDataSimHost, opts: UserDataSimOptions): UserDataSim {
-  const now = opts.now ?? Date.now;
+  const now = opts.now ?? systemClock.now;
   const faults = new RestFaults(now);
   const store = new ListenKeyStore(opts.listenKeyTtlMs ?? 3_600_000, new Set(opts.apiKeys.map((k) => k.apiKey)), faults, now);
   const wsApi = new WsApiSim(opts.apiKeys, now);

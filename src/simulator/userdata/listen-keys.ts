@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WebSocket } from 'ws';
 import type { RestFaults } from './rest-faults.js';
+import { systemClock } from '../../clock.js';
 
 /**
  * Futures listen keys as Binance runs them (derivatives docs, "User Data Streams Connect"; facts
@@ -137,7 +138,7 @@ export class ListenKeyStore {
   }
 
   close(): void {
-    for (const e of this.byKey.values()) clearTimeout(e.timer);
+    for (const e of this.byKey.values()) systemClock.clearTimeout(e.timer);
     this.byKey.clear();
     this.active.clear();
   }
@@ -145,7 +146,7 @@ export class ListenKeyStore {
   private create(slot: string, apiKey: string, path: string): string {
     // 64 alphanumerics, like Binance's keys.
     const key = randomBytes(48).toString('base64').replace(/[^A-Za-z0-9]/g, '').padEnd(64, 'x').slice(0, 64);
-    const timer = setTimeout(() => this.remove(key, true), this.ttlMs);
+    const timer = systemClock.setTimeout(() => this.remove(key, true), this.ttlMs);
     timer.unref();
     this.byKey.set(key, { listenKey: key, apiKey, path, expiresAt: this.now() + this.ttlMs, timer });
     this.active.set(slot, key);
@@ -155,16 +156,16 @@ export class ListenKeyStore {
   private extend(key: string): void {
     const e = this.byKey.get(key);
     if (e === undefined) return;
-    clearTimeout(e.timer);
+    systemClock.clearTimeout(e.timer);
     e.expiresAt = this.now() + this.ttlMs;
-    e.timer = setTimeout(() => this.remove(key, true), this.ttlMs);
+    e.timer = systemClock.setTimeout(() => this.remove(key, true), this.ttlMs);
     e.timer.unref();
   }
 
   private remove(key: string, expired: boolean): void {
     const e = this.byKey.get(key);
     if (e === undefined) return;
-    clearTimeout(e.timer);
+    systemClock.clearTimeout(e.timer);
     this.byKey.delete(key);
     const slot = `${e.path} ${e.apiKey}`;
     if (this.active.get(slot) === key) this.active.delete(slot);

@@ -8,6 +8,7 @@ import type { Tape } from './feed.js';
 import { COINBASE_CHANNELS, COINBASE_PATH, COINBASE_PRODUCTS, SEQ_PLACEHOLDER, head, isoNs, newCoinbaseTape } from './coinbase-tapes.js';
 import type { VenueSettings } from './options.js';
 import type { Session } from './session.js';
+import { systemClock } from '../../clock.js';
 
 /** Unauthenticated messages: 8 per second per IP (facts sheet, Coinbase "limits", [C3]). */
 const MESSAGES_PER_IP_PER_S = 8;
@@ -124,7 +125,7 @@ export class CoinbaseExchange extends VenueExchange {
       },
     };
     Object.defineProperty(s, 'socket', { value: numbered as unknown as Duplex });
-    const deadline = setTimeout(() => {
+    const deadline = systemClock.setTimeout(() => {
       if (st.subscribed || s.conn.state !== 'open') return;
       this.violation(s.conn.id, 'subscribe_timeout' satisfies CoinbaseRule as VenueViolationRule, `no subscribe within ${this.subscribeDeadlineMs} ms of the upgrade`);
       s.conn.close(1000, 'subscribe timeout');
@@ -161,7 +162,7 @@ export class CoinbaseExchange extends VenueExchange {
       st.subscribed = true;
       if (m.type === 'subscribe') this.startHeartbeats(s, st);
       else if (st.heartbeats !== null) {
-        clearInterval(st.heartbeats);
+        systemClock.clearInterval(st.heartbeats);
         st.heartbeats = null;
       }
       this.sendSubscriptions(s, st);
@@ -195,9 +196,9 @@ export class CoinbaseExchange extends VenueExchange {
 
   private startHeartbeats(s: Session, st: ConnState): void {
     if (st.heartbeats !== null) return;
-    st.heartbeats = setInterval(() => {
+    st.heartbeats = systemClock.setInterval(() => {
       if (s.conn.state === 'closed' || s.conn.state === 'closing') {
-        clearInterval(st.heartbeats!);
+        systemClock.clearInterval(st.heartbeats!);
         this.states.delete(s.conn.id);
         return;
       }

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { textFrame } from '../frame.js';
 import { IdLog } from '../id-log.js';
+import { systemClock } from '../../clock.js';
 
 /**
  * One stream's market, written by the dialect: it moves one push forward at a time and renders that
@@ -112,11 +113,11 @@ export class VenueFeed {
 
   start(): void {
     this.lastTick = performance.now();
-    this.timer = setInterval(() => this.tick(), this.opts.tickMs);
+    this.timer = systemClock.setInterval(() => this.tick(), this.opts.tickMs);
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    systemClock.clearInterval(this.timer);
     this.timer = undefined;
   }
 

@@ -1,5 +1,6 @@
 import type { Tape } from './feed.js';
 import { ASK, BID, Book, Market, randInt, trimmed } from './market.js';
+import { systemClock } from '../../clock.js';
 
 /**
  * KuCoin spot (classic) public frames, key for key in the order of the documented examples
@@ -41,7 +42,7 @@ export function newKucoinTape(stream: string, symbols: ReadonlySet<string>): Tap
   }
 }
 
-const hex24 = (): string => randInt(0, 0xffffff).toString(16).padStart(6, '0') + Date.now().toString(16).padStart(12, '0').slice(-12) + randInt(0, 0xffffff).toString(16).padStart(6, '0');
+const hex24 = (): string => randInt(0, 0xffffff).toString(16).padStart(6, '0') + systemClock.now().toString(16).padStart(12, '0').slice(-12) + randInt(0, 0xffffff).toString(16).padStart(6, '0');
 
 /**
  * match (`trade.l3match`): one fill per push. `sequence` and `tradeId` are 17-digit strings (over

@@ -1,4 +1,5 @@
 import type { SimulatorOptions, Violation } from '../types.js';
+import { systemClock } from '../../clock.js';
 
 export type VenueDialectName = 'bybit-spot' | 'bybit-linear' | 'okx' | 'kucoin-spot' | 'gate-spot' | 'coinbase' | 'bitget-spot' | 'bitget-usdt-futures';
 
@@ -109,7 +110,7 @@ export function resolveVenueOptions(opts: VenueSimulatorOptions): VenueSettings 
     pingIntervalMs: opts.pingIntervalMs ?? 18_000,
     tokenTtlMs: opts.tokenTtlMs ?? 24 * 3_600_000,
     bitgetBooks: { pseq: true, checksum: 'crc', bigSeq: false, ...opts.bitgetBooks },
-    clock: opts.clock ?? Date.now,
+    clock: opts.clock ?? systemClock.now,
     shutdownGraceMs: opts.shutdownGraceMs ?? 2000,
     maxBufferedBytes: opts.maxBufferedBytes ?? 8 * 1024 * 1024,
     idHistoryLimit: opts.idHistoryLimit ?? Number.POSITIVE_INFINITY,

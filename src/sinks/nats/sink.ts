@@ -14,6 +14,7 @@ import {
   type PublishOptions,
 } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
+import { every, systemClock, type Clock } from '../../clock.js';
 import type { Config } from '../../config/types.js';
 import type { GapEntry } from '../../ledger/types.js';
 import type { Logger } from '../../log.js';
@@ -39,6 +40,8 @@ export interface NatsSinkOptions {
   registry: Registry;
   /** Where FEEDKEEPER_NATS_TOKEN / _USER / _PASSWORD are read (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Default systemClock. */
+  clock?: Clock;
 }
 
 /** Per stream, prepared at its first message. */
@@ -82,16 +85,18 @@ export class NatsSink implements Sink, NatsSource {
   private readonly waiting = new Map<number, Outgoing>();
   private readonly packed: PackedHeaders;
   private readonly pubOpts: PublishOptions & { reply: string };
-  private ackTimer: ReturnType<typeof setInterval> | undefined;
+  private stopAcks: () => void = () => undefined;
+  private readonly clock: Clock;
   private up = false;
   private closing = false;
   private started: Promise<void> | null = null;
-  private flushTimer: ReturnType<typeof setInterval> | undefined;
+  private stopFlush: () => void = () => undefined;
   private lastError: string | null = null;
   /** Ends the pause between first-connect attempts (at shutdown). */
   private wake: (() => void) | null = null;
 
   constructor(private readonly opts: NatsSinkOptions) {
+    this.clock = opts.clock ?? systemClock;
     this.cfg = opts.config;
     this.log = opts.logger.child({ sink: 'nats' });
     this.metrics = natsMetrics(opts.registry);
@@ -110,8 +115,8 @@ export class NatsSink implements Sink, NatsSource {
         this.lastError = null;
         this.log.info({ event: 'nats_publish_recovered', pending: this.delivery.pending }, 'NATS publishes acknowledged again');
       },
-      setTimeout: (fn, ms) => setTimeout(fn, ms),
-      clearTimeout: (t) => clearTimeout(t),
+      setTimeout: (fn, ms) => this.clock.setTimeout(fn, ms),
+      clearTimeout: (t) => this.clock.clearTimeout(t),
     });
     this.metrics.sources.add(this);
     // One header block and one options object for every publish: the client encodes them at once.
@@ -127,8 +132,7 @@ export class NatsSink implements Sink, NatsSource {
       if (!this.closing) this.log.error({ event: 'nats_sink_failed', err: errText(err) }, 'NATS sink stopped');
     });
     // Drop runs are written at least once a second (drops.ts).
-    this.flushTimer = setInterval(() => this.flushDrops(), 1000);
-    this.flushTimer.unref();
+    this.stopFlush = every(this.clock, 1000, () => this.flushDrops());
   }
 
   /** Where `sink_dropped` entries go (the daemon's ledger, once open). */
@@ -211,8 +215,8 @@ export class NatsSink implements Sink, NatsSource {
     }
     this.closing = true;
     this.wake?.();
-    clearInterval(this.flushTimer);
-    clearInterval(this.ackTimer);
+    this.stopFlush();
+    this.stopAcks();
     this.delivery.close();
     this.metrics.sources.delete(this);
     const nc = this.nc;
@@ -258,7 +262,7 @@ export class NatsSink implements Sink, NatsSource {
     }
     this.packed.id = m.msgId;
     this.pubOpts.reply = this.inbox + m.seq;
-    m.sentAt = Date.now();
+    m.sentAt = this.clock.now();
     this.waiting.set(m.seq, m);
     try {
       nc.publish(m.subject, m.data, this.pubOpts);
@@ -290,7 +294,7 @@ export class NatsSink implements Sink, NatsSource {
 
   /** Publishes without an ack for ackTimeoutMs fail (and go out again, in order). */
   private checkAcks(): void {
-    const limit = Date.now() - this.cfg.ackTimeoutMs;
+    const limit = this.clock.now() - this.cfg.ackTimeoutMs;
     for (const [seq, m] of this.waiting) {
       if (m.sentAt > limit) break;
       this.waiting.delete(seq);
@@ -351,7 +355,8 @@ export class NatsSink implements Sink, NatsSource {
         }
         await new Promise<void>((resolve) => {
           this.wake = resolve;
-          setTimeout(resolve, cfg.reconnectWaitMs).unref();
+          const t = this.clock.setTimeout(resolve, cfg.reconnectWaitMs);
+          (t as { unref?: () => void }).unref?.();
         });
         this.wake = null;
       }
@@ -367,8 +372,7 @@ export class NatsSink implements Sink, NatsSource {
         if (err === null) this.onAck(msg);
       },
     });
-    this.ackTimer = setInterval(() => this.checkAcks(), Math.max(20, Math.min(1000, cfg.ackTimeoutMs / 4)));
-    this.ackTimer.unref();
+    this.stopAcks = every(this.clock, Math.max(20, Math.min(1000, cfg.ackTimeoutMs / 4)), () => this.checkAcks());
     this.log.info({ event: 'nats_connected', server: nc.getServer(), stream: cfg.stream }, 'NATS sink connected');
     await this.ensureStream(nc);
     this.up = true;

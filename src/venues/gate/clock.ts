@@ -1,3 +1,4 @@
+import { systemClock } from '../../clock.js';
 /**
  * Gate.io's clock as the client knows it. Every request carries `time` in seconds, and Gate refuses a
  * request whose `time` is more than 60 s away from its own clock [T1]: a host whose clock drifted
@@ -10,7 +11,7 @@ export class ServerClock {
   offsetMs = 0;
   known = false;
 
-  constructor(private readonly local: () => number = Date.now) {}
+  constructor(private readonly local: () => number = systemClock.now) {}
 
   /** A server time (ms) received at local time `at`. */
   observe(serverMs: number, at = this.local()): void {

@@ -1,4 +1,5 @@
 import { ErrorCodes, FeedkeeperError } from '../../errors.js';
+import { systemClock } from '../../clock.js';
 import type { GapCause } from '../../ledger/types.js';
 import type { ClientPing, FrameKeys, MarketProtocol, ProtocolIO, ProtocolOptions } from '../types.js';
 import { gateClock, type ServerClock } from './clock.js';
@@ -79,7 +80,7 @@ export class GateProtocol implements MarketProtocol {
   constructor(
     private readonly opts: ProtocolOptions,
     private readonly clock: ServerClock = gateClock,
-    private readonly local: () => number = Date.now,
+    private readonly local: () => number = systemClock.now,
   ) {}
 
   url(): string {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { systemClock } from '../../clock.js';
 import { ErrorCodes, FeedkeeperError } from '../../errors.js';
 import type { GapCause } from '../../ledger/types.js';
 import type { ClientPing, MarketProtocol, ProtocolIO, ProtocolOptions } from '../types.js';
@@ -273,7 +274,7 @@ export class KucoinProtocol implements MarketProtocol {
 export const kucoinClientPing: ClientPing = {
   everyMs: 18_000,
   whenIdle: false,
-  text: () => `{"id":"${Date.now()}${++pingSeq % 1000}","type":"ping"}`,
+  text: () => `{"id":"${systemClock.now()}${++pingSeq % 1000}","type":"ping"}`,
 };
 
 /** No close codes are documented for KuCoin: 1008 and 1013 are limits, the rest plain server closes. */
