@@ -110,11 +110,11 @@ export class MaintenanceCalendar {
       const reason = `${msg !== '' ? msg : 'system_maintenance'}${SYSTEM_STATUS_SUFFIX}`;
       this.statusWindow = { start: at, end: null, reason, source: 'system_status' };
       this.insert(this.statusWindow);
-      this.logger.info({ reason, at: new Date(at).toISOString() }, 'system status reports maintenance');
+      this.logger.info({ event: 'maintenance_status', reason, at: new Date(at).toISOString() }, 'system status reports maintenance');
     } else if (status === 0 && this.statusWindow !== null) {
       this.statusWindow.end = Math.max(at, this.statusWindow.start + 1);
       this.logger.info(
-        { reason: this.statusWindow.reason, durationMs: this.statusWindow.end - this.statusWindow.start },
+        { event: 'maintenance_status_over', reason: this.statusWindow.reason, durationMs: this.statusWindow.end - this.statusWindow.start },
         'system status back to normal',
       );
       this.statusWindow = null;
@@ -133,7 +133,7 @@ export class MaintenanceCalendar {
       open.end = Math.max(open.end ?? end, end);
     } else {
       this.insert({ start: at, end, reason: SERVER_SHUTDOWN_REASON, source: 'server_shutdown' });
-      this.logger.info({ at: new Date(at).toISOString(), windowMs: this.shutdownWindowMs }, 'serverShutdown received: maintenance window');
+      this.logger.info({ event: 'maintenance_server_shutdown', at: new Date(at).toISOString(), windowMs: this.shutdownWindowMs }, 'serverShutdown received: maintenance window');
     }
     this.refresh();
   }
@@ -161,8 +161,8 @@ export class MaintenanceCalendar {
     const reason = this.reasonAt(now);
     this.metrics.maintenanceActive.set(reason !== null ? 1 : 0);
     if (reason !== this.current) {
-      if (reason !== null) this.logger.info({ reason }, 'maintenance window in force');
-      else this.logger.info({ reason: this.current }, 'maintenance window over');
+      if (reason !== null) this.logger.info({ event: 'maintenance_window_start', reason }, 'maintenance window in force');
+      else this.logger.info({ event: 'maintenance_window_end', reason: this.current }, 'maintenance window over');
       this.current = reason;
     }
     this.clock.clearTimeout(this.timer);
@@ -264,17 +264,17 @@ export class SystemStatusPoller {
       if (res.status < 200 || res.status >= 300) {
         const retryMs = parseRetryAfter(res.retryAfter ?? null);
         if (retryMs !== null) next = Math.max(next, retryMs);
-        this.opts.logger.warn({ status: res.status, url: this.url, nextPollMs: next }, 'system status poll failed');
+        this.opts.logger.warn({ event: 'status_poll_http_error', status: res.status, url: this.url, nextPollMs: next }, 'system status poll failed');
         return next;
       }
       const parsed = this.opts.parse(res.body);
       if (parsed === null) {
-        this.opts.logger.warn({ url: this.url, body: res.body.slice(0, 200) }, 'system status poll: unexpected body');
+        this.opts.logger.warn({ event: 'status_poll_unexpected', url: this.url, body: res.body.slice(0, 200) }, 'system status poll: unexpected body');
         return next;
       }
       this.opts.calendar.noteSystemStatus(parsed.status, parsed.msg, this.clock.now());
     } catch (err) {
-      if (!abort.signal.aborted) this.opts.logger.warn({ err, url: this.url }, 'system status poll failed');
+      if (!abort.signal.aborted) this.opts.logger.warn({ event: 'status_poll_failed', err, url: this.url }, 'system status poll failed');
     } finally {
       if (this.abort === abort) this.abort = null;
     }
