@@ -179,27 +179,27 @@ export class GateProtocol implements MarketProtocol {
     });
   }
 
-  private async requestAll(io: ProtocolIO, event: 'subscribe' | 'unsubscribe', streams: readonly string[]): Promise<void> {
+  private async requestAll(io: ProtocolIO, op: 'subscribe' | 'unsubscribe', streams: readonly string[]): Promise<void> {
     const requests = gateRequests(streams);
     try {
-      await Promise.all(requests.map((r) => this.request(io, event, r)));
+      await Promise.all(requests.map((r) => this.request(io, op, r)));
     } catch (err) {
       this.closedWaiters(err as Error);
       throw err;
     }
   }
 
-  private request(io: ProtocolIO, event: 'subscribe' | 'unsubscribe', r: GateRequest): Promise<void> {
+  private request(io: ProtocolIO, op: 'subscribe' | 'unsubscribe', r: GateRequest): Promise<void> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const { clock, replyTimeoutMs } = this.opts;
       const timer = clock.setTimeout(() => {
         this.waiting.delete(id);
-        reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `no reply to Gate ${event} ${id} (${r.channel}, ${r.payload.length} args) within ${replyTimeoutMs} ms`));
+        reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `no reply to Gate ${op} ${id} (${r.channel}, ${r.payload.length} args) within ${replyTimeoutMs} ms`));
       }, replyTimeoutMs);
       this.waiting.set(id, { channel: r.channel, resolve, reject, timer });
       this.requestsSent++;
-      io.send(JSON.stringify({ time: this.clock.seconds(), id, channel: r.channel, event, payload: r.payload }), event);
+      io.send(JSON.stringify({ time: this.clock.seconds(), id, channel: r.channel, event: op, payload: r.payload }), op);
     });
   }
 
