@@ -24,7 +24,7 @@ export class AttemptLog {
     try {
       v = JSON.parse(readFileSync(this.path, 'utf8'));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn({ err, path: this.path }, 'attempt log unreadable: starting with a fresh budget');
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn({ event: 'attempt_log_unreadable', err, path: this.path }, 'attempt log unreadable: starting with a fresh budget');
       return [];
     }
     // An array: the format before owners were recorded.
@@ -40,7 +40,7 @@ export class AttemptLog {
     try {
       writeStateFileSync(this.path, JSON.stringify(this.owner === undefined ? { stamps } : { owner: this.owner, stamps }));
     } catch (err) {
-      if (!this.warned) this.logger.warn({ err, path: this.path }, 'attempt log not saved: a restart will not know this run’s attempts');
+      if (!this.warned) this.logger.warn({ event: 'attempt_log_save_failed', err, path: this.path }, 'attempt log not saved: a restart will not know this run’s attempts');
       this.warned = true;
     }
   }

@@ -449,7 +449,7 @@ export class Session implements SessionRef {
   }
 
   private onStale(silentMs: number): void {
-    this.opts.logger.warn({ event: 'connection_stale', connection: this.id, silentMs, streams: this.subscribedSet.size }, 'no frame within staleAfterMs: terminating');
+    this.opts.logger.warn({ event: 'connection_stale', code: ErrorCodes.FK_ERR_STALE, connection: this.id, silentMs, streams: this.subscribedSet.size }, 'no frame within staleAfterMs: terminating');
     this.terminate('stale', `no frame for ${silentMs} ms`);
   }
 

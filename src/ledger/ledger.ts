@@ -195,9 +195,9 @@ export class GapLedger {
       });
       if (scan.tornBytes > 0) {
         this.needNewline = true;
-        this.logger.warn({ path: this.path, bytes: scan.tornBytes }, 'ledger ends with a torn line (crash while writing): ignored');
+        this.logger.warn({ event: 'ledger_torn_line', path: this.path, bytes: scan.tornBytes }, 'ledger ends with a torn line (crash while writing): ignored');
       }
-      if (bad > 0) this.logger.warn({ path: this.path, lines: bad }, 'ledger lines that are not entries: ignored');
+      if (bad > 0) this.logger.warn({ event: 'ledger_bad_lines', path: this.path, lines: bad }, 'ledger lines that are not entries: ignored');
       this.fd = this.io.open(this.path);
       if (!existed) await fsyncDir(dirname(this.path));
       for (const [id, e] of left) {
@@ -210,7 +210,7 @@ export class GapLedger {
     }
     this.state = 'open';
     this.metrics.gapsOpen.set(this.openEntries.size);
-    this.logger.info({ path: this.path, previousRunOpen: this.previousIds.size }, 'gap ledger open');
+    this.logger.info({ event: 'ledger_opened', path: this.path, previousRunOpen: this.previousIds.size }, 'gap ledger open');
     this.drainPending();
   }
 
@@ -233,7 +233,7 @@ export class GapLedger {
     this.openEntries.set(entry.id, entry);
     this.metrics.gapsOpen.set(this.openEntries.size);
     this.append(entry);
-    this.logger.debug({ gap: entry }, 'gap opened');
+    this.logger.debug({ event: 'gap_opened', gap: entry }, 'gap opened');
     return entry.id;
   }
 
@@ -241,7 +241,7 @@ export class GapLedger {
   closeGap(id: string, c: CloseGapInput): void {
     const open = this.openEntries.get(id);
     if (open === undefined) {
-      this.logger.warn({ id }, 'closeGap: no open gap with this id');
+      this.logger.warn({ event: 'gap_close_unknown', id }, 'closeGap: no open gap with this id');
       return;
     }
     this.openEntries.delete(id);
@@ -263,7 +263,7 @@ export class GapLedger {
     this.noteMissed(entry);
     this.append(entry);
     this.count(entry);
-    this.logger.debug({ gap: entry }, 'gap closed');
+    this.logger.debug({ event: 'gap_closed', gap: entry }, 'gap closed');
   }
 
   /** Records a gap that opens and closes at once (sequence IDs skipped on a live connection). */
@@ -285,7 +285,7 @@ export class GapLedger {
     this.noteMissed(entry);
     this.append(entry);
     this.count(entry);
-    this.logger.debug({ gap: entry }, 'gap recorded');
+    this.logger.debug({ event: 'gap_recorded', gap: entry }, 'gap recorded');
     return entry.id;
   }
 
@@ -302,7 +302,7 @@ export class GapLedger {
   recovered(entry: GapEntry, r: Recovered): void {
     if (entry.end === null) return;
     this.append({ ...entry, missed: entry.missed === null ? null : { ...entry.missed }, recovered: r });
-    this.logger.debug({ id: entry.id, recovered: r }, 'gap recovered');
+    this.logger.debug({ event: 'gap_recovered', id: entry.id, recovered: r }, 'gap recovered');
   }
 
   /** Every gap open now, those a previous run left open included, oldest first. */
@@ -333,7 +333,7 @@ export class GapLedger {
     if (this.fd === null) return;
     this.drainPending();
     if (this.pending.length > 0) {
-      this.logger.error({ lines: this.pending.length }, 'gap ledger flush: entries not written yet (disk errors)');
+      this.logger.error({ event: 'ledger_flush_incomplete', lines: this.pending.length }, 'gap ledger flush: entries not written yet (disk errors)');
     }
     const target = this.writeSeq;
     if (this.syncedSeq >= target) return;
@@ -357,7 +357,7 @@ export class GapLedger {
       try {
         this.io.close(this.fd);
       } catch (err) {
-        this.logger.warn({ err, path: this.path }, 'closing the gap ledger failed');
+        this.logger.warn({ event: 'ledger_close_failed', err, path: this.path }, 'closing the gap ledger failed');
       }
       this.fd = null;
     }
@@ -397,18 +397,18 @@ export class GapLedger {
       try {
         this.onEntry(copy(e), text.slice(0, -1));
       } catch (err) {
-        this.logger.warn({ err }, 'gap ledger: an entry listener failed');
+        this.logger.warn({ event: 'ledger_listener_failed', err }, 'gap ledger: an entry listener failed');
       }
     }
     for (const fn of this.listeners) {
       try {
         fn(copy(e));
       } catch (err) {
-        this.logger.warn({ err }, 'gap ledger: an entry listener failed');
+        this.logger.warn({ event: 'ledger_listener_failed', err }, 'gap ledger: an entry listener failed');
       }
     }
     if (this.state === 'closed') {
-      this.logger.warn({ gap: e }, 'gap ledger closed: entry not written');
+      this.logger.warn({ event: 'ledger_entry_after_close', gap: e }, 'gap ledger closed: entry not written');
       return;
     }
     if (this.fd === null || this.pending.length > 0) {
@@ -426,7 +426,7 @@ export class GapLedger {
     if (this.pending.length > this.maxPending) {
       const dropped = this.pending.shift()!;
       if (!dropped.counted) this.metrics.ledgerWriteErrors.inc();
-      this.logger.error({ line: dropped.data.toString('utf8').trimEnd() }, 'gap ledger: entry dropped (too many unwritten)');
+      this.logger.error({ event: 'ledger_entry_dropped', line: dropped.data.toString('utf8').trimEnd() }, 'gap ledger: entry dropped (too many unwritten)');
     }
   }
 
@@ -446,13 +446,13 @@ export class GapLedger {
       }
       if (!this.failing) {
         this.failing = true;
-        this.logger.error({ err, path: this.path }, 'gap ledger write failed: entries kept in memory and retried');
+        this.logger.error({ event: 'ledger_write_failed', err, path: this.path }, 'gap ledger write failed: entries kept in memory and retried');
       }
       return false;
     }
     if (this.failing) {
       this.failing = false;
-      this.logger.info({ path: this.path }, 'gap ledger writes succeed again');
+      this.logger.info({ event: 'ledger_write_recovered', path: this.path }, 'gap ledger writes succeed again');
     }
     this.unsynced.push(line);
     this.writeSeq++;
@@ -527,7 +527,7 @@ export class GapLedger {
             this.metrics.ledgerWriteErrors.inc();
           }
         }
-        this.logger.error({ err, path: this.path, lines: again.length }, 'gap ledger fdatasync failed: writing the lines again');
+        this.logger.error({ event: 'ledger_sync_failed', err, path: this.path, lines: again.length }, 'gap ledger fdatasync failed: writing the lines again');
         this.pending = [...again, ...this.pending];
         if (this.fd !== null) this.drainPending();
         for (const w of this.waiters) w.target = this.writeSeq;

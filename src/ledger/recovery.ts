@@ -79,11 +79,11 @@ export class Checkpointer {
       text = await readFile(this.statePath, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      this.logger.warn({ err, path: this.statePath }, 'checkpoint unreadable: ignored');
+      this.logger.warn({ event: 'checkpoint_unreadable', err, path: this.statePath }, 'checkpoint unreadable: ignored');
       return null;
     }
     const state = parseCheckpoint(text);
-    if (state === null) this.logger.warn({ path: this.statePath }, 'checkpoint is not valid: ignored');
+    if (state === null) this.logger.warn({ event: 'checkpoint_invalid', path: this.statePath }, 'checkpoint is not valid: ignored');
     const owner = checkpointOwner(text);
     if (state !== null && this.owner !== undefined && owner !== null && owner !== this.owner) {
       this.logger.warn(
@@ -253,11 +253,11 @@ export async function recoverLastSeen(opts: RecoverOptions): Promise<Recovered> 
     if (last !== undefined) {
       plan.push({ file: last, start: 0 });
       exact = false;
-      logger.warn({ statePath: opts.statePath }, 'no checkpoint: last-seen IDs taken from the newest recording only');
+      logger.warn({ event: 'checkpoint_missing', statePath: opts.statePath }, 'no checkpoint: last-seen IDs taken from the newest recording only');
     }
   } else if (cp.recording === null || cp.recording.file === '') {
     exact = false;
-    logger.warn({ statePath: opts.statePath }, 'checkpoint without a recording position: last-seen IDs as of the checkpoint');
+    logger.warn({ event: 'checkpoint_without_position', statePath: opts.statePath }, 'checkpoint without a recording position: last-seen IDs as of the checkpoint');
   } else {
     // The checkpoint names the period's .ndjson; it may be compressed since (same bytes, same offsets).
     const from = parseRecordingName(basename(cp.recording.file));
@@ -267,7 +267,7 @@ export async function recoverLastSeen(opts: RecoverOptions): Promise<Recovered> 
       for (const f of files.slice(i + 1)) plan.push({ file: f, start: 0 });
     } else {
       exact = false;
-      logger.warn({ file: cp.recording.file }, "the checkpoint's recording file is missing: scanning later files only");
+      logger.warn({ event: 'checkpoint_file_missing', file: cp.recording.file }, "the checkpoint's recording file is missing: scanning later files only");
       for (const f of files) if (from !== null && f.startMs > from.startMs) plan.push({ file: f, start: 0 });
     }
   }
@@ -297,21 +297,21 @@ export async function recoverLastSeen(opts: RecoverOptions): Promise<Recovered> 
       read = await readPeriodLines(part.file, part.start, onLine);
     } catch (err) {
       exact = false;
-      logger.warn({ err, file: part.file.path }, 'recording vanished or unreadable during recovery');
+      logger.warn({ event: 'recovery_file_unreadable', err, file: part.file.path }, 'recording vanished or unreadable during recovery');
       continue;
     }
     if (part.start > read.totalBytes) {
       exact = false;
-      logger.warn({ file: part.file.path, offset: part.start, size: read.totalBytes }, 'recording shorter than the checkpoint offset');
+      logger.warn({ event: 'recovery_file_shorter', file: part.file.path, offset: part.start, size: read.totalBytes }, 'recording shorter than the checkpoint offset');
     }
-    if (read.tornBytes > 0) logger.info({ file: part.file.path, bytes: read.tornBytes }, 'recording ends with a torn line: ignored');
+    if (read.tornBytes > 0) logger.info({ event: 'recovery_torn_line', file: part.file.path, bytes: read.tornBytes }, 'recording ends with a torn line: ignored');
   }
   if (lastRecv > (stoppedAt ?? -Infinity)) stoppedAt = lastRecv;
   // A clean checkpoint is the last thing a run writes: lines after it come from a later run that
   // did not stop cleanly.
   const clean = (cp?.clean ?? false) && linesScanned === 0;
   logger.info(
-    { streams: streams.size, clean, exact, stoppedAt: stoppedAt === null ? null : new Date(stoppedAt).toISOString(), linesScanned },
+    { event: 'last_seen_recovered', streams: streams.size, clean, exact, stoppedAt: stoppedAt === null ? null : new Date(stoppedAt).toISOString(), linesScanned },
     'last-seen IDs recovered',
   );
   return { streams, clean, stoppedAt, exact, linesScanned };

@@ -90,7 +90,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const server = createServer((req, res) => {
     void handle(req, res).catch((err: unknown) => {
       // Only reached when writing the reply itself failed (client gone): nothing left to answer.
-      log.debug({ err }, 'http reply failed');
+      log.debug({ event: 'http_reply_failed', err }, 'http reply failed');
     });
   });
 
@@ -143,10 +143,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     if (err instanceof GapsQueryError) return json(400, { error: err.message });
     // /readyz failing is an answer in itself: not ready, and why.
     if (path === '/readyz') {
-      log.warn({ err }, 'readiness check threw');
+      log.warn({ event: 'readiness_failed', err }, 'readiness check threw');
       return json(503, { status: 'not_ready', ready: false, reasons: ['readiness check failed'] });
     }
-    log.warn({ err, path }, 'http handler failed');
+    log.warn({ event: 'http_handler_failed', err, path }, 'http handler failed');
     return json(500, { error: 'internal_error' });
   }
 
@@ -162,7 +162,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       resolve();
     });
   });
-  server.on('error', (err) => log.error({ err }, 'http server error'));
+  server.on('error', (err) => log.error({ event: 'http_server_error', err }, 'http server error'));
   loop.start();
 
   const port = (server.address() as AddressInfo).port;

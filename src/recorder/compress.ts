@@ -210,7 +210,7 @@ export class Compressor {
     // The recorder may have come back to the file (the clock stepped back): leave it for later.
     if (this.opts.busy(path) || (await statOrNull(path))?.size !== size) {
       await unlinkIfAny(tmpPath);
-      this.opts.logger.info({ file: path }, 'recording compression: the file changed while compressed; retried later');
+      this.opts.logger.info({ event: 'compress_file_changed', file: path }, 'recording compression: the file changed while compressed; retried later');
       return;
     }
     await rename(tmpPath, gzPath);

@@ -254,7 +254,7 @@ export class Recorder {
     const latest = await latestRecording(this.dir, this.venue);
     for (const file of latest !== null && latest !== path ? [latest, path] : [path]) {
       const removed = await repairTornLine(file);
-      if (removed > 0) this.logger.warn({ file, bytes: removed }, 'recording: removed a torn last line left by an interrupted write');
+      if (removed > 0) this.logger.warn({ event: 'recording_torn_line_removed', file, bytes: removed }, 'recording: removed a torn last line left by an interrupted write');
     }
     const fh = await open(path, 'a');
     let size: number;
@@ -280,7 +280,7 @@ export class Recorder {
     this.state = 'open';
     this.flushTimer = this.clock.setTimeout(this.onFlushTimer, this.flushIntervalMs);
     this.fsyncTimer = this.clock.setTimeout(this.onFsyncTimer, this.fsyncIntervalMs);
-    this.logger.info({ file: path, offset: size }, 'recording opened');
+    this.logger.info({ event: 'recording_opened', file: path, offset: size }, 'recording opened');
     this.compressor?.start(); // after the torn-line repair above: it finishes what a crash left
   }
 
@@ -361,7 +361,7 @@ export class Recorder {
     this.metrics.recorderBufferBytes.set(this.accepted - this.written);
     this.reportDrops();
     if (this.dropsPending > 0) this.warnDrops(this.clock.now());
-    this.logger.info({ file: this.target?.path, written: this.linesWritten, dropped: this.dropped }, 'recording closed');
+    this.logger.info({ event: 'recording_closed', file: this.target?.path, written: this.linesWritten, dropped: this.dropped }, 'recording closed');
   }
 
   // ---- accepting side ------------------------------------------------------------------------
@@ -393,7 +393,7 @@ export class Recorder {
     this.hourFrom = periodStart(ms, this.periodMs);
     this.hourTo = this.hourFrom + this.periodMs;
     if (path > this.newestKnown) this.newestKnown = path;
-    this.logger.info({ file: path, previous: prev?.path, offset: base }, 'recording rotated');
+    this.logger.info({ event: 'recording_rotated', file: path, previous: prev?.path, offset: base }, 'recording rotated');
   }
 
   /**
@@ -406,7 +406,7 @@ export class Recorder {
     try {
       return statSync(path, { throwIfNoEntry: false })?.size ?? 0;
     } catch (err) {
-      this.logger.warn({ file: path, err }, 'recording: cannot stat a file being returned to; offsets assume it is empty');
+      this.logger.warn({ event: 'recording_stat_failed', file: path, err }, 'recording: cannot stat a file being returned to; offsets assume it is empty');
       return 0;
     }
   }
@@ -459,7 +459,9 @@ export class Recorder {
     this.reportDrops();
     this.logger.warn(
       {
-        code: ErrorCodes.FK_ERR_RECORDER_WRITE,
+        event: 'recorder_dropped',
+        // A full buffer is the disk falling behind, not a failed write (that is FK_ERR_RECORDER_WRITE, logged apart).
+        code: this.dropsSinceWarn.buffer_full > 0 ? ErrorCodes.FK_ERR_RECORDER_BUFFER_FULL : ErrorCodes.FK_ERR_RECORDER_WRITE,
         dropped: { ...this.dropsSinceWarn },
         bufferedBytes: this.accepted - this.written,
         maxBufferBytes: this.maxBufferBytes,
@@ -548,7 +550,7 @@ export class Recorder {
     } catch (err) {
       // Only a bug gets here: every file operation handles its own errors.
       this.draining = false;
-      this.logger.error({ err }, 'recorder writer failed unexpectedly');
+      this.logger.error({ event: 'recorder_writer_failed', err }, 'recorder writer failed unexpectedly');
     }
   }
 
@@ -634,7 +636,7 @@ export class Recorder {
     try {
       const st = await fh.stat();
       if (st.size !== t.base + t.written && st.isFile()) {
-        this.logger.warn({ file: t.path, size: st.size, expected: t.base + t.written }, 'recording: file size is not what this recorder wrote; is another process writing it?');
+        this.logger.warn({ event: 'recording_size_mismatch', file: t.path, size: st.size, expected: t.base + t.written }, 'recording: file size is not what this recorder wrote; is another process writing it?');
       }
       if (t.written === 0 && st.size === 0) t.dirsToSync = dirsCreated(t.path, made);
       t.dev = st.dev;
@@ -656,7 +658,7 @@ export class Recorder {
     if (this.failingSince < 0) this.failingSince = now;
     if (now - this.lastErrorLog >= WARN_EVERY_MS) {
       this.logger.error(
-        { code: ErrorCodes.FK_ERR_RECORDER_WRITE, errno: errCode(err), err, file: t.path, errors: this.errorsSinceLog, bufferedBytes: this.accepted - this.written, retryInMs: this.retryMs },
+        { event: 'recorder_write_failed', code: ErrorCodes.FK_ERR_RECORDER_WRITE, errno: errCode(err), err, file: t.path, errors: this.errorsSinceLog, bufferedBytes: this.accepted - this.written, retryInMs: this.retryMs },
         'recording write failed; keeping the data in memory and retrying',
       );
       this.lastErrorLog = now;
@@ -673,7 +675,7 @@ export class Recorder {
 
   private recovered(t: Target): void {
     this.logger.info(
-      { file: t.path, outageMs: this.clock.now() - this.failingSince, writeErrors: this.writeErrors, bufferedBytes: this.accepted - this.written },
+      { event: 'recorder_write_recovered', file: t.path, outageMs: this.clock.now() - this.failingSince, writeErrors: this.writeErrors, bufferedBytes: this.accepted - this.written },
       'recording writes recovered',
     );
     this.failingSince = -1;
@@ -695,7 +697,7 @@ export class Recorder {
       // Not retried: after a failed fsync Linux may already have dropped the dirty pages.
       this.writeErrors++;
       this.metrics.recorderWriteErrors.inc();
-      this.logger.error({ code: ErrorCodes.FK_ERR_RECORDER_WRITE, errno: errCode(err), err, file: t.path }, 'recording fsync failed');
+      this.logger.error({ event: 'recording_sync_failed', code: ErrorCodes.FK_ERR_RECORDER_WRITE, errno: errCode(err), err, file: t.path }, 'recording fsync failed');
     }
   }
 
@@ -707,7 +709,7 @@ export class Recorder {
     if (fh === null) return;
     if (t.dirty) await this.sync(t);
     t.fh = null;
-    await fh.close().catch((err: unknown) => this.logger.warn({ err, file: t.path }, 'recording: close failed'));
+    await fh.close().catch((err: unknown) => this.logger.warn({ event: 'recording_close_failed', err, file: t.path }, 'recording: close failed'));
     if (t !== this.target) this.compressor?.kick(); // a closed file: compressed once its period is over
   }
 
@@ -741,13 +743,13 @@ export class Recorder {
     } catch (err) {
       this.writeErrors++;
       this.metrics.recorderWriteErrors.inc();
-      this.logger.error({ code: ErrorCodes.FK_ERR_RECORDER_WRITE, errno: errCode(err), err, file: t.path }, 'recording reopen failed; still writing to the old file');
+      this.logger.error({ event: 'recording_reopen_failed', code: ErrorCodes.FK_ERR_RECORDER_WRITE, errno: errCode(err), err, file: t.path }, 'recording reopen failed; still writing to the old file');
       return;
     }
     if ((st.dev === t.dev && st.ino === t.ino) || this.target !== t) {
       // Not moved (or the hour turned meanwhile, and the new hour has a file of its own).
       await fh.close().catch(() => undefined);
-      this.logger.info({ file: t.path }, 'recording reopened: file not moved');
+      this.logger.info({ event: 'recording_reopened', file: t.path }, 'recording reopened: file not moved');
       return;
     }
     // Moved away. From here on (synchronously) lines go to the new file; lines accepted since the
@@ -763,7 +765,7 @@ export class Recorder {
     for (let run = this.writableRun(); run !== null && run[0]!.target === t; run = this.writableRun()) await this.writeRun(run);
     await this.retire(t);
     this.active = next;
-    this.logger.info({ file: t.path, previousBytes: t.base + t.written }, 'recording reopened: previous file was moved away, writing a new one');
+    this.logger.info({ event: 'recording_reopened_new', file: t.path, previousBytes: t.base + t.written }, 'recording reopened: previous file was moved away, writing a new one');
   }
 }
 

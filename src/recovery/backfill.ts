@@ -147,7 +147,7 @@ export class Backfiller {
     try {
       previous = await readLedger(this.opts.ledgerPath);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err }, 'backfill: the ledger could not be read: earlier ranges are not resumed');
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ event: 'backfill_ledger_unreadable', err }, 'backfill: the ledger could not be read: earlier ranges are not resumed');
     }
     const since = filter.since ?? this.clock.now() - this.opts.settings.maxAgeMs;
     const pending = previous.filter((e) => this.wants(e) && e.end! >= since && (filter.stream === undefined || filter.stream(e.stream)));
@@ -205,7 +205,7 @@ export class Backfiller {
         await this.run(job);
       } catch (err) {
         this.failed++;
-        if (!this.stopped) this.log.error({ err, stream: job.entry.stream, gap: job.entry.id }, 'backfill: range abandoned for this run');
+        if (!this.stopped) this.log.error({ event: 'backfill_abandoned', err, stream: job.entry.stream, gap: job.entry.id }, 'backfill: range abandoned for this run');
       } finally {
         this.busy = false;
         this.queuedIds.delete(job.entry.id);
@@ -246,7 +246,7 @@ export class Backfiller {
     };
     const progress = (done: boolean, recovered?: Recovered): void =>
       this.opts.onProgress?.({ stream: entry.stream, gapId: entry.id, from, to, cursor, written, queued: this.queue.length, done, recovered });
-    this.log.debug({ stream: entry.stream, gap: entry.id, from, to }, 'backfill: range started');
+    this.log.debug({ event: 'backfill_started', stream: entry.stream, gap: entry.id, from, to }, 'backfill: range started');
     progress(false);
 
     while (cursor <= to) {

@@ -36,7 +36,7 @@ export async function scanRestIds(opts: {
         set.add(id);
       });
     } catch (err) {
-      opts.logger.warn({ err, file: files[i]!.path }, 'backfill: a recording file could not be scanned for REST lines');
+      opts.logger.warn({ event: 'backfill_scan_failed', err, file: files[i]!.path }, 'backfill: a recording file could not be scanned for REST lines');
     }
   }
   return found;

@@ -117,7 +117,7 @@ export class RestClient {
       const ms = this.clock.now() - started;
 
       if (status >= 200 && status < 300) {
-        this.logger.debug({ method, path, status, ms, usedWeight: this.host.usedWeight }, 'rest call');
+        this.logger.debug({ event: 'rest_call', method, path, status, ms, usedWeight: this.host.usedWeight }, 'rest call');
         return parseBody<T>(res.text, method, path, status);
       }
 
@@ -128,11 +128,11 @@ export class RestClient {
         const waitMs = retryAfterMs ?? Math.min(60_000, 1000 * 2 ** attempt);
         const kind = status === 418 ? 'banned' : 'rate_limited';
         this.host.pause(kind, this.clock.now() + waitMs, this.clock);
-        this.logger.warn({ method, path, status, binanceCode: code, retryAfterMs: waitMs, attempt }, status === 418 ? 'REST banned: pausing every call to the host' : 'REST rate limited: pausing every call to the host');
+        this.logger.warn({ event: 'rest_rate_limited', method, path, status, binanceCode: code, retryAfterMs: waitMs, attempt }, status === 418 ? 'REST banned: pausing every call to the host' : 'REST rate limited: pausing every call to the host');
         if (attempt < this.maxRetries) continue;
         throw new RestError(describe(method, path, status, code, msg), { status, binanceCode: code, retryAfterMs: waitMs });
       }
-      this.logger.debug({ method, path, status, binanceCode: code, ms }, 'rest call failed');
+      this.logger.debug({ event: 'rest_call_failed', method, path, status, binanceCode: code, ms }, 'rest call failed');
       throw new RestError(describe(method, path, status, code, msg), { status, binanceCode: code, retryAfterMs });
     }
   }
@@ -162,7 +162,7 @@ export class RestClient {
         const minute = Math.floor(now / 60_000);
         if (this.host.usedWeightMinute === minute && this.host.usedWeight + weight > this.weightLimit) {
           waitMs = (minute + 1) * 60_000 - now;
-          this.logger.warn({ usedWeight: this.host.usedWeight, weight, weightLimit: this.weightLimit, waitMs }, 'REST weight budget spent: waiting for the next minute');
+          this.logger.warn({ event: 'rest_weight_wait', usedWeight: this.host.usedWeight, weight, weightLimit: this.weightLimit, waitMs }, 'REST weight budget spent: waiting for the next minute');
         }
       }
       if (waitMs === 0) return;
@@ -204,7 +204,7 @@ export class RestClient {
       if (opts.signal?.aborted) throw new AbortedError(`REST ${method} ${path} aborted`);
       this.metrics.restRequests.inc({ status: 'error' });
       const code = (err as { code?: unknown }).code;
-      this.logger.debug({ method, path, errCode: code }, 'rest call failed without an answer');
+      this.logger.debug({ event: 'rest_call_no_answer', method, path, errCode: code }, 'rest call failed without an answer');
       // The message names the path only: the query may carry a signature.
       throw new RestError(`REST ${method} ${path}: no answer (${String(code ?? (err as Error).message)})`, { status: null }, { cause: err });
     }

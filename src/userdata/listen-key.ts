@@ -129,7 +129,7 @@ export class ListenKeyManager extends EventEmitter<ListenKeyEvents> {
     this.key = key;
     this.confirmed();
     this.stateValue = 'active';
-    this.logger.info({ listenKeyPrefix: keyPrefix(key), keepaliveCron: this.cronExpr }, 'listen key created');
+    this.logger.info({ event: 'listen_key_created', listenKeyPrefix: keyPrefix(key), keepaliveCron: this.cronExpr }, 'listen key created');
     this.task = cron.schedule(this.cronExpr, () => this.runKeepalive(), {
       // No noOverlap: keepalive() already shares one cycle between overlapping ticks.
       name: `listen-key-keepalive${this.path}`,
@@ -175,10 +175,10 @@ export class ListenKeyManager extends EventEmitter<ListenKeyEvents> {
   notifyExpired(listenKey?: string): void {
     if (this.stateValue !== 'active') return;
     if (listenKey !== undefined && this.key !== null && listenKey !== this.key) {
-      this.logger.debug({ listenKeyPrefix: keyPrefix(listenKey) }, 'listenKeyExpired for a key no longer in use: ignored');
+      this.logger.debug({ event: 'listen_key_expired_other', listenKeyPrefix: keyPrefix(listenKey) }, 'listenKeyExpired for a key no longer in use: ignored');
       return;
     }
-    this.logger.warn({ listenKeyPrefix: keyPrefix(this.key) }, 'listen key expired: renewing');
+    this.logger.warn({ event: 'listen_key_expired', listenKeyPrefix: keyPrefix(this.key) }, 'listen key expired: renewing');
     this.renew('expired').catch((err: unknown) => this.logStopped(err, 'renewal after listenKeyExpired'));
   }
 
@@ -200,9 +200,9 @@ export class ListenKeyManager extends EventEmitter<ListenKeyEvents> {
     if (key === null) return;
     try {
       await this.rest.request('DELETE', this.path, { signal: AbortSignal.timeout(opts.deleteTimeoutMs ?? 5000) });
-      this.logger.info({ listenKeyPrefix: keyPrefix(key) }, 'listen key deleted');
+      this.logger.info({ event: 'listen_key_deleted', listenKeyPrefix: keyPrefix(key) }, 'listen key deleted');
     } catch (err) {
-      this.logger.warn({ listenKeyPrefix: keyPrefix(key), err }, 'listen key DELETE failed; it lapses within 60 min anyway');
+      this.logger.warn({ event: 'listen_key_delete_failed', listenKeyPrefix: keyPrefix(key), err }, 'listen key DELETE failed; it lapses within 60 min anyway');
     }
   }
 
@@ -219,7 +219,7 @@ export class ListenKeyManager extends EventEmitter<ListenKeyEvents> {
         this.confirmed();
         this.metrics.listenKeyKeepalives.inc({ outcome: 'ok' });
         this.emit('keepalive', { outcome: 'ok' });
-        this.logger.debug({ listenKeyPrefix: keyPrefix(key), attempt }, 'listen key extended');
+        this.logger.debug({ event: 'listen_key_extended', listenKeyPrefix: keyPrefix(key), attempt }, 'listen key extended');
         if (typeof body.listenKey === 'string' && key !== null && body.listenKey !== key) {
           // The answer names the account's active key; if it is not ours, ours is dead.
           this.adopt(body.listenKey, 'replaced', key);
@@ -230,7 +230,7 @@ export class ListenKeyManager extends EventEmitter<ListenKeyEvents> {
         if (binanceCodeOf(err) === UNKNOWN_LISTEN_KEY) {
           this.metrics.listenKeyKeepalives.inc({ outcome: 'unknown_key' });
           this.emit('keepalive', { outcome: 'unknown_key' });
-          this.logger.warn({ listenKeyPrefix: keyPrefix(key) }, 'keepalive: the exchange does not know the listen key (-1125): renewing');
+          this.logger.warn({ event: 'listen_key_unknown', listenKeyPrefix: keyPrefix(key) }, 'keepalive: the exchange does not know the listen key (-1125): renewing');
           await this.renew('unknown_key');
           return;
         }
@@ -239,11 +239,11 @@ export class ListenKeyManager extends EventEmitter<ListenKeyEvents> {
         const waitMs = Math.max(this.backoff(attempt), retryAfterOf(err) ?? 0);
         const validUntil = this.confirmedAt + this.validityMs;
         if (this.clock.now() + waitMs >= validUntil) {
-          this.logger.warn({ listenKeyPrefix: keyPrefix(key), attempt, err }, 'keepalive: failed for as long as the key could live: renewing');
+          this.logger.warn({ event: 'listen_key_keepalive_failed', listenKeyPrefix: keyPrefix(key), attempt, err }, 'keepalive: failed for as long as the key could live: renewing');
           await this.renew('keepalive_failed');
           return;
         }
-        this.logger.warn({ listenKeyPrefix: keyPrefix(key), attempt, retryInMs: waitMs, err }, 'keepalive failed: retrying');
+        this.logger.warn({ event: 'listen_key_keepalive_retry', listenKeyPrefix: keyPrefix(key), attempt, retryInMs: waitMs, err }, 'keepalive failed: retrying');
         await delay(waitMs, signal, this.clock);
       }
     }
@@ -261,7 +261,7 @@ export class ListenKeyManager extends EventEmitter<ListenKeyEvents> {
       } catch (err) {
         if (signal.aborted || err instanceof AbortedError) throw new AbortedError('listen key manager stopped');
         const waitMs = Math.max(this.backoff(attempt), retryAfterOf(err) ?? 0);
-        this.logger.warn({ reason, attempt, retryInMs: waitMs, err }, 'listen key renewal failed: retrying');
+        this.logger.warn({ event: 'listen_key_renewal_failed', reason, attempt, retryInMs: waitMs, err }, 'listen key renewal failed: retrying');
         await delay(waitMs, signal, this.clock).catch(() => {
           throw new AbortedError('listen key manager stopped');
         });
@@ -274,7 +274,7 @@ export class ListenKeyManager extends EventEmitter<ListenKeyEvents> {
     this.confirmed();
     this.metrics.listenKeyRenewals.inc();
     const previousKeyPrefix = keyPrefix(previous);
-    this.logger.info({ reason, listenKeyPrefix: keyPrefix(key), previousKeyPrefix, sameKey: key === previous }, 'listen key renewed');
+    this.logger.info({ event: 'listen_key_renewed', reason, listenKeyPrefix: keyPrefix(key), previousKeyPrefix, sameKey: key === previous }, 'listen key renewed');
     this.emit('renewed', { key, reason, previousKeyPrefix });
   }
 
@@ -307,16 +307,16 @@ export class ListenKeyManager extends EventEmitter<ListenKeyEvents> {
 
   private logStopped(err: unknown, what: string): void {
     if (err instanceof AbortedError || this.stateValue === 'stopped') return;
-    this.logger.error({ err }, `${what} failed`);
+    this.logger.error({ event: 'listen_key_task_failed', err }, `${what} failed`);
   }
 }
 
 /** node-cron's own messages (missed executions...) into our log rather than the console. */
 function cronLogger(logger: Logger): { info(m: string): void; warn(m: string): void; error(m: string | Error, e?: Error): void; debug(m: string | Error, e?: Error): void } {
   return {
-    info: (m) => logger.debug({ source: 'node-cron' }, m),
-    warn: (m) => logger.warn({ source: 'node-cron' }, m),
-    error: (m, e) => logger.error({ source: 'node-cron', err: e }, String(m)),
-    debug: (m) => logger.debug({ source: 'node-cron' }, String(m)),
+    info: (m) => logger.debug({ event: 'cron_message', source: 'node-cron' }, m),
+    warn: (m) => logger.warn({ event: 'cron_warning', source: 'node-cron' }, m),
+    error: (m, e) => logger.error({ event: 'cron_error', source: 'node-cron', err: e }, String(m)),
+    debug: (m) => logger.debug({ event: 'cron_message', source: 'node-cron' }, String(m)),
   };
 }
