@@ -240,7 +240,7 @@ t.test('protocol: no reply in time rejects; batches stay under 50 args and 4096 
   const p = bitgetSpot.protocol(options(clock, ['trade:BTCUSDT'], { replyTimeoutMs: 3000 }));
   const done = p.subscribe(io);
   clock.advance(3000);
-  await t.rejects(done, { code: ErrorCodes.FK_ERR_SUBSCRIBE, message: /no reply/ });
+  await t.rejects(done, { code: ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT, message: /no reply/ });
   const args = Array.from({ length: 120 }, (_, i) => ({ instType: 'USDT-FUTURES', channel: 'candle12Hutc', instId: `COIN${i}USDT` }));
   const batches = batchBitgetArgs(args, 50);
   t.ok(batches.every((b) => b.length <= 50 && JSON.stringify({ op: 'subscribe', args: b }).length <= 4096), batches.map((b) => b.length).join(','));

@@ -392,7 +392,7 @@ t.test('subscribe: an error reply rejects with FK_ERR_SUBSCRIBE', async (t) => {
   t.equal(clock.pending, 0, 'the other request stopped waiting too');
 });
 
-t.test('subscribe: no reply within replyTimeoutMs rejects with FK_ERR_SUBSCRIBE', async (t) => {
+t.test('subscribe: no reply within replyTimeoutMs rejects with FK_ERR_SUBSCRIBE_TIMEOUT', async (t) => {
   const clock = new FakeClock();
   const io = new RecordingIO();
   const p = bybitSpot.protocol(options(clock, ['publicTrade:BTCUSDT'], { replyTimeoutMs: 3000 }));
@@ -403,7 +403,7 @@ t.test('subscribe: no reply within replyTimeoutMs rejects with FK_ERR_SUBSCRIBE'
   clock.advance(1);
   await flush();
   t.equal(w.state, 'rejected');
-  t.match(w.error, { code: ErrorCodes.FK_ERR_SUBSCRIBE, message: /3000 ms/ });
+  t.match(w.error, { code: ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT, message: /3000 ms/ });
 });
 
 t.test('closed() rejects what still waits', async (t) => {

@@ -211,7 +211,7 @@ t.test('subscribe: an error message refuses what waits; no confirmation times ou
   const late = new CoinbaseProtocol(options(clock, ['level2:BTC-USD']));
   const waiting = late.subscribe(new RecordingIO());
   clock.advance(5000);
-  await t.rejects(waiting, { code: ErrorCodes.FK_ERR_SUBSCRIBE, message: /no subscriptions message/ });
+  await t.rejects(waiting, { code: ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT, message: /no subscriptions message/ });
   const closing = new CoinbaseProtocol(options(clock, ['level2:BTC-USD']));
   const pending = closing.subscribe(new RecordingIO());
   closing.closed(new Error('gone'));

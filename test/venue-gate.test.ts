@@ -270,7 +270,7 @@ t.test('subscribe: an error reply rejects with FK_ERR_SUBSCRIBE; no pong or no a
   const silent = new GateProtocol(options(clock, ['trades:BTC_USDT']), new ServerClock(), Date.now);
   const noPong = silent.subscribe(new RecordingIO());
   clock.advance(5000);
-  await t.rejects(noPong, { code: ErrorCodes.FK_ERR_SUBSCRIBE, message: /no spot.pong/ });
+  await t.rejects(noPong, { code: ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT, message: /no spot.pong/ });
 
   const noAck = new GateProtocol(options(clock, ['trades:BTC_USDT']), new ServerClock(), Date.now);
   const io2 = new RecordingIO();
@@ -278,7 +278,7 @@ t.test('subscribe: an error reply rejects with FK_ERR_SUBSCRIBE; no pong or no a
   noAck.onFrame(io2, example('pong'), false, 0);
   await tick();
   clock.advance(5000);
-  await t.rejects(waiting, { code: ErrorCodes.FK_ERR_SUBSCRIBE, message: /no reply to Gate subscribe/ });
+  await t.rejects(waiting, { code: ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT, message: /no reply to Gate subscribe/ });
 
   const closing = new GateProtocol(options(clock, ['trades:BTC_USDT']), new ServerClock(), Date.now);
   const pending = closing.subscribe(new RecordingIO());

@@ -286,7 +286,7 @@ t.test('protocol: data before the welcome is not recorded; no welcome in time fa
   t.equal(x.malformedFrames[0]?.why, 'data before welcome');
   const done = p.subscribe(x);
   clock.advance(5000);
-  await t.rejects(done, { code: ErrorCodes.FK_ERR_CONNECT, message: /no KuCoin welcome within 5000 ms/ });
+  await t.rejects(done, { code: ErrorCodes.FK_ERR_CONNECT_TIMEOUT, message: /no KuCoin welcome within 5000 ms/ });
 
   const q = await protocol(clock, ['match:BTC-USDT'], fakeFetch([], []));
   await q.url();

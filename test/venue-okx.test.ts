@@ -390,7 +390,7 @@ t.test('subscribe: no reply within replyTimeoutMs rejects; closed() rejects too'
   clock.advance(1);
   await flush();
   t.equal(w.state, 'rejected');
-  t.match(w.error, { code: ErrorCodes.FK_ERR_SUBSCRIBE });
+  t.equal((w.error as { code?: string }).code, ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT);
   const q = okx.protocol(options(clock, ['trades:BTC-USDT']));
   const done = q.subscribe(io);
   const err = new Error('socket closed');

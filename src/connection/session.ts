@@ -6,7 +6,7 @@ import type { GapCause, SessionRef, StreamRouter } from '../pipeline/stream-rout
 import type { ClientPing, MarketProtocol, ProtocolIO } from '../venues/types.js';
 import { OutgoingLimiter } from './outgoing-limiter.js';
 import { StaleWatchdog } from './stale-watchdog.js';
-import { FeedSocket, OPEN } from './wire/feed-socket.js';
+import { FeedSocket, HANDSHAKE_TIMEOUT, OPEN } from './wire/feed-socket.js';
 
 /** How a session ended. */
 export interface SessionEnd {
@@ -140,7 +140,8 @@ export class Session implements SessionRef {
 
   /**
    * Connect and subscribe. Resolves once every stream is confirmed subscribed; rejects with
-   * UpgradeRejectedError (429/418/503...), FK_ERR_CONNECT or FK_ERR_SUBSCRIBE.
+   * UpgradeRejectedError (429/418/503...), FK_ERR_CONNECT (network), FK_ERR_CONNECT_TIMEOUT,
+   * FK_ERR_CONNECTION_CLOSED, FK_ERR_SUBSCRIBE (refused) or FK_ERR_SUBSCRIBE_TIMEOUT.
    */
   async open(): Promise<void> {
     const { streams, streamsPerSubscribe, protocol, market } = this.opts;
@@ -153,7 +154,7 @@ export class Session implements SessionRef {
       throw err;
     }
     await this.dial(url);
-    if (this.state.kind !== 'dialing') throw new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, 'closed during the handshake');
+    if (this.state.kind !== 'dialing') throw new FeedkeeperError(ErrorCodes.FK_ERR_CONNECTION_CLOSED, 'closed during the handshake');
     this.state = { kind: 'open' };
     this.openedAt = this.opts.clock.now();
     this.watchdog.start();
@@ -165,10 +166,10 @@ export class Session implements SessionRef {
     try {
       await Promise.race([
         subscribed,
-        this.ended.then((e) => Promise.reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `closed while subscribing: ${e.detail}`))),
+        this.ended.then((e) => Promise.reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECTION_CLOSED, `closed while subscribing: ${e.detail}`))),
         new Promise((_, reject) => {
           timer = this.opts.clock.setTimeout(
-            () => reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `no subscribe reply within ${timeoutMs} ms`)),
+            () => reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT, `no subscribe reply within ${timeoutMs} ms`)),
             timeoutMs,
           );
         }),
@@ -191,8 +192,8 @@ export class Session implements SessionRef {
 
   /**
    * Subscribe more streams on the open socket (the venue's live subscribe, paced by the limiter).
-   * Resolves once the exchange confirmed; rejects with FK_ERR_SUBSCRIBE (refused, timed out, or a
-   * venue without live changes) or FK_ERR_CONNECT (the socket ended meanwhile).
+   * Resolves once the exchange confirmed; rejects with FK_ERR_SUBSCRIBE (refused, or a venue
+   * without live changes), FK_ERR_SUBSCRIBE_TIMEOUT or FK_ERR_CONNECTION_CLOSED (the socket ended meanwhile).
    */
   async addStreams(names: readonly string[]): Promise<void> {
     const fresh = names.filter((n) => !this.subscribedSet.has(n));
@@ -224,7 +225,7 @@ export class Session implements SessionRef {
   async listSubscriptions(): Promise<string[] | null> {
     const market = this.opts.market;
     if (market?.list === undefined) return null;
-    if (!this.alive) throw new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, 'connection not open');
+    if (!this.alive) throw new FeedkeeperError(ErrorCodes.FK_ERR_CONNECTION_CLOSED, 'connection not open');
     return this.bounded(market.list(this.marketIO), this.opts.handshakeTimeoutMs + SUBSCRIBE_SLOT_MS, 'no LIST_SUBSCRIPTIONS reply');
   }
 
@@ -244,9 +245,9 @@ export class Session implements SessionRef {
     try {
       return await Promise.race([
         work,
-        this.ended.then((e) => Promise.reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `closed while waiting: ${e.detail}`))),
+        this.ended.then((e) => Promise.reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECTION_CLOSED, `closed while waiting: ${e.detail}`))),
         new Promise<never>((_, reject) => {
-          timer = this.opts.clock.setTimeout(() => reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `${what} within ${timeoutMs} ms`)), timeoutMs);
+          timer = this.opts.clock.setTimeout(() => reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT, `${what} within ${timeoutMs} ms`)), timeoutMs);
         }),
       ]);
     } finally {
@@ -258,15 +259,15 @@ export class Session implements SessionRef {
     const market = this.opts.market;
     const fn = market?.[op];
     if (market === undefined || fn === undefined) throw new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, 'this venue does not support changing subscriptions on a live connection');
-    if (!this.alive) throw new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, 'connection not open');
+    if (!this.alive) throw new FeedkeeperError(ErrorCodes.FK_ERR_CONNECTION_CLOSED, 'connection not open');
     const timeoutMs = this.opts.handshakeTimeoutMs + Math.ceil(names.length / this.opts.streamsPerSubscribe) * SUBSCRIBE_SLOT_MS;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await Promise.race([
         fn.call(market, this.marketIO, names),
-        this.ended.then((e) => Promise.reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `closed while changing subscriptions: ${e.detail}`))),
+        this.ended.then((e) => Promise.reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECTION_CLOSED, `closed while changing subscriptions: ${e.detail}`))),
         new Promise((_, reject) => {
-          timer = this.opts.clock.setTimeout(() => reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `no ${op === 'add' ? 'subscribe' : 'unsubscribe'} reply within ${timeoutMs} ms`)), timeoutMs);
+          timer = this.opts.clock.setTimeout(() => reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT, `no ${op === 'add' ? 'subscribe' : 'unsubscribe'} reply within ${timeoutMs} ms`)), timeoutMs);
         }),
       ]);
     } finally {
@@ -357,11 +358,12 @@ export class Session implements SessionRef {
         },
         open: () => settle(null),
         error: (err) => {
-          settle(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `cannot connect: ${err.message}`, { cause: err }));
+          const timedOut = (err as NodeJS.ErrnoException).code === HANDSHAKE_TIMEOUT;
+          settle(new FeedkeeperError(timedOut ? ErrorCodes.FK_ERR_CONNECT_TIMEOUT : ErrorCodes.FK_ERR_CONNECT, `cannot connect: ${err.message}`, { cause: err }));
           this.finish({ cause: 'network_error', code: null, detail: err.message, planned: this.state.kind === 'closing' });
         },
         close: (code, reason) => {
-          settle(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `closed during the handshake (${code})`));
+          settle(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECTION_CLOSED, `closed during the handshake (${code})`));
           const st = this.state;
           if (st.kind === 'closing') {
             this.finish({ cause: st.cause, code, detail: st.detail, planned: true });
@@ -460,7 +462,7 @@ export class Session implements SessionRef {
     this.watchdog.stop();
     this.opts.clock.clearTimeout(this.pingTimer);
     this.limiter.close();
-    this.opts.market?.closed(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `connection ended: ${end.detail}`));
+    this.opts.market?.closed(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECTION_CLOSED, `connection ended: ${end.detail}`));
     if (this.subscribedSet.size > 0) this.opts.metrics.streamsSubscribed.dec(this.subscribedSet.size);
     if (wasOpen) this.opts.metrics.connectionsOpen.dec();
     this.resolveEnd(end);

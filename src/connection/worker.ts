@@ -1,6 +1,6 @@
 import { delay, type Clock, type Timer } from '../clock.js';
 import type { Config } from '../config/types.js';
-import { UpgradeRejectedError } from '../errors.js';
+import { ErrorCodes, UpgradeRejectedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { StreamRouter } from '../pipeline/stream-router.js';
@@ -54,6 +54,19 @@ export interface WorkerOptions {
   reserve?: () => number;
   random?: () => number;
 }
+
+/**
+ * The `reason` of a failed attempt (the backoff line, docs/troubleshooting.md "Connection state
+ * changes"), by the error's code: what the operator looks at first. A refused upgrade is
+ * `upgrade_<status>`; an error without one of these codes `connect_failed`.
+ */
+const FAILURE_REASONS: Record<string, string> = {
+  [ErrorCodes.FK_ERR_CONNECT]: 'network_error',
+  [ErrorCodes.FK_ERR_CONNECT_TIMEOUT]: 'connect_timeout',
+  [ErrorCodes.FK_ERR_CONNECTION_CLOSED]: 'closed_while_connecting',
+  [ErrorCodes.FK_ERR_SUBSCRIBE]: 'subscribe_refused',
+  [ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT]: 'subscribe_timeout',
+};
 
 /** 418 without Retry-After: Binance bans for 2 min to 3 days; start at 2 min. */
 const DEFAULT_BAN_MS = 120_000;
@@ -228,9 +241,10 @@ export class ConnectionWorker {
             wait = Math.max(wait, err.retryAfterMs);
           }
         }
-        reason = err instanceof UpgradeRejectedError ? `upgrade_${err.status}` : 'connect_failed';
-        if (!this.current?.alive) this.setState('backoff', reason, { code, detail: (err as Error).message, delayMs: wait });
-        else this.log.warn({ event: 'replacement_failed', code, detail: (err as Error).message, delayMs: wait }, 'replacement connection failed');
+        reason = err instanceof UpgradeRejectedError ? `upgrade_${err.status}` : (FAILURE_REASONS[(err as { code?: string }).code ?? ''] ?? 'connect_failed');
+        const error = (err as { code?: unknown }).code;
+        if (!this.current?.alive) this.setState('backoff', reason, { code, error, detail: (err as Error).message, delayMs: wait });
+        else this.log.warn({ event: 'replacement_failed', reason, code, error, detail: (err as Error).message, delayMs: wait }, 'replacement connection failed');
         try {
           await delay(wait, this.abort.signal, this.opts.clock);
         } catch {

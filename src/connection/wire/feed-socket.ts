@@ -6,6 +6,9 @@ import { connect as tlsConnect } from 'node:tls';
 import { systemClock, type Clock, type Timer } from '../../clock.js';
 import { FrameReader } from './frame-reader.js';
 
+/** `code` of the error a handshake that did not finish within handshakeTimeoutMs ends with. */
+export const HANDSHAKE_TIMEOUT = 'EHANDSHAKETIMEOUT';
+
 /**
  * A WebSocket client for one exchange connection (RFC 6455), built for the market-data hot path:
  * the opening handshake over node:http's upgrade, frames read by FrameReader (a message handed on
@@ -100,7 +103,7 @@ export class FeedSocket {
       createConnection: secure ? secureConnect : plainConnect,
     });
     this.clock = opts.clock ?? systemClock;
-    this.handshakeTimer = this.clock.setTimeout(() => this.abortHandshake(new Error('Opening handshake has timed out')), opts.handshakeTimeoutMs);
+    this.handshakeTimer = this.clock.setTimeout(() => this.abortHandshake(Object.assign(new Error('Opening handshake has timed out'), { code: HANDSHAKE_TIMEOUT })), opts.handshakeTimeoutMs);
     this.req.on('error', (err) => this.abortHandshake(err));
     this.req.on('response', (res) => {
       this.clock.clearTimeout(this.handshakeTimer);

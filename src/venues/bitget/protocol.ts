@@ -186,7 +186,7 @@ export class BitgetProtocol implements MarketProtocol {
         reject,
         timer: clock.setTimeout(() => {
           this.waiting.delete(w);
-          reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `no reply to a Bitget ${op} of ${args.length} channels within ${replyTimeoutMs} ms (${w.left.size} not acked)`));
+          reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT, `no reply to a Bitget ${op} of ${args.length} channels within ${replyTimeoutMs} ms (${w.left.size} not acked)`));
         }, replyTimeoutMs),
       };
       this.waiting.add(w);

@@ -135,7 +135,7 @@ export class BybitProtocol implements MarketProtocol {
       const { clock, replyTimeoutMs } = this.opts;
       const timer = clock.setTimeout(() => {
         this.waiting.delete(id);
-        reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `no reply to Bybit subscribe ${id} (${args.length} topics) within ${replyTimeoutMs} ms`));
+        reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT, `no reply to Bybit subscribe ${id} (${args.length} topics) within ${replyTimeoutMs} ms`));
       }, replyTimeoutMs);
       this.waiting.set(id, { resolve, reject, timer });
       this.requestsSent++;

@@ -171,7 +171,7 @@ export class CoinbaseProtocol implements MarketProtocol {
         reject,
         timer: clock.setTimeout(() => {
           this.waiting.delete(w);
-          reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `no subscriptions message confirming the ${op} of ${req.channel} within ${replyTimeoutMs} ms`));
+          reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT, `no subscriptions message confirming the ${op} of ${req.channel} within ${replyTimeoutMs} ms`));
         }, replyTimeoutMs),
       };
       this.waiting.add(w);

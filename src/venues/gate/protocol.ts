@@ -172,7 +172,7 @@ export class GateProtocol implements MarketProtocol {
       const { clock, replyTimeoutMs } = this.opts;
       const timer = clock.setTimeout(() => {
         this.pingWaiter = null;
-        reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `no spot.pong within ${replyTimeoutMs} ms: the server's clock is unknown`));
+        reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT, `no spot.pong within ${replyTimeoutMs} ms: the server's clock is unknown`));
       }, replyTimeoutMs);
       this.pingWaiter = { channel: 'spot.pong', resolve, reject, timer };
       io.send(JSON.stringify({ time: this.clock.seconds(), channel: 'spot.ping' }), 'ping');
@@ -195,7 +195,7 @@ export class GateProtocol implements MarketProtocol {
       const { clock, replyTimeoutMs } = this.opts;
       const timer = clock.setTimeout(() => {
         this.waiting.delete(id);
-        reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `no reply to Gate ${op} ${id} (${r.channel}, ${r.payload.length} args) within ${replyTimeoutMs} ms`));
+        reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT, `no reply to Gate ${op} ${id} (${r.channel}, ${r.payload.length} args) within ${replyTimeoutMs} ms`));
       }, replyTimeoutMs);
       this.waiting.set(id, { channel: r.channel, resolve, reject, timer });
       this.requestsSent++;

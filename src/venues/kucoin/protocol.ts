@@ -221,7 +221,7 @@ export class KucoinProtocol implements MarketProtocol {
       const { clock, replyTimeoutMs } = this.opts;
       const timer = clock.setTimeout(() => {
         this.welcome = null;
-        reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT, `no KuCoin welcome within ${replyTimeoutMs} ms`));
+        reject(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECT_TIMEOUT, `no KuCoin welcome within ${replyTimeoutMs} ms`));
       }, replyTimeoutMs);
       this.welcome = { resolve, reject, timer, what: 'welcome' };
     });
@@ -252,7 +252,7 @@ export class KucoinProtocol implements MarketProtocol {
       const what = `${op} ${id} (${count} topics)`;
       const timer = clock.setTimeout(() => {
         this.waiting.delete(id);
-        reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `no reply to KuCoin ${what} within ${replyTimeoutMs} ms`));
+        reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT, `no reply to KuCoin ${what} within ${replyTimeoutMs} ms`));
       }, replyTimeoutMs);
       this.waiting.set(id, { resolve, reject, timer, what });
       this.requestsSent++;

@@ -174,7 +174,7 @@ export class OkxProtocol implements MarketProtocol {
       const { clock, replyTimeoutMs } = this.opts;
       const timer = clock.setTimeout(() => {
         this.waiting.delete(id);
-        reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE, `no reply to OKX subscribe ${id} (${args.length} channels) within ${replyTimeoutMs} ms`));
+        reject(new FeedkeeperError(ErrorCodes.FK_ERR_SUBSCRIBE_TIMEOUT, `no reply to OKX subscribe ${id} (${args.length} channels) within ${replyTimeoutMs} ms`));
       }, replyTimeoutMs);
       this.waiting.set(id, { acksLeft: args.length, resolve, reject, timer });
       this.requestsSent++;
