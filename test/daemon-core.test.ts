@@ -30,12 +30,16 @@ t.test('a lifetime rotation and a serverShutdown lose nothing and double nothing
     },
   });
   await until(() => daemon.router.stream('btcusdt@trade')!.received > 0, 5000);
-  await sleep(2500); // the lifetime rotation happens at 1.5 s after open
-  t.ok(sim.totalConnections >= 2, `rotated (${sim.totalConnections} connections so far)`);
+  // The lifetime rotation happens 1.5 s after the open: awaited, not slept for.
+  t.ok(await until(() => sim.totalConnections >= 2 && sim.connections().length === 1, 5000), `rotated (${sim.totalConnections} connections so far), the old one closed`);
   const beforeShutdown = sim.totalConnections;
   t.equal(sim.serverShutdown(), 1, 'serverShutdown sent');
   await until(() => sim.totalConnections > beforeShutdown, 5000);
-  await sleep(1000);
+  // The replacement delivers for a while before the stop: 20 more trades of one stream, and enough
+  // of each stream in all for the checks below.
+  const after = daemon.router.stream('btcusdt@trade')!.received;
+  const enough = (): boolean => daemon.router.stream('btcusdt@trade')!.received >= Math.max(after + 20, 70) && daemon.router.stream('ethusdt@aggTrade')!.received >= 70;
+  await until(enough, 6000);
   await daemon.stop('test');
   const lines = readRecording(config.recorder.dir);
   for (const [stream, field] of [
