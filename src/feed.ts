@@ -246,11 +246,15 @@ export class Feed {
 
   /** The symbols followed now (all shards' when sharded: the shard's are planned). */
   get symbols(): readonly string[] {
-    return (this.followed ??= { symbols: [...this.opts.config.symbols], types: [...this.opts.config.streams] }).symbols;
+    return this.current().symbols;
   }
 
   get streamTypes(): readonly string[] {
-    return (this.followed ??= { symbols: [...this.opts.config.symbols], types: [...this.opts.config.streams] }).types;
+    return this.current().types;
+  }
+
+  private current(): { symbols: string[]; types: string[] } {
+    return (this.followed ??= { symbols: [...this.opts.config.symbols], types: [...this.opts.config.streams] });
   }
 
   /** Is `name` one of the streams the config (or a universe change, a reload) asks for? */
@@ -300,7 +304,7 @@ export class Feed {
 
   /** Stream id → symbol, for every stream the followed symbols × stream types give (this shard's). */
   private configuredMap(): Map<string, string> {
-    const followed = (this.followed ??= { symbols: [...this.opts.config.symbols], types: [...this.opts.config.streams] });
+    const followed = this.current();
     if (this.configuredCache?.of === followed) return this.configuredCache.map;
     const map = new Map<string, string>();
     for (const symbol of this.shardOf(followed.symbols)) for (const type of followed.types) map.set(this.venue.streamName(symbol, type), symbol);

@@ -107,24 +107,7 @@ export class Supervisor {
    * when the connection is down: its next socket subscribes it).
    */
   async addStream(name: string, route: string): Promise<void> {
-    if (this.workers.some((w) => w.streams.includes(name))) return;
-    const limit = this.opts.config.limits.streamsPerConnection;
-    let best: ConnectionWorker | null = null;
-    for (const w of this.workers) {
-      if (this.routes.get(w) !== route || w.streams.length >= limit || w.state === 'closed') continue;
-      if (best === null || w.streams.length < best.streams.length) best = w;
-    }
-    if (best !== null) {
-      await best.addStreams([name]);
-      return;
-    }
-    const w = this.newWorker(`c${this.nextId++}`, route, [name]);
-    this.routes.set(w, route);
-    this.workers.push(w);
-    this.opts.metrics.connectionsPlanned.set(this.workers.length);
-    this.opts.logger.info({ event: 'connection_added', connection: w.id, route, stream: name }, 'no connection had room: opening one more');
-    if (this.startedAt > 0) w.start();
-    await w.opened;
+    await this.addStreamGroups([[name]], route);
   }
 
   /** Unsubscribe a stream that was added live; a connection left with none is closed. */
