@@ -314,6 +314,21 @@ export class Daemon {
     const keys = restartKeys(this.config, next);
     if (keys.length > 0) return done({ result: 'refused', restartKeys: keys });
     const changes: NonNullable<ReloadOutcome['changes']> = [];
+    try {
+      await this.applyReload(next, changes);
+    } catch (err) {
+      // A subscribe refused or unanswered on a live socket: the change stands (the connection's next
+      // socket subscribes what is missing); said, never thrown at SIGHUP.
+      this.log.warn({ event: 'reload_apply_failed', source, err }, 'a reload could not be applied on every live connection: its next socket subscribes what is missing');
+      return done({ result: 'applied', changes, error: (err as Error).message });
+    }
+    const changed = changes.some((c) => c.streamsAdded + c.streamsRemoved > 0 || (c.symbolsAdded ?? 0) + (c.symbolsRemoved ?? 0) > 0);
+    return done({ result: changed ? 'applied' : 'unchanged', changes });
+  }
+
+  /** The live part of a reload, feed by feed (reloadOnce has validated `next` and its restart keys). */
+  private async applyReload(next: Config, changes: NonNullable<ReloadOutcome['changes']>): Promise<void> {
+    const log = this.log;
     for (const [i, f] of this.feeds.entries()) {
       const nf = next.feeds[i]!;
       const watcher = this.universes.get(f.name);
@@ -344,8 +359,6 @@ export class Daemon {
       applied = await f.applyFollowed(nf.symbols, nf.streams);
       changes.push({ venue: f.name, symbolsAdded: nf.symbols.filter((s) => !before.includes(s)).length, symbolsRemoved: before.filter((s) => !nf.symbols.includes(s)).length, ...counts(applied) });
     }
-    const changed = changes.some((c) => c.streamsAdded + c.streamsRemoved > 0 || (c.symbolsAdded ?? 0) + (c.symbolsRemoved ?? 0) > 0);
-    return done({ result: changed ? 'applied' : 'unchanged', changes });
   }
 
   /**

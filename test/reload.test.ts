@@ -107,3 +107,27 @@ t.test('SIGHUP to a running daemon re-reads its config: a symbol added delivers,
   const causes = readFileSync(join(dir, 'ledger.ndjson'), 'utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { cause: string }).cause);
   t.same(causes.filter((c) => c !== 'shutdown'), [], 'no gap but the shutdown ones');
 });
+
+t.test('a reload whose SUBSCRIBE the exchange refuses: said (reload_apply_failed), never thrown; the daemon runs on', async (t) => {
+  const dir = tempDir(t);
+  // The exchange takes 2 streams per connection; the daemon believes 10 fit.
+  const sim = await startSimulator({ eventsPerSecond: 5, limits: { streamsPerConnection: 2 } });
+  t.teardown(() => sim.close());
+  const over = (symbols: string[]) => ({ symbols, streams: ['trade'], limits: { streamsPerConnection: 10 }, connection: FAST });
+  const file = writeTestConfig(dir, sim, over(['BTCUSDT']));
+  const lines: Array<Record<string, unknown>> = [];
+  const { createLogger } = await import('../src/log.js');
+  const logger = createLogger('info', { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
+  const daemon = new Daemon(loadConfig({ files: [file], env: {} }), { logger, configFiles: [file], env: {} });
+  t.teardown(() => daemon.stop('test over'));
+  await daemon.start();
+  t.ok(await until(() => (daemon.feeds[0]!.router.stream('btcusdt@trade')?.received ?? 0) > 0, 5000));
+  writeTestConfig(dir, sim, over(['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'XRPUSDT']));
+  const outcome = await daemon.reload('sighup');
+  t.match(outcome, { result: 'applied', error: /refused/ });
+  t.ok(lines.some((l) => l.event === 'reload_apply_failed'), 'logged');
+  t.equal(daemon.feeds[0]!.symbols.length, 4, 'the change stands');
+  const res = await fetch(`${daemon.http!.url}/readyz`);
+  t.ok(res.status === 200 || res.status === 503, 'the daemon answers');
+  t.ok((daemon.feeds[0]!.router.stream('btcusdt@trade')?.received ?? 0) > 0);
+});

@@ -125,7 +125,16 @@ export class UniverseWatcher {
     // of a filter: the last gap of such a symbol closes with cause `delisted`.
     const status = new Map(instruments.map((i) => [i.symbol, i.status]));
     const delisted = new Set(removed.filter((s) => status.get(s) !== this.spec.status));
-    const streams = await feed.applyFollowed(next, feed.streamTypes, delisted);
+    let streams: { added: string[]; removed: string[] };
+    try {
+      streams = await feed.applyFollowed(next, feed.streamTypes, delisted);
+    } catch (err) {
+      // A subscribe refused or unanswered on a live socket: the streams stay on their connection's
+      // list and are subscribed by its next socket. Never a rejection out of the refresh loop.
+      logger.warn({ event: 'universe_apply_failed', venue: venue.name, added, removed, err }, 'a universe change could not be applied on every live connection: its next socket subscribes what is missing');
+      metrics.universeSymbols.set(next.length);
+      return;
+    }
     metrics.universeSymbols.set(next.length);
     if (added.length > 0) metrics.universeChanges.inc({ change: 'added' }, added.length);
     if (removed.length > 0) metrics.universeChanges.inc({ change: 'removed' }, removed.length);
