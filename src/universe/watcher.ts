@@ -101,7 +101,10 @@ export class UniverseWatcher {
 
   /** Fetch the list and apply what changed; one at a time (a second call waits for the first). */
   refresh(reason: 'schedule' | 'reload' | 'event' = 'schedule'): Promise<void> {
-    const run = (this.running ?? Promise.resolve()).then(() => this.refreshOnce(reason));
+    // refreshOnce says what fails and never throws; the catch keeps one surprise from ending the loop.
+    const run = (this.running ?? Promise.resolve()).then(() => this.refreshOnce(reason)).catch((err: unknown) => {
+      this.opts.logger.warn({ event: 'universe_refresh_failed', venue: this.opts.feed.venue.name, err }, 'universe refresh failed');
+    });
     this.running = run;
     return run;
   }
