@@ -1,9 +1,10 @@
 import { ErrorCodes, FeedkeeperError } from '../../errors.js';
 import type { GapCause } from '../../ledger/types.js';
-import { findKey, intAt, keyPattern } from '../bytes.js';
+import { findKey, intAt, keyPattern, startsWith } from '../bytes.js';
 import type { ClientPing, MarketProtocol, ProtocolIO, ProtocolOptions } from '../types.js';
 import { ChecksumBook } from './checksum.js';
 import { bitgetArg, locateArg } from './frame.js';
+import { batchBySize } from '../batch.js';
 
 /** A request over 4096 bytes is refused (third-party quote, unverified [G1]): batches stay under it. */
 const MAX_REQUEST_BYTES = 4096;
@@ -32,28 +33,11 @@ interface Waiter {
 
 /** Groups args into requests of at most `maxCount` args and MAX_REQUEST_BYTES of JSON. */
 export function batchBitgetArgs(args: readonly Arg[], maxCount: number, maxBytes = MAX_REQUEST_BYTES): Arg[][] {
-  const out: Arg[][] = [];
-  let cur: Arg[] = [];
-  const envelope = '{"op":"subscribe","args":[]}'.length;
-  let bytes = envelope;
-  for (const a of args) {
-    const size = JSON.stringify(a).length + 1;
-    if (cur.length > 0 && (cur.length >= maxCount || bytes + size > maxBytes)) {
-      out.push(cur);
-      cur = [];
-      bytes = envelope;
-    }
-    cur.push(a);
-    bytes += size;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
+  return batchBySize(args, maxCount, maxBytes, '{"op":"subscribe","args":[]}'.length, (a) => JSON.stringify(a).length + 1);
 }
 
 function isPong(frame: Buffer): boolean {
-  if (frame.length !== PONG.length) return false;
-  for (let i = 0; i < PONG.length; i++) if (frame[i] !== PONG[i]) return false;
-  return true;
+  return frame.length === PONG.length && startsWith(frame, PONG);
 }
 
 const argKey = (channel: unknown, instId: unknown): string => `${String(channel)}:${String(instId)}`;

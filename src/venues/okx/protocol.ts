@@ -2,6 +2,8 @@ import { ErrorCodes, FeedkeeperError } from '../../errors.js';
 import type { GapCause } from '../../ledger/types.js';
 import type { ClientPing, MarketProtocol, ProtocolIO, ProtocolOptions } from '../types.js';
 import { locateArg, okxArg } from './frame.js';
+import { batchBySize } from '../batch.js';
+import { startsWith } from '../bytes.js';
 
 /** "The total length of multiple channels cannot exceed 64 KB" per request (facts sheet [O1]). */
 const MAX_REQUEST_BYTES = 64 * 1024;
@@ -32,28 +34,11 @@ interface Waiter {
  * (an oversized single arg still gets a request of its own).
  */
 export function batchArgs(args: readonly Arg[], maxCount: number, maxBytes = MAX_REQUEST_BYTES): Arg[][] {
-  const out: Arg[][] = [];
-  let cur: Arg[] = [];
-  const envelope = '{"id":"12345678","op":"subscribe","args":[]}'.length;
-  let bytes = envelope;
-  for (const a of args) {
-    const size = '{"channel":"","instId":""},'.length + a.channel.length + a.instId.length;
-    if (cur.length > 0 && (cur.length >= maxCount || bytes + size > maxBytes)) {
-      out.push(cur);
-      cur = [];
-      bytes = envelope;
-    }
-    cur.push(a);
-    bytes += size;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
+  return batchBySize(args, maxCount, maxBytes, '{"id":"12345678","op":"subscribe","args":[]}'.length, (a) => '{"channel":"","instId":""},'.length + a.channel.length + a.instId.length);
 }
 
 function isPong(frame: Buffer): boolean {
-  if (frame.length !== PONG.length) return false;
-  for (let i = 0; i < PONG.length; i++) if (frame[i] !== PONG[i]) return false;
-  return true;
+  return frame.length === PONG.length && startsWith(frame, PONG);
 }
 
 /**
