@@ -7,7 +7,11 @@ import { silentLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics/registry.js';
 import { Checkpointer, parseRecordedLine, recoverLastSeen, venueKeyOf, type CheckpointState, type StreamSeen } from '../src/ledger/recovery.js';
 import { Recorder } from '../src/recorder/index.js';
+import { streamRef } from '../src/pipeline/stream-ref.js';
+import { binanceCoinm } from '../src/venues/binance/coinm.js';
 import { binanceSpot } from '../src/venues/binance/spot.js';
+import { binanceUsdm } from '../src/venues/binance/usdm.js';
+import type { FrameKeys, Venue } from '../src/venues/types.js';
 
 const VENUE = 'binance-spot';
 const keyOf = venueKeyOf(binanceSpot);
@@ -138,6 +142,58 @@ t.test('with the real Recorder: flush, position, checkpoint, more messages, cras
   t.same(Object.fromEntries(got.streams), Object.fromEntries(reference(frames)));
   t.equal(got.exact, true);
   t.equal(got.linesScanned, frames.length - k);
+});
+
+// Futures partial depth carries `u` (and U, pu) where spot carries lastUpdateId: the recovery scan
+// once read lastUpdateId only, so a USD-M or COIN-M partial-depth stream came back from a crash with
+// no last key, and no daemon_down gap. The recording is written by the real Recorder, the frames
+// have the shape the futures docs give for "Partial Book Depth Streams".
+t.test('futures partial depth (u) and spot partial depth (lastUpdateId): the key the router reads live is the key recovery reads back', async (t) => {
+  const cases: Array<{ venue: Venue; symbol: string; frames: (i: number) => Array<[type: string, data: string, key: number]> }> = [
+    {
+      venue: binanceUsdm,
+      symbol: 'BTCUSDT',
+      frames: (i) => [
+        ['depth5', `{"e":"depthUpdate","E":${1_700_000_000_000 + i},"T":${1_700_000_000_000 + i},"s":"BTCUSDT","U":${9_000_000_000 + i * 10},"u":${9_000_000_005 + i * 10},"pu":${8_999_999_995 + i * 10},"b":[["7403.89","0.002"]],"a":[["7405.96","3.340"]]}`, 9_000_000_005 + i * 10],
+        ['depth10@500ms', `{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":${500 + i},"u":${600 + i},"pu":${499 + i},"b":[],"a":[]}`, 600 + i],
+        ['depth20@100ms', `{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":${70 + i},"u":${80 + i},"pu":${69 + i},"b":[],"a":[]}`, 80 + i],
+        ['aggTrade', `{"e":"aggTrade","E":1,"a":${300 + i},"s":"BTCUSDT","p":"1","q":"1","f":1,"l":1,"T":1,"m":true}`, 300 + i],
+      ],
+    },
+    {
+      venue: binanceCoinm,
+      symbol: 'BTCUSD_PERP',
+      frames: (i) => [['depth5@100ms', `{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSD_PERP","ps":"BTCUSD","U":${40 + i},"u":${45 + i},"pu":${39 + i},"b":[],"a":[]}`, 45 + i]],
+    },
+    {
+      venue: binanceSpot,
+      symbol: 'BTCUSDT',
+      frames: (i) => [['depth5@100ms', `{"lastUpdateId":${160 + i},"bids":[["0.0024","10"]],"asks":[["0.0026","100"]]}`, 160 + i]],
+    },
+  ];
+  for (const c of cases) {
+    const dir = t.testdir();
+    const now = BOUNDARY + 1_000;
+    const recorder = new Recorder({ dir, venue: c.venue.name, maxBufferBytes: 1 << 20, flushIntervalMs: 10_000, fsyncIntervalMs: 10_000, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }), clock: { ...systemClock, now: () => now } });
+    await recorder.open();
+    const live = new Map<string, StreamSeen>();
+    for (let i = 0; i < 5; i++) {
+      for (const [type, data, key] of c.frames(i)) {
+        const name = c.venue.streamName(c.symbol, type);
+        const frame = Buffer.from(`{"stream":"${name}","data":${data}}`);
+        // What the router reads on the hot path: the venue's frame reader, then the stream type's key reader.
+        const k: FrameKeys = { from: 0, first: NaN, last: NaN, prev: NaN, time: NaN, flags: 0 };
+        t.equal(c.venue.readStream(frame, k), name);
+        t.ok(c.venue.streamType(type)!.keys(frame, k), `${c.venue.name} ${type}: the live reader finds a key`);
+        t.equal(k.last, key, `${c.venue.name} ${type}: live key`);
+        live.set(name, { key: k.last, recv: now });
+        t.ok(recorder.write(frame, now, streamRef(c.venue, name)));
+      }
+    }
+    await recorder.close(); // then the daemon is killed: no checkpoint, the scan reads the newest file
+    const got = await recoverLastSeen({ statePath: join(dir, 'no-checkpoint.json'), recorderDir: dir, venue: c.venue.name, keyOf: venueKeyOf(c.venue) });
+    t.same(Object.fromEntries(got.streams), Object.fromEntries(live), `${c.venue.name}: every stream's last key recovered`);
+  }
 });
 
 t.test('clean: only when the clean checkpoint is the last thing recorded', async (t) => {

@@ -1,4 +1,4 @@
-import { KEY_RESET, type FrameKeys, type SequenceRule, type StreamType } from '../venues/types.js';
+import { KEY_RESET, type FrameKeys, type SequenceRule, type StreamType, type Venue } from '../venues/types.js';
 import type { Missed } from './types.js';
 
 /**
@@ -15,9 +15,8 @@ export interface SequenceKeys {
 }
 
 /**
- * Reads a recorded payload's sequence keys with the stream's own key reader (the same bytes the
- * router read live); null when a key is missing. `from`: where the reader starts (see
- * FrameKeys.from).
+ * Reads a payload's sequence keys with the stream's own key reader (the same bytes the router read
+ * live); null when a key is missing. `from`: where the reader starts (see FrameKeys.from).
  */
 export function readKeys(type: Pick<StreamType, 'keys' | 'sequence'>, payload: Buffer | string, from = 0): SequenceKeys | null {
   if (type.sequence.kind === 'none') return null;
@@ -26,6 +25,21 @@ export function readKeys(type: Pick<StreamType, 'keys' | 'sequence'>, payload: B
   if (!type.keys(buf, out)) return null;
   if (type.sequence.kind === 'linked' && out.prev !== out.prev) return null;
   return { first: out.first, last: out.last, prev: out.prev === out.prev ? out.prev : null, reset: (out.flags & KEY_RESET) !== 0 };
+}
+
+/**
+ * The sequence keys of a recorded line's `data` (the exchange's bytes, as recorded). Every scan that
+ * reads a recording back (crash recovery, rehearse's invariant, the NATS audit) reads keys here,
+ * with the stream type's key reader, the one the router runs on the live frame (StreamType.keys):
+ * a key the router tracks is a key recovery finds. A venue that records its whole frame (`wrap`)
+ * has its payload found by its frame reader first, as live.
+ */
+export function recordedKeys(venue: Pick<Venue, 'readStream' | 'recordingShape'>, type: Pick<StreamType, 'keys' | 'sequence'>, data: Buffer | string): SequenceKeys | null {
+  if (type.sequence.kind === 'none') return null;
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
+  if (venue.recordingShape !== 'wrap') return readKeys(type, buf, 0);
+  const at: FrameKeys = { from: 0, first: NaN, last: NaN, prev: NaN, time: NaN, flags: 0 };
+  return venue.readStream(buf, at) === null ? null : readKeys(type, buf, at.from);
 }
 
 /**

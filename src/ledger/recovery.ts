@@ -6,8 +6,8 @@ import { writeStateFile } from '../state-file.js';
 import { ErrorCodes, FeedkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import type { FrameKeys, StreamType, Venue } from '../venues/types.js';
-import { readKeys } from './missed.js';
+import type { StreamType, Venue } from '../venues/types.js';
+import { recordedKeys } from './missed.js';
 
 /**
  * Exact last-seen IDs for daemon_down gaps (docs/gap-ledger.md, "daemon_down is exact").
@@ -324,18 +324,12 @@ export async function recoverLastSeen(opts: RecoverOptions): Promise<Recovered> 
  */
 export function venueKeyOf(venue: Pick<Venue, 'streamType' | 'typeOf' | 'readStream' | 'recordingShape'>): KeyOf {
   const types = new Map<string, StreamType | null>();
-  const scratch: FrameKeys = { from: 0, first: NaN, last: NaN, prev: NaN, time: NaN, flags: 0 };
   return (stream, dataJsonText) => {
     let st = types.get(stream);
     if (st === undefined) {
       st = venue.streamType(venue.typeOf(stream));
       types.set(stream, st);
     }
-    if (st === null || st.sequence.kind === 'none') return null;
-    const buf = Buffer.from(dataJsonText);
-    // A wrapped frame is the exchange's whole frame: its reader finds where the keys start.
-    scratch.from = 0;
-    if (venue.recordingShape === 'wrap' && venue.readStream(buf, scratch) === null) return null;
-    return readKeys(st, buf, scratch.from)?.last ?? null;
+    return st === null ? null : (recordedKeys(venue, st, dataJsonText)?.last ?? null);
   };
 }

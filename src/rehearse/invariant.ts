@@ -1,7 +1,7 @@
 import type { GapEntry } from '../ledger/types.js';
 import { getVenue } from '../venues/index.js';
-import type { FrameKeys, SequenceRule, Venue } from '../venues/types.js';
-import { readKeys, type SequenceKeys } from '../ledger/missed.js';
+import type { SequenceRule, Venue } from '../venues/types.js';
+import { recordedKeys, type SequenceKeys } from '../ledger/missed.js';
 
 /**
  * The gap ledger's promise, checked against the exchange (docs/gap-ledger.md, "Rehearsals"): for
@@ -113,13 +113,7 @@ export function checkInvariant(input: InvariantInput): InvariantResult {
     const type = venue.streamType(venue.typeOf(name));
     const kind = type === null ? null : keyField(type.sequence);
     if (type === null || kind === null) continue;
-    const keysOf = (l: RecordedMessage): SequenceKeys | null => {
-      const buf = Buffer.from(l.raw ?? JSON.stringify(l.data));
-      const at: FrameKeys = { from: 0, first: NaN, last: NaN, prev: NaN, time: NaN, flags: 0 };
-      // A wrapped frame is the exchange's whole frame: its reader finds where the keys start.
-      if (venue.recordingShape === 'wrap' && venue.readStream(buf, at) === null) return null;
-      return readKeys(type, buf, at.from);
-    };
+    const keysOf = (l: RecordedMessage): SequenceKeys | null => recordedKeys(venue, type, l.raw ?? JSON.stringify(l.data));
     streams.push(checkStream(name, type.sequence, kind, sent, recorded.get(name)!, gaps.get(name)!, keysOf));
   }
   streams.sort((a, b) => (a.stream < b.stream ? -1 : a.stream > b.stream ? 1 : 0));

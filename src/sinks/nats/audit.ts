@@ -1,8 +1,8 @@
 import { parseRecordedLine } from '../../ledger/recovery.js';
-import { readKeys } from '../../ledger/missed.js';
+import { recordedKeys } from '../../ledger/missed.js';
 import { parseEntryLine, type GapEntry, type Missed } from '../../ledger/types.js';
 import { getVenue } from '../../venues/index.js';
-import type { FrameKeys, StreamType, Venue } from '../../venues/types.js';
+import type { StreamType, Venue } from '../../venues/types.js';
 import type { StoredMessage } from './reader.js';
 
 /**
@@ -96,7 +96,6 @@ export class Auditor {
   /** collector → entry id → the entry (a closed line wins over the open one). */
   private readonly entries = new Map<string, Map<string, GapEntry>>();
   private readonly decoder = new TextDecoder();
-  private readonly k: FrameKeys = { from: 0, first: NaN, last: NaN, prev: NaN, time: NaN, flags: 0 };
   private messages = 0;
   private unreadable = 0;
 
@@ -132,17 +131,7 @@ export class Auditor {
       this.unsequenced.set(m.subject, (this.unsequenced.get(m.subject) ?? 0) + 1);
       return;
     }
-    const buf = Buffer.from(line.data);
-    let from = 0;
-    if (vt.venue.recordingShape === 'wrap') {
-      this.k.from = 0;
-      if (vt.venue.readStream(buf, this.k) === null) {
-        this.unreadable++;
-        return;
-      }
-      from = this.k.from;
-    }
-    const keys = readKeys(vt.type, buf, from);
+    const keys = recordedKeys(vt.venue, vt.type, line.data);
     if (keys === null) {
       this.unreadable++;
       return;
