@@ -6,7 +6,7 @@ import { systemClock } from '../src/clock.js';
 import { silentLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics/registry.js';
 import { Checkpointer, parseRecordedLine, recoverLastSeen, venueKeyOf, type CheckpointState, type StreamSeen } from '../src/ledger/recovery.js';
-import { Recorder } from '../src/recorder/index.js';
+import { Recorder } from '../src/recorder/recorder.js';
 import { streamRef } from '../src/pipeline/stream-ref.js';
 import { binanceCoinm } from '../src/venues/binance/coinm.js';
 import { binanceSpot } from '../src/venues/binance/spot.js';

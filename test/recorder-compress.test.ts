@@ -11,7 +11,7 @@ import { Checkpointer, recoverLastSeen, venueKeyOf } from '../src/ledger/recover
 import { silentLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics/registry.js';
 import { listRecordings, parseRecordingName, periodProblem, recordingPath } from '../src/recorder/files.js';
-import { Recorder } from '../src/recorder/index.js';
+import { Recorder } from '../src/recorder/recorder.js';
 import { readPeriodLines } from '../src/recorder/read.js';
 import { readRecording } from '../src/rehearse/recording.js';
 import { getVenue } from '../src/venues/index.js';

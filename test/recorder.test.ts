@@ -10,7 +10,7 @@ import type { Clock } from '../src/clock.js';
 import type { Logger } from '../src/log.js';
 import { createMetrics, type Metrics } from '../src/metrics/registry.js';
 import { decimalLength, encodeLine, MAX_RECV_MS } from '../src/recorder/encode.js';
-import { Recorder, recordingPath, type RecorderOptions } from '../src/recorder/index.js';
+import { Recorder, recordingPath, type RecorderOptions } from '../src/recorder/recorder.js';
 import { fixtureFrames } from './helpers/fixtures.js';
 
 /**

@@ -1,7 +1,7 @@
 /**
  * The gap ledger's entry format: one NDJSON line per write, the same `id` on the line written when
  * a gap opens (end: null) and on the line written when it closes. docs/gap-ledger.md describes each
- * field and each cause; test/ledger-docs.test.ts fails when a cause is missing there.
+ * field and each cause; test/ledger-report.test.ts fails when a cause is missing there.
  */
 
 /** Why a stream delivered nothing (or skipped IDs). See docs/gap-ledger.md, "Causes". */
@@ -25,10 +25,6 @@ export const GAP_CAUSES = [
 ] as const;
 
 export type GapCause = (typeof GAP_CAUSES)[number];
-
-export function isGapCause(s: string): s is GapCause {
-  return (GAP_CAUSES as readonly string[]).includes(s);
-}
 
 /**
  * The sequence IDs a gap lost, for streams whose IDs are contiguous (trade `t`, aggTrade `a`, diff

@@ -11,11 +11,6 @@ export const DAY_MS = 86_400_000;
  * recorder, the compressor (compress.ts), crash recovery and every reader (read.ts) use these.
  */
 
-/** Start of the UTC hour holding `ms`. */
-export function hourStart(ms: number): number {
-  return ms - (ms % HOUR_MS);
-}
-
 /** Start of the file period (`recorder.rotateEveryMs`, which divides a day) holding `ms`. */
 export function periodStart(ms: number, periodMs: number = HOUR_MS): number {
   return ms - (ms % periodMs);

@@ -18,11 +18,6 @@ export interface Signer {
 
 const PEM_PRIVATE_KEY = /-----BEGIN ((?:ENCRYPTED |RSA |EC |OPENSSH )?PRIVATE KEY)-----/;
 
-/** True when the secret is a PEM private key (Ed25519 expected) rather than an HMAC secret. */
-export function isPemPrivateKey(secret: string): boolean {
-  return PEM_PRIVATE_KEY.test(secret);
-}
-
 /**
  * A Signer for a secret: a PEM private key signs with Ed25519, anything else is an HMAC secret.
  * Errors (FK_ERR_SECRET) never include the secret.

@@ -35,18 +35,3 @@ export class AttemptLimiter {
   }
 }
 
-/** REST request weight per IP per calendar minute, for the X-MBX-USED-WEIGHT-1M header. */
-export class WeightCounter {
-  private readonly byIp = new Map<string, { minute: number; used: number }>();
-
-  add(ip: string, weight: number, nowMs: number): number {
-    const minute = Math.floor(nowMs / 60_000);
-    let w = this.byIp.get(ip);
-    if (w === undefined || w.minute !== minute) {
-      w = { minute, used: 0 };
-      this.byIp.set(ip, w);
-    }
-    w.used += weight;
-    return w.used;
-  }
-}

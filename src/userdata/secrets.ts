@@ -5,7 +5,7 @@ import type { Config } from '../config/types.js';
 import { ErrorCodes, FeedkeeperError } from '../errors.js';
 import { createSigner, type Signer } from '../rest/signing.js';
 
-export { createSigner, isPemPrivateKey, type Signer, type SignatureKind } from '../rest/signing.js';
+export { createSigner, type Signer, type SignatureKind } from '../rest/signing.js';
 
 /**
  * The API credentials for user data. `apiSecret` is an HMAC secret or a PEM Ed25519 private key

@@ -104,12 +104,6 @@ export function stringAt(buf: Buffer, p: number): string | null {
   return (buf as unknown as Latin1).latin1Slice(p + 1, end);
 }
 
-/** The string value of `key` at or after `from`, or null. */
-export function readString(buf: Buffer, key: Buffer, from: number, to = buf.length): string | null {
-  const p = findKey(buf, key, from, to);
-  return p === -1 ? null : stringAt(buf, p);
-}
-
 /** Offset of the quote closing the string that starts at `p` (a quote), or -1. */
 export function stringEnd(buf: Buffer, p: number): number {
   let end = p + 1;
