@@ -1,4 +1,4 @@
-import { parseRecordedLine } from '../ledger/recovery.js';
+import { parseRecordedLine } from '../recorder/line.js';
 import { listRecordings } from '../recorder/files.js';
 import { readPeriodLines } from '../recorder/read.js';
 import { depthEvent, LocalBook, type Level } from './book.js';

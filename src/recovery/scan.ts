@@ -1,4 +1,4 @@
-import { parseRecordedLine } from '../ledger/recovery.js';
+import { parseRecordedLine } from '../recorder/line.js';
 import type { Logger } from '../log.js';
 import { listRecordings } from '../recorder/files.js';
 import { readPeriodLines } from '../recorder/read.js';

@@ -1,4 +1,5 @@
-import { listRecordings, parseRecordedLine } from '../ledger/recovery.js';
+import { listRecordings } from '../recorder/files.js';
+import { parseRecordedLine } from '../recorder/line.js';
 import { readPeriodLines } from '../recorder/read.js';
 import type { RecordedMessage } from './invariant.js';
 

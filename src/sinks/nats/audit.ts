@@ -1,4 +1,4 @@
-import { parseRecordedLine } from '../../ledger/recovery.js';
+import { parseRecordedLine } from '../../recorder/line.js';
 import { recordedKeys } from '../../ledger/missed.js';
 import { parseEntryLine, type GapEntry, type Missed } from '../../ledger/types.js';
 import { getVenue } from '../../venues/index.js';
