@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -10,10 +10,10 @@ import { startSims, writeFeedsConfig, type FeedSpec } from './helpers/feeds.js';
 import { until } from './helpers/stack.js';
 
 // USD-M partial depth carries `u` where spot partial depth carries lastUpdateId. The built CLI on
-// binance-usdm, SIGKILLed and restarted: the recovery scan reads each stream's last key from the
-// recording with the reader the router uses live, so every stream, partial depth included, gets
-// its daemon_down gap. When the scan could not read `u`, the partial-depth streams came back with
-// no entry at all for the time the daemon was down.
+// binance-usdm, SIGKILLed before its first periodic checkpoint and restarted: the recovery scan
+// reads each stream's last key from the recording with the reader the router uses live, so every
+// stream, partial depth included, gets its daemon_down gap. When the scan could not read `u`, the
+// partial-depth streams came back with no entry at all for the time the daemon was down.
 
 const CLI = 'dist/src/cli/main.js';
 if (!existsSync(CLI)) spawnSync('npx', ['tsc', '-p', '.'], { stdio: 'ignore' });
@@ -50,9 +50,18 @@ t.test('binance-usdm partial depth: SIGKILL, restart: a daemon_down gap for ever
     return NAMES.every((s) => (counts.get(s) ?? 0) >= n);
   };
   const first = runDaemon(t, file);
+  // The checkpoint the daemon writes before connecting: no stream has a key yet.
+  const statePath = config.ledger.statePath;
+  t.ok(await until(() => existsSync(statePath), 15_000, 20), 'the start-up checkpoint');
+  const startup = readFileSync(statePath, 'utf8');
+  t.same((JSON.parse(startup) as { streams: unknown }).streams, {}, 'no keys in it');
   t.ok(await until(() => recordedAll(5), 15_000, 100), 'the first run records every stream');
   first.child.kill('SIGKILL');
   t.match(await first.exited, { signal: 'SIGKILL' });
+  // Killed before its first periodic checkpoint (a crash right after start): the keys are only in
+  // the recording. Put the start-up checkpoint back, so that this does not depend on how fast the
+  // first run recorded: the scan from its position must find every stream's key.
+  writeFileSync(statePath, startup);
 
   const second = runDaemon(t, file);
   const closed = async (): Promise<string[]> => {
