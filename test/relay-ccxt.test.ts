@@ -39,7 +39,7 @@ t.test('ccxt.pro.binance: watchTrades through the relay gets every trade once, i
     return ex.close();
   });
   await ex.loadMarkets();
-  t.ok(ex.markets['BTC/USDT'], 'markets loaded from the simulator');
+  t.ok(ex.markets?.['BTC/USDT'], 'markets loaded from the simulator');
 
   const got: Trade[] = [];
   const errors: unknown[] = [];

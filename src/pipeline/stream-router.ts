@@ -80,6 +80,8 @@ interface StreamState {
   floorNext: number;
   sinceFloor: number;
   lastRecv: number;
+  /** When the stream was subscribed live (addStream), 0 for the planned ones: silence counts from here. */
+  addedAt: number;
   owner: SessionRef | null;
   /** A replacement connection that delivered this stream while the owner was still alive. */
   candidate: SessionRef | null;
@@ -315,7 +317,9 @@ export class StreamRouter {
   /** A stream subscribed live (relay clients, the universe): routed, recorded and ledgered from now on. */
   addStream(name: string, type: StreamType): void {
     if (this.streams.has(name)) return;
-    this.setState(newState(name, type, streamRef(this.venue, name)));
+    const st = newState(name, type, streamRef(this.venue, name));
+    st.addedAt = this.clock.now();
+    this.setState(st);
   }
 
   /**
@@ -344,10 +348,10 @@ export class StreamRouter {
   }
 
   /** Per-stream view for readiness and tests. */
-  stream(name: string): { key: number; lastRecv: number; owner: string | null; gapOpen: boolean; received: number } | undefined {
+  stream(name: string): { key: number; lastRecv: number; addedAt: number; owner: string | null; gapOpen: boolean; received: number } | undefined {
     const st = this.streams.get(name);
     if (!st) return undefined;
-    return { key: st.key, lastRecv: st.lastRecv, owner: st.owner?.id ?? null, gapOpen: st.gapId !== null, received: st.received };
+    return { key: st.key, lastRecv: st.lastRecv, addedAt: st.addedAt, owner: st.owner?.id ?? null, gapOpen: st.gapId !== null, received: st.received };
   }
 
   /**
@@ -564,6 +568,7 @@ function newState(name: string, type: StreamType, ref: StreamRef): StreamState {
     floorNext: NaN,
     sinceFloor: 0,
     lastRecv: 0,
+    addedAt: 0,
     owner: null,
     candidate: null,
     pending: [],
