@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import WebSocket from 'ws';
 import { Daemon } from '../src/daemon.js';
@@ -52,7 +53,7 @@ export interface Consumer {
 }
 
 export function createConsumer(spec: PhaseSpec, dir: string): Consumer {
-  return spec.role === 'baseline' ? new BaselineConsumer(spec, dir) : new FeedkeeperConsumer(spec, dir);
+  return spec.role === 'feedkeeper' ? new FeedkeeperConsumer(spec, dir) : new BaselineConsumer(spec, dir, spec.role === 'floor');
 }
 
 interface CombinedMessage {
@@ -79,6 +80,8 @@ export class BaselineConsumer implements Consumer {
   constructor(
     private readonly spec: PhaseSpec,
     private readonly dir: string,
+    /** The floor: once every stream has delivered, count messages and nothing else (no JSON.parse). */
+    private readonly countOnly = false,
   ) {}
 
   async start(): Promise<void> {
@@ -93,6 +96,10 @@ export class BaselineConsumer implements Consumer {
   }
 
   private readonly onMessage = (data: WebSocket.RawData): void => {
+    if (this.countOnly && this.seen === null) {
+      this.handled++;
+      return;
+    }
     const m = JSON.parse((data as Buffer).toString()) as CombinedMessage;
     this.handled++;
     if (this.seen !== null && m.stream !== undefined) {
@@ -250,8 +257,15 @@ export class FeedkeeperConsumer implements Consumer {
       if (g.cause !== 'shutdown') gaps[g.cause] = (gaps[g.cause] ?? 0) + 1;
     }
     const stats = daemon.recorder.stats;
-    return { received, written: stats.written, dropped: stats.dropped, gaps, warnings: readWarnings(this.logFile) };
+    return { received, written: stats.written, dropped: stats.dropped, gaps, recordedBytes: dirBytes(daemon.config.recorder.dir), warnings: readWarnings(this.logFile) };
   }
+}
+
+/** Bytes of the files under `dir`, recursively (the recording). */
+function dirBytes(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) n += statSync(join(e.parentPath ?? e.path, e.name)).size;
+  return n;
 }
 
 function readWarnings(file: string): string[] {

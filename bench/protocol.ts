@@ -4,7 +4,11 @@
  */
 import type { SourceMode } from './flood-server.js';
 
-export type Role = 'baseline' | 'feedkeeper';
+/**
+ * baseline: `ws` + JSON.parse of every message (the bar to clear); feedkeeper: the whole daemon;
+ * floor: `ws` counting messages and nothing else (the ceiling any `ws` consumer has on this machine).
+ */
+export type Role = 'baseline' | 'feedkeeper' | 'floor';
 export type PhaseKind = 'throughput' | 'latency' | 'rss';
 
 export interface SourceStats {
@@ -63,6 +67,8 @@ export interface Integrity {
   dropped: number;
   /** Ledger entries other than the `shutdown` gaps every stop opens, by cause. */
   gaps: Record<string, number>;
+  /** Bytes of the recording files at the end (every line written, compressed or not). */
+  recordedBytes: number;
   /** Warnings and errors feedkeeper logged (first few). */
   warnings: string[];
 }

@@ -1,6 +1,7 @@
 /**
  * Compression ratio and CPU of recorder.compress (docs/performance.md, "Recording compression").
- * Not part of `npm run bench`; from the project directory: `npx tsc -p . && node
+ * `npm run bench` runs measureCompression() at the default level on the real input; for every level
+ * and both inputs, from the project directory: `npx tsc -p . && node
  * dist/bench/recorder-compress.js [MB=64] [rounds=3]`.
  *
  * Two inputs, written as the recorder writes them (`{"recv":..,"venue":..,` + the frame):
@@ -15,14 +16,13 @@
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { silentLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics/registry.js';
 import { Compressor } from '../src/recorder/compress.js';
 import { recordingPath } from '../src/recorder/files.js';
 import { BENCH_STREAM_TYPES, benchSymbols, streamTemplate, writeFrame } from './frames.js';
 
-const MB = Number(process.argv[2] ?? 64);
-const ROUNDS = Number(process.argv[3] ?? 3);
 const VENUE = 'binance-spot';
 const T0 = Date.UTC(2021, 9, 12, 10);
 
@@ -81,20 +81,60 @@ async function compressOnce(data: Buffer, level: number): Promise<{ ratio: numbe
   return { ratio: data.length / out, cpuMsPerMB: (cpu.user + cpu.system) / 1000 / mb, wallMsPerMB: wall / mb };
 }
 
-const inputs = { real: realInput(MB << 20), bench: benchInput(MB << 20) };
-for (const [name, data] of Object.entries(inputs)) {
-  const lines = data.toString('latin1').split('\n').length - 1;
-  console.log(`${name}: ${(data.length / 1e6).toFixed(1)} MB, ${lines} lines, ${(data.length / lines).toFixed(0)} bytes/line`);
-  for (const level of [1, 6, 9]) {
-    const rs: Array<Awaited<ReturnType<typeof compressOnce>>> = [];
-    for (let r = 0; r < ROUNDS; r++) rs.push(await compressOnce(data, level));
-    const range = (k: 'ratio' | 'cpuMsPerMB' | 'wallMsPerMB', d: number): string => {
-      const v = rs.map((x) => x[k]);
-      return `${Math.min(...v).toFixed(d)}-${Math.max(...v).toFixed(d)}`;
-    };
-    const nsPerLine = rs.map((x) => (x.cpuMsPerMB * (data.length / 1e6) * 1e6) / lines);
-    console.log(
-      `  level ${level}: ratio ${range('ratio', 2)}, CPU ${range('cpuMsPerMB', 1)} ms/MB (${Math.min(...nsPerLine).toFixed(0)}-${Math.max(...nsPerLine).toFixed(0)} ns/line), wall ${range('wallMsPerMB', 1)} ms/MB`,
-    );
+export interface CompressionFigures {
+  level: number;
+  input: 'real' | 'bench';
+  mb: number;
+  bytesPerLine: number;
+  /** Uncompressed / compressed bytes (median of the rounds). */
+  ratio: number;
+  cpuMsPerMB: number;
+  /** CPU per recorded message (line), µs. */
+  cpuUsPerMessage: number;
+  wallMsPerMB: number;
+}
+
+/** The daemon's Compressor on `mb` MB of recorded lines from the real fixtures (or the bench's frames). */
+export async function measureCompression(mb: number, level: number, rounds: number, input: 'real' | 'bench' = 'real'): Promise<CompressionFigures> {
+  const data = input === 'real' ? realInput(mb << 20) : benchInput(mb << 20);
+  let lines = 0;
+  for (let i = data.indexOf(0x0a); i !== -1; i = data.indexOf(0x0a, i + 1)) lines++;
+  const rs: Array<Awaited<ReturnType<typeof compressOnce>>> = [];
+  for (let r = 0; r < rounds; r++) rs.push(await compressOnce(data, level));
+  const mid = <K extends 'ratio' | 'cpuMsPerMB' | 'wallMsPerMB'>(k: K): number => rs.map((x) => x[k]).sort((a, b) => a - b)[rs.length >> 1]!;
+  const cpuMsPerMB = mid('cpuMsPerMB');
+  return {
+    level,
+    input,
+    mb: Math.round(data.length / 1e5) / 10,
+    bytesPerLine: Math.round(data.length / lines),
+    ratio: Math.round(mid('ratio') * 100) / 100,
+    cpuMsPerMB: Math.round(cpuMsPerMB * 10) / 10,
+    cpuUsPerMessage: Math.round(((cpuMsPerMB * (data.length / 1e6) * 1000) / lines) * 100) / 100,
+    wallMsPerMB: Math.round(mid('wallMsPerMB') * 10) / 10,
+  };
+}
+
+async function main(): Promise<void> {
+  const MB = Number(process.argv[2] ?? 64);
+  const ROUNDS = Number(process.argv[3] ?? 3);
+  const inputs = { real: realInput(MB << 20), bench: benchInput(MB << 20) };
+  for (const [name, data] of Object.entries(inputs)) {
+    const lines = data.toString('latin1').split('\n').length - 1;
+    console.log(`${name}: ${(data.length / 1e6).toFixed(1)} MB, ${lines} lines, ${(data.length / lines).toFixed(0)} bytes/line`);
+    for (const level of [1, 6, 9]) {
+      const rs: Array<Awaited<ReturnType<typeof compressOnce>>> = [];
+      for (let r = 0; r < ROUNDS; r++) rs.push(await compressOnce(data, level));
+      const range = (k: 'ratio' | 'cpuMsPerMB' | 'wallMsPerMB', d: number): string => {
+        const v = rs.map((x) => x[k]);
+        return `${Math.min(...v).toFixed(d)}-${Math.max(...v).toFixed(d)}`;
+      };
+      const nsPerLine = rs.map((x) => (x.cpuMsPerMB * (data.length / 1e6) * 1e6) / lines);
+      console.log(
+        `  level ${level}: ratio ${range('ratio', 2)}, CPU ${range('cpuMsPerMB', 1)} ms/MB (${Math.min(...nsPerLine).toFixed(0)}-${Math.max(...nsPerLine).toFixed(0)} ns/line), wall ${range('wallMsPerMB', 1)} ms/MB`,
+      );
+    }
   }
 }
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) void main();

@@ -1,6 +1,10 @@
 import { cpus, loadavg } from 'node:os';
 import type { SourceMode } from './flood-server.js';
 import type { PhaseKind, PhaseResult, PhaseSpec, Role, SourceStats } from './protocol.js';
+import { measureCompression, type CompressionFigures } from './recorder-compress.js';
+
+/** recorder.compressLevel's default. */
+const COMPRESS_LEVEL = 6;
 import { median, ratio } from './stats.js';
 
 /**
@@ -21,6 +25,8 @@ export interface SuiteSettings {
   latencyReps: number;
   throughputStreams: number;
   connections: number[];
+  /** MB of recorded lines for the compression figure (0: none). */
+  compressMb: number;
   latencyRate: number;
   latencyConnections: number;
   latencyStreams: number;
@@ -40,6 +46,7 @@ export const QUICK: SuiteSettings = {
   latencyReps: 1,
   throughputStreams: 256,
   connections: [1, 8, 16],
+  compressMb: 16,
   latencyRate: 50_000,
   latencyConnections: 8,
   latencyStreams: 256,
@@ -58,6 +65,7 @@ export const SMOKE: SuiteSettings = {
   rssMs: 300,
   throughputStreams: 8,
   connections: [1],
+  compressMb: 1,
   latencyRate: 2000,
   latencyConnections: 1,
   latencyStreams: 8,
@@ -66,7 +74,7 @@ export const SMOKE: SuiteSettings = {
   readyTimeoutMs: 10_000,
 };
 
-export const FULL: SuiteSettings = { ...QUICK, mode: 'full', warmupMs: 1500, throughputMs: 6000, latencyMs: 6000, rssMs: 3000, reps: 3, latencyReps: 5 };
+export const FULL: SuiteSettings = { ...QUICK, mode: 'full', compressMb: 64, warmupMs: 1500, throughputMs: 6000, latencyMs: 6000, rssMs: 3000, reps: 3, latencyReps: 5 };
 
 export interface Driver {
   setMode(mode: SourceMode): Promise<void>;
@@ -88,14 +96,19 @@ export interface SuiteResults {
   startedAt: Date;
   loadStart: number[];
   loadEnd: number[];
+  /** Per connection count: the two consumers and the `ws` floor. */
   throughput: Record<string, Record<Role, Measured[]>>;
-  latency: Record<Role, Measured[]>;
-  rss: Record<string, Record<Role, Measured[]>>;
+  latency: Record<Paired, Measured[]>;
+  rss: Record<string, Record<Paired, Measured[]>>;
   /** The largest stream count again, under flood: memory when the feed bursts. */
-  rssFlood: Record<Role, Measured[]>;
+  rssFlood: Record<Paired, Measured[]>;
+  /** recorder.compress at its default level on recorded real frames (null: compressMb 0). */
+  compression: CompressionFigures | null;
 }
 
-const ROLES: readonly Role[] = ['baseline', 'feedkeeper'];
+/** The two consumers compared in every phase; the floor runs in the throughput phases only. */
+type Paired = 'baseline' | 'feedkeeper';
+const ROLES: readonly Paired[] = ['baseline', 'feedkeeper'];
 
 async function measure(driver: Driver, spec: PhaseSpec, mode: SourceMode): Promise<Measured> {
   await driver.setMode(mode);
@@ -122,6 +135,7 @@ export async function runSuite(settings: SuiteSettings, driver: Driver, log: (li
     latency: { baseline: [], feedkeeper: [] },
     rss: {},
     rssFlood: { baseline: [], feedkeeper: [] },
+    compression: null,
   };
   const spec = (role: Role, kind: PhaseKind, streams: number, connections: number, windowMs: number): PhaseSpec => ({
     role,
@@ -136,7 +150,7 @@ export async function runSuite(settings: SuiteSettings, driver: Driver, log: (li
   });
   // Pairs back to back, the first of the pair alternating per repetition: drift on a shared machine
   // then falls on both sides equally.
-  const order = (rep: number): readonly Role[] => (rep % 2 === 0 ? ROLES : [...ROLES].reverse());
+  const order = (rep: number): readonly Paired[] => (rep % 2 === 0 ? ROLES : [...ROLES].reverse());
   const show = (m: Measured, extra = ''): void =>
     log(
       `  ${m.kind.padEnd(10)} ${m.role.padEnd(10)} ${String(m.connections).padStart(2)} conn ${String(m.streams).padStart(5)} streams: ${m.rate.toLocaleString('en-US').padStart(9)} msg/s handled` +
@@ -146,8 +160,8 @@ export async function runSuite(settings: SuiteSettings, driver: Driver, log: (li
 
   for (let rep = 0; rep < s.reps; rep++) {
     for (const c of s.connections) {
-      const slot = (results.throughput[String(c)] ??= { baseline: [], feedkeeper: [] });
-      for (const role of order(rep)) {
+      const slot = (results.throughput[String(c)] ??= { baseline: [], feedkeeper: [], floor: [] });
+      for (const role of [...order(rep), 'floor' as const]) {
         const m = await measure(driver, spec(role, 'throughput', s.throughputStreams, c, s.throughputMs), { kind: 'flood' });
         slot[role].push(m);
         show(m);
@@ -174,6 +188,11 @@ export async function runSuite(settings: SuiteSettings, driver: Driver, log: (li
     const m = await measure(driver, spec(role, 'rss', most, Math.ceil(most / 1024), s.rssMs), { kind: 'flood' });
     results.rssFlood[role].push(m);
     show(m, ` (flood), ready in ${m.readyMs} ms`);
+  }
+  if (s.compressMb > 0) {
+    const c = await measureCompression(s.compressMb, COMPRESS_LEVEL, s.mode === 'full' ? 3 : 1);
+    results.compression = c;
+    log(`  compression level ${c.level}, ${c.mb} MB of recorded real frames (${c.bytesPerLine} bytes/line): ratio ${c.ratio}, CPU ${c.cpuMsPerMB} ms/MB = ${c.cpuUsPerMessage} µs/message`);
   }
   results.loadEnd = loadavg();
   return results;
@@ -215,9 +234,19 @@ export interface BenchReport {
         /** Event-loop delay p99 (ms) during the window: the length of the longest loop turns. */
         loopDelayP99Ms: { baseline: number; feedkeeper: number };
         sourceCpuPct: { baseline: number; feedkeeper: number };
+        /** `ws` counting messages and nothing else: the ceiling of any `ws` consumer, msg/s. */
+        floor: number;
+        /** feedkeeper / floor (median of the per-repetition ratios). */
+        floorShare: number;
+        /** CPU µs per message received (= CPU s per million), each consumer. */
+        cpuUsPerMessage: { baseline: number; feedkeeper: number; floor: number };
+        /** feedkeeper: bytes of recording per message written (the NDJSON line, or its gzip share). */
+        bytesPerMessage: number;
       }
     >;
   };
+  /** recorder.compress, measured on recorded real frames (null when not run). */
+  compression: CompressionFigures | null;
   /** CPU seconds per million messages: flooded at 1 connection, and paced at latencyRate. */
   cpuSecPerMillion: { flood: Pair; paced: Pair & { rate: number } };
   /** feedkeeper's send-to-recorder-write latency at latencyRate (baseline: send-to-parsed). */
@@ -253,7 +282,7 @@ export interface BenchReport {
 const med = (ms: Measured[], f: (m: Measured) => number | undefined): number => median(ms.map((m) => f(m) ?? NaN));
 
 /** Median over the repetitions, and the median of the per-repetition ratios (pairs). */
-function pair(slot: Record<Role, Measured[]>, f: (m: Measured) => number | undefined): Pair {
+function pair(slot: Record<Paired, Measured[]>, f: (m: Measured) => number | undefined): Pair {
   const ratios = slot.baseline.map((b, i) => ratio(f(slot.feedkeeper[i]!) ?? NaN, f(b) ?? NaN));
   return { baseline: med(slot.baseline, f), feedkeeper: med(slot.feedkeeper, f), ratio: Math.round(median(ratios) * 1000) / 1000 };
 }
@@ -268,7 +297,12 @@ export function buildReport(r: SuiteResults): BenchReport {
       receivedRatio: Math.round(median(slot.baseline.map((b, i) => ratio(slot.feedkeeper[i]!.receivedRate, b.rate))) * 1000) / 1000,
       feedkeeperDroppedPerSec: med(slot.feedkeeper, (m) => Math.round(m.dropped / m.seconds)),
       loopDelayP99Ms: { baseline: med(slot.baseline, (m) => m.loopDelayMs.p99), feedkeeper: med(slot.feedkeeper, (m) => m.loopDelayMs.p99) },
-      sourceCpuPct: { baseline: med(slot.baseline, (m) => m.sourceCpuPct), feedkeeper: med(slot.feedkeeper, (m) => m.sourceCpuPct) } };
+      sourceCpuPct: { baseline: med(slot.baseline, (m) => m.sourceCpuPct), feedkeeper: med(slot.feedkeeper, (m) => m.sourceCpuPct) },
+      floor: med(slot.floor, (m) => m.rate),
+      floorShare: Math.round(median(slot.floor.map((f, i) => ratio(slot.feedkeeper[i]?.rate ?? NaN, f.rate))) * 1000) / 1000,
+      cpuUsPerMessage: { baseline: med(slot.baseline, (m) => m.cpuSecPerMillion), feedkeeper: med(slot.feedkeeper, (m) => m.cpuSecPerMillion), floor: med(slot.floor, (m) => m.cpuSecPerMillion) },
+      bytesPerMessage: med(slot.feedkeeper, (m) => (m.integrity !== null && m.integrity.written > 0 ? Math.round((m.integrity.recordedBytes / m.integrity.written) * 10) / 10 : NaN)),
+    };
   }
   const first = r.throughput[String(s.connections[0])] ?? { baseline: [], feedkeeper: [] };
   const head = pair(first, (m) => m.rate);
@@ -283,7 +317,8 @@ export function buildReport(r: SuiteResults): BenchReport {
   }
   const most = Math.max(...s.rssStreams);
   const rssUnderFloodMb = { ...pair(r.rssFlood, (m) => m.rssMb), streams: most, feedkeeperMaxBufferedMb: med(r.rssFlood.feedkeeper, (m) => m.maxBufferedMb) };
-  const runs = [...Object.values(r.throughput), r.latency, ...Object.values(r.rss), r.rssFlood].flatMap((slot) => [...slot.baseline, ...slot.feedkeeper]);
+  const slots: Array<Partial<Record<Role, Measured[]>>> = [...Object.values(r.throughput), r.latency, ...Object.values(r.rss), r.rssFlood];
+  const runs = slots.flatMap((slot) => [...(slot.baseline ?? []), ...(slot.feedkeeper ?? []), ...(slot.floor ?? [])]);
   const fkRuns = runs.filter((m) => m.integrity !== null);
   const integrity: BenchReport['integrity'] = { ok: true, received: 0, written: 0, dropped: 0, gaps: {}, warnings: [] };
   for (const m of fkRuns) {
@@ -338,6 +373,7 @@ export function buildReport(r: SuiteResults): BenchReport {
     },
     rssMb,
     rssUnderFloodMb,
+    compression: r.compression,
     integrity,
     targets: {
       throughput: { target: 'feedkeeper >= baseline (messages/s, 1 connection)', ratio: head.ratio, met: head.ratio >= 1 },
@@ -359,6 +395,9 @@ export function formatTable(rep: BenchReport): string {
     add(`throughput, ${c} connection${c === '1' ? '' : 's'} (msg/s)`, p);
     rows.push([`  feedkeeper: received / dropped per s`, '', `${num(p.feedkeeperReceived)} / ${num(p.feedkeeperDroppedPerSec)}`, num(p.receivedRatio, 2)]);
     rows.push([`  event-loop delay p99 (ms)`, num(p.loopDelayP99Ms.baseline, 1), num(p.loopDelayP99Ms.feedkeeper, 1), '']);
+    rows.push([`  CPU µs per message`, num(p.cpuUsPerMessage.baseline, 2), num(p.cpuUsPerMessage.feedkeeper, 2), num(ratio(p.cpuUsPerMessage.feedkeeper, p.cpuUsPerMessage.baseline), 2)]);
+    rows.push([`  ws floor (msg/s, CPU µs/msg) / fk share`, `${num(p.floor)}, ${num(p.cpuUsPerMessage.floor, 2)}`, '', num(p.floorShare, 2)]);
+    rows.push([`  recording bytes per message`, '', num(p.bytesPerMessage, 1), '']);
   }
   add('CPU s per million msgs, flood 1 conn', rep.cpuSecPerMillion.flood, 2);
   add(`CPU s per million msgs, paced ${num(rep.cpuSecPerMillion.paced.rate)}/s`, rep.cpuSecPerMillion.paced, 2);
@@ -376,6 +415,8 @@ export function formatTable(rep: BenchReport): string {
   const head: [string, string, string, string] = ['', 'baseline', 'feedkeeper', 'fk / base'];
   const f = rep.rssUnderFloodMb;
   add(`RSS (MB), ${num(f.streams)} streams, flooded`, f, 1);
+  const c = rep.compression;
+  if (c !== null) rows.push([`compression level ${c.level}: ratio, CPU µs/msg`, '', `${num(c.ratio, 2)}, ${num(c.cpuUsPerMessage, 2)}`, '']);
   const w = [0, 1, 2, 3].map((i) => Math.max(...[head, ...rows].map((r) => r[i]!.length)));
   const line = (r: string[]): string => `| ${r[0]!.padEnd(w[0]!)} | ${r[1]!.padStart(w[1]!)} | ${r[2]!.padStart(w[2]!)} | ${r[3]!.padStart(w[3]!)} |`;
   const out = [line(head), `|${'-'.repeat(w[0]! + 2)}|${'-'.repeat(w[1]! + 1)}:|${'-'.repeat(w[2]! + 1)}:|${'-'.repeat(w[3]! + 1)}:|`];

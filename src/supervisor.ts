@@ -242,7 +242,7 @@ export class Supervisor {
 
   /**
    * Streams that push on a timer (tickers, depth, klines, avgPrice) and have been silent for more
-   * than health.silentAfterMs. Event-driven streams (trade, aggTrade, bookTicker) may be quiet on
+   * than health.silentAfterMs since their last message or their subscription. Event-driven streams (trade, aggTrade, bookTicker) may be quiet on
    * an illiquid symbol, so they are not held against readiness.
    */
   private silentTimedStreams(now: number): string[] {
@@ -251,7 +251,9 @@ export class Supervisor {
     for (const name of this.streams()) {
       if ((this.opts.router.typeOf(name)?.expectedIntervalMs ?? 0) <= 0) continue;
       const st = this.opts.router.stream(name);
-      if (st !== undefined && now - Math.max(st.lastRecv, this.startedAt) > silentAfter) out.push(name);
+      // Silence counts from the stream's last message, or from when it was subscribed (the daemon's
+      // start, or a live addition): a stream added a moment ago is not yet silent.
+      if (st !== undefined && now - Math.max(st.lastRecv, st.addedAt, this.startedAt) > silentAfter) out.push(name);
     }
     return out;
   }

@@ -96,7 +96,14 @@ t.test('the whole suite, both consumers, every phase, at toy scale: the report h
   t.type(json.targets.latencyP99.met, 'boolean');
   t.equal(json.targets.rss, null, 'no 15,000-stream figure at toy scale');
   t.equal(json.meta.mode, 'smoke');
-  t.ok(json.runs.length >= 8, 'every phase reported');
+  t.ok(json.runs.length >= 9, 'every phase reported');
+  const one = json.throughput.byConnections['1']!;
+  t.ok(one.floor > 0, 'the ws floor measured');
+  t.type(one.floorShare, 'number');
+  for (const k of ['baseline', 'feedkeeper', 'floor'] as const) t.ok(one.cpuUsPerMessage[k] > 0, `CPU per message: ${k}`);
+  // A line is the frame plus `{"recv":<13 digits>,"venue":"binance-spot",`: more than the frame.
+  t.ok(one.bytesPerMessage > 60 && one.bytesPerMessage < 2000, `recording bytes per message: ${one.bytesPerMessage}`);
+  t.ok(json.compression !== null && json.compression.ratio > 1 && json.compression.cpuUsPerMessage > 0, 'compression ratio and CPU per message');
 
   // Correctness, not speed: the source's IDs are contiguous, so feedkeeper never sees a sequence
   // gap, and at a paced 2,000 msg/s nothing may be lost.

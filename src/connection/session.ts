@@ -394,14 +394,14 @@ export class Session implements SessionRef {
           }, true);
         },
         pong: () => this.watchdog.touch(this.opts.clock.now()),
-        message: (data, isBinary) => this.onMessage(data, isBinary),
+        message: (data, isBinary, at) => this.onMessage(data, isBinary, at),
       });
       this.ws = ws;
     });
   }
 
-  private onMessage(data: Buffer, isBinary: boolean): void {
-    const now = this.opts.clock.now();
+  /** `now`: the socket's time for the chunk the message came in (one clock read per chunk). */
+  private onMessage(data: Buffer, isBinary: boolean, now: number): void {
     this.watchdog.touch(now);
     if (++this.burst >= BURST_MESSAGES) this.yieldLoop();
     if (this.opts.protocol) this.opts.protocol.onText(this.io, data, now);

@@ -1,9 +1,10 @@
 import { systemClock, type Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/registry.js';
-import { KEY_RESET, type FrameKeys, type SequenceRule, type StreamType, type Venue } from '../venues/types.js';
+import { KEY_RESET, type FrameKeys, type NameSpan, type SequenceRule, type StreamSpanReader, type StreamType, type Venue } from '../venues/types.js';
 import { missedBetween } from '../ledger/missed.js';
 import { streamRef, type StreamRef } from './stream-ref.js';
+import { StreamTable } from './stream-table.js';
 import type { GapCause, Missed } from '../ledger/types.js';
 
 /**
@@ -79,6 +80,8 @@ interface StreamState {
   floorNext: number;
   sinceFloor: number;
   lastRecv: number;
+  /** When the stream was subscribed live (addStream), 0 for the planned ones: silence counts from here. */
+  addedAt: number;
   owner: SessionRef | null;
   /** A replacement connection that delivered this stream while the owner was still alive. */
   candidate: SessionRef | null;
@@ -99,7 +102,7 @@ const RECENT_EVENTS = 256;
 
 export interface RouterOptions {
   /** The feed's venue: its frame reader and recording shape. */
-  venue: Pick<Venue, 'name' | 'readStream' | 'recordingShape'>;
+  venue: Pick<Venue, 'name' | 'readStream' | 'readStreamSpan' | 'recordingShape'>;
   /** Stream name → type, for every planned stream. */
   streams: Map<string, StreamType>;
   gaps: GapSink;
@@ -120,6 +123,11 @@ export class StreamRouter {
   private readonly clock: Clock;
   /** Scratch keys of the message being routed: no object per message. */
   private readonly k: FrameKeys = { from: 0, first: NaN, last: NaN, prev: NaN, time: NaN, flags: 0 };
+  /** The venue's span reader, when it has one: streams are then found by their name's bytes. */
+  private readonly readSpan: StreamSpanReader | null;
+  private readonly span: NameSpan = { start: 0, end: 0 };
+  /** The states of `streams` by their name's bytes (kept equal to it), for readSpan. */
+  private readonly byBytes = new StreamTable<StreamState>();
   /** Switch-overs waiting for a connection to own none of its streams (released()). */
   private releaseWaits: { session: SessionRef; held: Set<string>; resolve: () => void }[] = [];
   /** True while a replacement's buffered messages are replayed in a handover. */
@@ -134,7 +142,8 @@ export class StreamRouter {
     this.logger = opts.logger;
     this.venue = opts.venue;
     this.clock = opts.clock ?? systemClock;
-    for (const [name, type] of opts.streams) this.streams.set(name, newState(name, type, streamRef(opts.venue, name)));
+    this.readSpan = opts.venue.readStreamSpan ?? null;
+    for (const [name, type] of opts.streams) this.setState(newState(name, type, streamRef(opts.venue, name)));
   }
 
   /**
@@ -162,12 +171,22 @@ export class StreamRouter {
   /** Route one data frame (the venue's protocol sorted control frames out before). */
   route(session: SessionRef, frame: Buffer, recv: number): void {
     const k = this.k;
-    const name = this.venue.readStream(frame, k);
-    if (name === null) {
-      this.malformed(session, frame, 'not a data frame of this venue');
-      return;
+    let st: StreamState | undefined;
+    if (this.readSpan !== null) {
+      const span = this.span;
+      if (!this.readSpan(frame, k, span)) {
+        this.malformed(session, frame, 'not a data frame of this venue');
+        return;
+      }
+      st = this.byBytes.get(frame, span.start, span.end);
+    } else {
+      const name = this.venue.readStream(frame, k);
+      if (name === null) {
+        this.malformed(session, frame, 'not a data frame of this venue');
+        return;
+      }
+      st = this.streams.get(name);
     }
-    const st = this.streams.get(name);
     // A stream not in the plan (a late frame after UNSUBSCRIBE): nothing to record it against.
     if (st === undefined) return;
     this.metrics.hot.received++;
@@ -298,7 +317,9 @@ export class StreamRouter {
   /** A stream subscribed live (relay clients, the universe): routed, recorded and ledgered from now on. */
   addStream(name: string, type: StreamType): void {
     if (this.streams.has(name)) return;
-    this.streams.set(name, newState(name, type, streamRef(this.venue, name)));
+    const st = newState(name, type, streamRef(this.venue, name));
+    st.addedAt = this.clock.now();
+    this.setState(st);
   }
 
   /**
@@ -311,6 +332,12 @@ export class StreamRouter {
     if (st.gapId !== null) this.gaps.closeGap(st.gapId, { end: at, missed: null, ...ending });
     this.setOwner(st, null);
     this.streams.delete(name);
+    if (this.readSpan !== null) this.byBytes.delete(name);
+  }
+
+  private setState(st: StreamState): void {
+    this.streams.set(st.name, st);
+    if (this.readSpan !== null) this.byBytes.set(st.name, st);
   }
 
   /** Streams' last keys and receive times, for the checkpoint. */
@@ -321,10 +348,10 @@ export class StreamRouter {
   }
 
   /** Per-stream view for readiness and tests. */
-  stream(name: string): { key: number; lastRecv: number; owner: string | null; gapOpen: boolean; received: number } | undefined {
+  stream(name: string): { key: number; lastRecv: number; addedAt: number; owner: string | null; gapOpen: boolean; received: number } | undefined {
     const st = this.streams.get(name);
     if (!st) return undefined;
-    return { key: st.key, lastRecv: st.lastRecv, owner: st.owner?.id ?? null, gapOpen: st.gapId !== null, received: st.received };
+    return { key: st.key, lastRecv: st.lastRecv, addedAt: st.addedAt, owner: st.owner?.id ?? null, gapOpen: st.gapId !== null, received: st.received };
   }
 
   /**
@@ -541,6 +568,7 @@ function newState(name: string, type: StreamType, ref: StreamRef): StreamState {
     floorNext: NaN,
     sinceFloor: 0,
     lastRecv: 0,
+    addedAt: 0,
     owner: null,
     candidate: null,
     pending: [],

@@ -28,6 +28,14 @@ import { refusalOf, type RelayClientStats, type RelayServerOptions, type RelaySi
  * this many bytes they go to its socket at once, so that a burst never builds one huge buffer.
  */
 const MAX_PENDING_BYTES = 256 * 1024;
+/**
+ * A batch is written out at the latest this long after its first frame was queued, even inside a
+ * long turn (a backlog read after the daemon was descheduled, a burst): what a client waits for is
+ * then bounded by this plus the writes of the clients before it, not by the length of the turn.
+ * Checked every BATCH_AGE_CHECK_EVERY messages (a clock read each).
+ */
+const MAX_BATCH_AGE_MS = 0.25;
+const BATCH_AGE_CHECK_EVERY = 16;
 /** While probed (RelayServer.probe): one message in this many is timed, for every client that gets it. Prime. */
 const PROBE_EVERY = 31;
 /** A combined URL may name 1024 streams (Node's default of 16 KiB would refuse about 700 with 431). */
@@ -113,6 +121,9 @@ export class RelayServer implements RelaySink, RelaySource {
   /** Clients with pending data frames, written out by flush() at the end of the turn. */
   private dirty: Client[] = [];
   private flushQueued = false;
+  /** performance.now() when the pending batch's first frame was queued. */
+  private batchAt = 0;
+  private sinceAgeCheck = 0;
   /**
    * Measurement hook (bench/relay-phase.ts): when set, one message in PROBE_EVERY is timed from its
    * write() call to the return of the socket write that carries it, for every client it goes to,
@@ -290,10 +301,18 @@ export class RelayServer implements RelaySink, RelaySource {
     }
     this.metrics.hot.messages += sent;
     this.metrics.hot.bytes += bytes;
+    if (this.dirty.length > 0 && ++this.sinceAgeCheck >= BATCH_AGE_CHECK_EVERY) {
+      this.sinceAgeCheck = 0;
+      if (performance.now() - this.batchAt > MAX_BATCH_AGE_MS) this.flush();
+    }
     return true;
   }
 
   private markDirty(c: Client): void {
+    if (this.dirty.length === 0) {
+      this.batchAt = performance.now();
+      this.sinceAgeCheck = 0;
+    }
     this.dirty.push(c);
     if (!this.flushQueued) {
       this.flushQueued = true;

@@ -189,6 +189,20 @@ export interface ProtocolOptions {
  */
 export type StreamReader = (frame: Buffer, out: FrameKeys) => string | null;
 
+/** Where a stream name sits in a frame: bytes [start, end). */
+export interface NameSpan {
+  start: number;
+  end: number;
+}
+
+/**
+ * The hot path's alternative to StreamReader: where the stream id's bytes sit in the frame (`span`)
+ * and `out.from`, without making a string; false when the frame is not a data frame of this venue.
+ * For venues whose frames carry the canonical id verbatim (Binance's combined envelope); the router
+ * looks the bytes up in its StreamTable (src/pipeline/stream-table.ts).
+ */
+export type StreamSpanReader = (frame: Buffer, out: FrameKeys, span: NameSpan) => boolean;
+
 /**
  * How a recorded line holds a frame: `{"recv":N,"venue":V,"stream":S,"data":<payload>}`. A venue
  * whose frame already is `{"stream":S,"data":<payload>}` (Binance's combined envelope) keeps it and
@@ -259,6 +273,8 @@ export interface Venue {
   symbolExample: string;
   /** Reads a data frame's stream id (hot path). */
   readStream: StreamReader;
+  /** Optional: readStream without the string (same answers), where the venue can give one. */
+  readStreamSpan?: StreamSpanReader;
   recordingShape: RecordingShape;
   /** The client heartbeat, or null when the server pings (Binance). */
   clientPing: ClientPing | null;

@@ -37,7 +37,11 @@ export interface FeedSocketHandlers {
   close(code: number, reason: Buffer): void;
   ping(data: Buffer): void;
   pong(data: Buffer): void;
-  message(data: Buffer, isBinary: boolean): void;
+  /**
+   * A whole message. `at` is the clock's time when the socket chunk it came in began to be read
+   * (every message of one chunk arrived together): one clock read per chunk, not per message.
+   */
+  message(data: Buffer, isBinary: boolean, at: number): void;
 }
 
 export interface FeedSocketOptions {
@@ -65,6 +69,8 @@ export class FeedSocket {
   private errored = false;
   private closedEmitted = false;
   private readonly clock: Clock;
+  /** When the chunk being read came in (or reading resumed): the time of its messages. */
+  private chunkAt = 0;
   private handshakeTimer: Timer | undefined;
 
   constructor(
@@ -80,7 +86,7 @@ export class FeedSocket {
     const port = u.port !== '' ? Number(u.port) : secure ? 443 : 80;
     this.reader = new FrameReader(
       {
-        onMessage: (data, isBinary) => this.handlers.message(data, isBinary),
+        onMessage: (data, isBinary) => this.handlers.message(data, isBinary, this.chunkAt),
         onPing: (data) => this.handlers.ping(data),
         onPong: (data) => this.handlers.pong(data),
         onClose: (code, reason) => this.onPeerClose(code, reason),
@@ -160,6 +166,8 @@ export class FeedSocket {
   }
 
   resume(): void {
+    // What was held back is read now: its messages get the time they are handed on.
+    this.chunkAt = this.clock.now();
     this.reader.resume();
     if (!this.reader.isPaused) this.socket?.resume();
   }
@@ -184,7 +192,10 @@ export class FeedSocket {
     }
     socket.setTimeout(0);
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      this.chunkAt = this.clock.now();
+      this.reader.push(chunk);
+    });
     socket.on('end', () => {
       // The server ended its side: after a closing handshake that is the normal end.
       if (this.readyState === OPEN) this.readyState = CLOSING;
@@ -192,7 +203,10 @@ export class FeedSocket {
     });
     this.readyState = OPEN;
     this.handlers.open();
-    if (head.length > 0 && this.readyState === OPEN) this.reader.push(head);
+    if (head.length > 0 && this.readyState === OPEN) {
+      this.chunkAt = this.clock.now();
+      this.reader.push(head);
+    }
   }
 
   private abortHandshake(err: Error): void {

@@ -1,5 +1,5 @@
 import type { Venue, VenueLimits } from '../types.js';
-import { readBinanceStream } from './frame.js';
+import { readBinanceStream, readBinanceStreamSpan } from './frame.js';
 import { BinanceProtocol, binanceCloseCause } from './protocol.js';
 import { binanceStreamName, binanceStreamType, binanceTypeOf, type BinanceStreamOptions } from './streams.js';
 
@@ -30,6 +30,7 @@ export function binanceVenue(spec: BinanceVenueSpec): Venue {
     isSymbol: spec.isSymbol,
     symbolExample: spec.symbolExample,
     readStream: readBinanceStream,
+    readStreamSpan: readBinanceStreamSpan,
     recordingShape: 'envelope',
     clientPing: null,
     protocol: (opts) => new BinanceProtocol(opts),
