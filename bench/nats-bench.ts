@@ -1,13 +1,14 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../src/config/load.js';
 import { silentLogger } from '../src/log.js';
 import { streamRef } from '../src/pipeline/stream-ref.js';
 import { NatsSink } from '../src/sinks/nats/index.js';
+import type { PublisherKind } from '../src/sinks/nats/publisher.js';
 import { binanceSpot } from '../src/venues/binance/spot.js';
 
 /**
@@ -27,11 +28,12 @@ interface Args {
   messages: number;
   streams: number;
   inflight: number;
+  publisher: PublisherKind;
   json: string | null;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { messages: 500_000, streams: 100, inflight: 4096, json: null };
+  const a: Args = { messages: 500_000, streams: 100, inflight: 4096, publisher: 'frames', json: null };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = argv[++i];
@@ -39,9 +41,25 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--streams') a.streams = Number(v);
     else if (k === '--inflight') a.inflight = Number(v);
     else if (k === '--json') a.json = v ?? null;
+    else if (k === '--publisher') a.publisher = v === 'client' ? 'client' : 'frames';
     else throw new Error(`unknown argument ${k}`);
   }
   return a;
+}
+
+/** utime + stime of a process, in seconds (Linux /proc; NaN elsewhere). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+function round2(v: number): number {
+  return Math.round(v * 100) / 100;
 }
 
 async function freePort(): Promise<number> {
@@ -80,7 +98,7 @@ async function main(): Promise<void> {
     const base = loadConfig({ files: [], env: {} });
     const cfg = { ...base.sinks.nats, enabled: true, servers: [server.url], maxInflight: args.inflight, maxBufferBytes: 256 * 1024 * 1024, reconnectWaitMs: 100 };
     const registry = new Registry();
-    const sink = new NatsSink({ config: cfg, collector: 'bench', logger: silentLogger(), registry, env: {} });
+    const sink = new NatsSink({ config: cfg, collector: 'bench', logger: silentLogger(), registry, env: {}, publisher: args.publisher });
     sink.start();
     const t0 = Date.now();
     while (!sink.connected()) {
@@ -95,6 +113,8 @@ async function main(): Promise<void> {
     const metrics = (): Promise<number> => registry.getSingleMetric('feedkeeper_nats_acked_total')!.get().then((v) => v.values[0]?.value ?? 0);
 
     let dropped = 0;
+    const cpu0 = process.cpuUsage();
+    const server0 = cpuSeconds(server.child.pid);
     const start = process.hrtime.bigint();
     let n = 0;
     // As fast as the buffer takes them, yielding to the event loop so the acks come in.
@@ -106,7 +126,10 @@ async function main(): Promise<void> {
     const written = process.hrtime.bigint();
     while (sink.pendingMessages() > 0) await new Promise((r) => setTimeout(r, 2));
     const done = process.hrtime.bigint();
+    const cpu = process.cpuUsage(cpu0);
+    const serverCpu = cpuSeconds(server.child.pid) - server0;
     const acked = await metrics();
+    const failures = (await registry.getSingleMetric('feedkeeper_nats_publish_failures_total')!.get()).values[0]?.value ?? 0;
     const seconds = Number(done - start) / 1e9;
     const result = {
       server: server.version,
@@ -114,17 +137,23 @@ async function main(): Promise<void> {
       messages: args.messages,
       streams: args.streams,
       maxInflight: args.inflight,
+      publisher: sink.publisherKind,
       acked,
       dropped,
+      failures,
       writeSeconds: Number(written - start) / 1e9,
       seconds,
       messagesPerSecond: Math.round(acked / seconds),
       bytesPerMessage: frames[0]!.length + 30,
+      // CPU time per acknowledged message: less at the mercy of a shared machine than msg/s.
+      clientCpuMicros: round2(((cpu.user + cpu.system) / acked) * 1),
+      serverCpuMicros: round2((serverCpu * 1e6) / acked),
+      loadAverage: loadavg().map((v) => Number(v.toFixed(2))),
     };
     process.stdout.write(
       `NATS sink, acknowledged publishes into JetStream (${server.version}, file storage, Node ${process.version}):\n` +
         `  ${acked} of ${args.messages} messages over ${args.streams} streams in ${seconds.toFixed(2)} s: ${result.messagesPerSecond.toLocaleString('en')} msg/s acked` +
-        ` (writes done after ${result.writeSeconds.toFixed(2)} s; ${dropped} dropped; in flight <= ${args.inflight})\n`,
+        ` (${result.publisher} publisher; CPU ${result.clientCpuMicros} µs/msg here, ${result.serverCpuMicros} in nats-server; load ${result.loadAverage.join(' ')}; writes done after ${result.writeSeconds.toFixed(2)} s; ${dropped} dropped; ${failures} publish failures; in flight <= ${args.inflight})\n`,
     );
     if (args.json !== null) writeFileSync(args.json, JSON.stringify(result, null, 2) + '\n');
     await sink.close();
