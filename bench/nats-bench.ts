@@ -20,8 +20,8 @@ import { binanceSpot } from '../src/venues/binance/spot.js';
  * hands the sink Binance combined trade frames (distinct IDs over `--streams` streams, so every
  * Msg-Id is new) as fast as its buffer takes them, exactly as the router does after the recorder,
  * and measures from the first write to the last ack: messages per second stored in JetStream (file
- * storage), the duplicate window on. Each write builds the recording line, reads the trade ID for
- * the Msg-Id and queues the publish; the acks are JetStream's.
+ * storage), the duplicate window on. Each write builds the recording line, makes the Msg-Id from
+ * the trade ID the router read and queues the publish; the acks are JetStream's.
  */
 
 interface Args {
@@ -109,7 +109,8 @@ async function main(): Promise<void> {
     const frame = (i: number, id: number): Buffer =>
       Buffer.from(`{"stream":"s${i}usdt@trade","data":{"e":"trade","E":1700000000000,"s":"S${i}USDT","t":${id},"p":"27000.01000000","q":"0.00100000","T":1700000000000,"m":true,"M":true}}`);
     // Frames built before the clock starts: the exchange's bytes arrive ready-made.
-    const frames = Array.from({ length: args.messages }, (_, n) => frame(n % args.streams, 1_000_000 + Math.floor(n / args.streams)));
+    const idOf = (n: number): number => 1_000_000 + Math.floor(n / args.streams);
+    const frames = Array.from({ length: args.messages }, (_, n) => frame(n % args.streams, idOf(n)));
     const metrics = (): Promise<number> => registry.getSingleMetric('feedkeeper_nats_acked_total')!.get().then((v) => v.values[0]?.value ?? 0);
 
     let dropped = 0;
@@ -120,7 +121,8 @@ async function main(): Promise<void> {
     // As fast as the buffer takes them, yielding to the event loop so the acks come in.
     while (n < args.messages) {
       const end = Math.min(args.messages, n + 2000);
-      for (; n < end; n++) if (!sink.write(frames[n]!, 1700000000000, refs[n % args.streams]!)) dropped++;
+      // The trade ID as the router hands it over (it read it for its own sequence check).
+      for (; n < end; n++) if (!sink.write(frames[n]!, 1700000000000, refs[n % args.streams]!, idOf(n), idOf(n))) dropped++;
       await new Promise((r) => setImmediate(r));
     }
     const written = process.hrtime.bigint();

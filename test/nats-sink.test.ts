@@ -124,7 +124,7 @@ t.test('both publishers (frames, client) store the same messages byte for byte; 
     sink.start();
     t.ok(await until(() => sink.connected(), 10_000), `${publisher}: connected`);
     t.equal(sink.publisherKind, publisher);
-    for (const id of ids) for (const name of names) t.ok(sink.write(frame(name, id), 1700000000123, streamRef(binanceSpot, name)));
+    for (const id of ids) for (const name of names) t.ok(sink.write(frame(name, id), 1700000000123, streamRef(binanceSpot, name), id, id));
     t.ok(await until(() => sink.pendingMessages() === 0, 10_000), `${publisher}: everything acknowledged`);
     await sink.close();
     const value = async (name: string): Promise<number> => (await registry.getSingleMetric(name)!.get()).values[0]?.value ?? 0;

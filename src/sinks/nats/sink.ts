@@ -21,11 +21,10 @@ import type { StreamRef } from '../../pipeline/stream-ref.js';
 import { blankNewlines, decimalLength, encodeStreamLine, streamLineLength } from '../../recorder/encode.js';
 import { USER_DATA_STREAM } from '../../userdata/user-stream.js';
 import { getVenue } from '../../venues/index.js';
-import type { StreamType, Venue } from '../../venues/types.js';
 import { Delivery, type Ack, type Outgoing } from './delivery.js';
 import { DropRun, type DropLedger } from './drops.js';
 import { Slab } from './slab.js';
-import { digestId, gapId, idKind, keyId, readKeys, scratchKeys, type IdKind } from './identity.js';
+import { digestId, gapId, idKind, keyId, scratchKeys, type IdKind } from './identity.js';
 import { natsMetrics, type NatsMetrics, type NatsSource } from './metrics.js';
 import { COLLECTOR_HEADER, createPublisher, type Publisher, type PublisherKind } from './publisher.js';
 import { gapSubject, messageSubject } from './subjects.js';
@@ -53,8 +52,6 @@ interface StreamInfo {
   subject: string;
   /** `<venue>:<stream>:` */
   idPrefix: string;
-  venue: Venue;
-  type: StreamType | null;
   kind: IdKind;
   drops: DropRun;
 }
@@ -140,12 +137,15 @@ export class NatsSink implements Sink, NatsSource {
 
   // ---- Sink
 
-  write(frame: Buffer, recvMs: number, ref: StreamRef): boolean {
+  /** `first`/`last`: the keys the router read (Sink.write); a keyed stream's Msg-Id is made of them. */
+  write(frame: Buffer, recvMs: number, ref: StreamRef, first = NaN, last = NaN): boolean {
     let info = this.infos.get(ref);
     if (info === undefined) this.infos.set(ref, (info = this.prepare(ref)));
     if (info.skip) return true;
     const k = this.k;
-    const keyed = info.type !== null && info.kind === 'key' && readKeys(info.venue, info.type, frame, k);
+    k.first = first;
+    k.last = last;
+    const keyed = info.kind === 'key' && last === last;
     const digits = decimalLength(recvMs);
     const len = streamLineLength(ref.head, frame, ref.start, ref.close, digits);
     if (this.delivery.pendingBytes + len - 1 > this.cfg.maxBufferBytes) {
@@ -237,8 +237,6 @@ export class NatsSink implements Sink, NatsSource {
       skip,
       subject: messageSubject(this.cfg.subjectPrefix, venue, ref.name),
       idPrefix: `${ref.venue}:${ref.name}:`,
-      venue,
-      type,
       kind: type === null ? 'digest' : idKind(type),
       drops: new DropRun(ref.venue, ref.name, type?.sequence ?? { kind: 'none' }),
     };
