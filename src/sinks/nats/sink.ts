@@ -194,6 +194,9 @@ export class NatsSink implements Sink, NatsSource {
   inFlight(): number {
     return this.delivery.inFlight;
   }
+  bufferLimitBytes(): number {
+    return this.cfg.maxBufferBytes;
+  }
 
   /** For /readyz: why the sink is not delivering, or null. */
   notReadyReason(): string | null {
