@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../src/config/load.js';
 import { silentLogger } from '../src/log.js';
@@ -14,7 +15,9 @@ import { binanceSpot } from '../src/venues/binance/spot.js';
 /**
  * The NATS sink's throughput, published with acks (a benchmark, not a timed test):
  *
- *   npm run build && node dist/bench/nats-bench.js [--messages N] [--streams N] [--inflight N] [--json FILE]
+ *   npm run build && node dist/bench/nats-bench.js [--messages N] [--streams N] [--inflight N] [--publisher frames|client] [--json FILE]
+ *
+ * (also a phase of `npm run bench`: bench/nats-suite.ts)
  *
  * Starts its own `nats-server -js -sd <tmp>` on a free loopback port (Debian's nats-server), then
  * hands the sink Binance combined trade frames (distinct IDs over `--streams` streams, so every
@@ -24,16 +27,38 @@ import { binanceSpot } from '../src/venues/binance/spot.js';
  * the trade ID the router read and queues the publish; the acks are JetStream's.
  */
 
-interface Args {
+export interface NatsBenchOptions {
   messages: number;
   streams: number;
   inflight: number;
   publisher: PublisherKind;
-  json: string | null;
 }
 
-function parseArgs(argv: string[]): Args {
-  const a: Args = { messages: 500_000, streams: 100, inflight: 4096, publisher: 'frames', json: null };
+export const NATS_BENCH_DEFAULTS: NatsBenchOptions = { messages: 500_000, streams: 100, inflight: 4096, publisher: 'frames' };
+
+export interface NatsBenchResult {
+  server: string;
+  node: string;
+  messages: number;
+  streams: number;
+  maxInflight: number;
+  publisher: PublisherKind | null;
+  acked: number;
+  dropped: number;
+  failures: number;
+  writeSeconds: number;
+  seconds: number;
+  /** Acknowledged publishes per second, first write to last ack. */
+  messagesPerSecond: number;
+  bytesPerMessage: number;
+  /** CPU time per acknowledged message, here and in nats-server: less at the mercy of a shared machine than msg/s. */
+  clientCpuMicros: number;
+  serverCpuMicros: number;
+  loadAverage: number[];
+}
+
+function parseArgs(argv: string[]): NatsBenchOptions & { json: string | null } {
+  const a = { ...NATS_BENCH_DEFAULTS, json: null as string | null };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = argv[++i];
@@ -41,10 +66,18 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--streams') a.streams = Number(v);
     else if (k === '--inflight') a.inflight = Number(v);
     else if (k === '--json') a.json = v ?? null;
-    else if (k === '--publisher') a.publisher = v === 'client' ? 'client' : 'frames';
-    else throw new Error(`unknown argument ${k}`);
+    else if (k === '--publisher') {
+      if (v !== 'client' && v !== 'frames') throw new Error('--publisher is frames or client');
+      a.publisher = v;
+    } else throw new Error(`unknown argument ${k}`);
   }
   return a;
+}
+
+/** nats-server's version line, or null when it is not installed. */
+export function natsServerVersion(): string | null {
+  const r = spawnSync('nats-server', ['--version'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
 }
 
 /** utime + stime of a process, in seconds (Linux /proc; NaN elsewhere). */
@@ -74,8 +107,8 @@ async function freePort(): Promise<number> {
 }
 
 async function startServer(): Promise<{ url: string; child: ChildProcess; dir: string; version: string }> {
-  const version = spawnSync('nats-server', ['--version'], { encoding: 'utf8' });
-  if (version.status !== 0) throw new Error('nats-server not installed (apt-get install -y nats-server)');
+  const version = natsServerVersion();
+  if (version === null) throw new Error('nats-server not installed (apt-get install -y nats-server)');
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'feedkeeper-nats-bench-'));
   const child = spawn('nats-server', ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
@@ -85,14 +118,14 @@ async function startServer(): Promise<{ url: string; child: ChildProcess; dir: s
       c.once('connect', () => (c.destroy(), r(true)));
       c.once('error', () => r(false));
     });
-    if (ok) return { url: `nats://127.0.0.1:${port}`, child, dir, version: version.stdout.trim() };
+    if (ok) return { url: `nats://127.0.0.1:${port}`, child, dir, version };
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error('nats-server did not start');
 }
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+/** One run: its own nats-server, one NatsSink, `messages` trade frames written and acknowledged. */
+export async function runNatsBench(args: NatsBenchOptions): Promise<NatsBenchResult> {
   const server = await startServer();
   try {
     const base = loadConfig({ files: [], env: {} });
@@ -133,7 +166,7 @@ async function main(): Promise<void> {
     const acked = await metrics();
     const failures = (await registry.getSingleMetric('feedkeeper_nats_publish_failures_total')!.get()).values[0]?.value ?? 0;
     const seconds = Number(done - start) / 1e9;
-    const result = {
+    const result: NatsBenchResult = {
       server: server.version,
       node: process.version,
       messages: args.messages,
@@ -147,22 +180,31 @@ async function main(): Promise<void> {
       seconds,
       messagesPerSecond: Math.round(acked / seconds),
       bytesPerMessage: frames[0]!.length + 30,
-      // CPU time per acknowledged message: less at the mercy of a shared machine than msg/s.
-      clientCpuMicros: round2(((cpu.user + cpu.system) / acked) * 1),
+      clientCpuMicros: round2((cpu.user + cpu.system) / acked),
       serverCpuMicros: round2((serverCpu * 1e6) / acked),
       loadAverage: loadavg().map((v) => Number(v.toFixed(2))),
     };
-    process.stdout.write(
-      `NATS sink, acknowledged publishes into JetStream (${server.version}, file storage, Node ${process.version}):\n` +
-        `  ${acked} of ${args.messages} messages over ${args.streams} streams in ${seconds.toFixed(2)} s: ${result.messagesPerSecond.toLocaleString('en')} msg/s acked` +
-        ` (${result.publisher} publisher; CPU ${result.clientCpuMicros} µs/msg here, ${result.serverCpuMicros} in nats-server; load ${result.loadAverage.join(' ')}; writes done after ${result.writeSeconds.toFixed(2)} s; ${dropped} dropped; ${failures} publish failures; in flight <= ${args.inflight})\n`,
-    );
-    if (args.json !== null) writeFileSync(args.json, JSON.stringify(result, null, 2) + '\n');
     await sink.close();
+    return result;
   } finally {
     server.child.kill('SIGKILL');
     rmSync(server.dir, { recursive: true, force: true });
   }
 }
 
-await main();
+export function formatNatsRun(r: NatsBenchResult): string {
+  return (
+    `  ${r.acked} of ${r.messages} messages over ${r.streams} streams in ${r.seconds.toFixed(2)} s: ${r.messagesPerSecond.toLocaleString('en')} msg/s acked` +
+    ` (${r.publisher} publisher; CPU ${r.clientCpuMicros} µs/msg here, ${r.serverCpuMicros} in nats-server; load ${r.loadAverage.join(' ')};` +
+    ` writes done after ${r.writeSeconds.toFixed(2)} s; ${r.dropped} dropped; ${r.failures} publish failures; in flight <= ${r.maxInflight})`
+  );
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const r = await runNatsBench(args);
+  process.stdout.write(`NATS sink, acknowledged publishes into JetStream (${r.server}, file storage, Node ${r.node}):\n${formatNatsRun(r)}\n`);
+  if (args.json !== null) writeFileSync(args.json, JSON.stringify(r, null, 2) + '\n');
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
