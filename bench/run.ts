@@ -1,23 +1,28 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SourceMode } from './flood-server.js';
 import type { ConsumerEvent, SourceCommand, ConsumerRequest, PhaseResult, PhaseSpec, SourceReply, SourceRequest, SourceStats } from './protocol.js';
 import { buildReport, formatTable, FULL, QUICK, runSuite, type Driver, type SuiteSettings } from './suite.js';
 import { processRelayDriver } from './relay-run.js';
 import { buildRelayReport, formatRelayTable, RELAY_FULL, RELAY_QUICK, runRelaySuite, type RelaySettings } from './relay-suite.js';
+import { natsServerVersion, type NatsBenchOptions, type NatsBenchResult } from './nats-bench.js';
+import { formatNatsTable, NATS_FULL, NATS_QUICK, runNatsSuite, type NatsReport, type NatsSettings } from './nats-suite.js';
 
 /**
  * `npm run bench [-- --quick] [--json FILE] [--cpu-prof DIR] [--latency-rate N] [--latency-connections N]
- *   [--relay-only | --no-relay] [--relay-clients 1,10,50] [--relay-rate N] [--relay-reps N]`
+ *   [--relay-only | --no-relay] [--relay-clients 1,10,50] [--relay-rate N] [--relay-reps N]
+ *   [--nats-only | --no-nats] [--nats-pairs N] [--nats-messages N]`
  *
  * Forks the flood source (dist/bench/flood-server.js) once, then one child per phase
  * (dist/bench/phase.js) for the baseline and for feedkeeper in turn, so the three never share an
  * event loop and both consumers are measured the same way. Everything on 127.0.0.1; every child
  * exits when this process goes away and after a time limit of its own. Then the relay fan-out
  * (bench/relay-suite.ts): the daemon with its relay and the clients, each in a process of its own.
+ * Then the NATS sink (bench/nats-suite.ts): acknowledged publishes into a nats-server of its own,
+ * one process per run (dist/bench/nats-bench.js), skipped with a line when nats-server is missing.
  */
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -29,6 +34,9 @@ interface Args {
   /** 'both' (default), 'only' (--relay-only), 'none' (--no-relay). */
   relay: 'both' | 'only' | 'none';
   relaySettings: RelaySettings;
+  /** 'both' (default), 'only' (--nats-only), 'none' (--no-nats). */
+  nats: 'both' | 'only' | 'none';
+  natsSettings: NatsSettings;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -38,6 +46,8 @@ function parseArgs(argv: string[]): Args {
   const overrides: Partial<SuiteSettings> = {};
   let relay: Args['relay'] = 'both';
   const relayOverrides: Partial<RelaySettings> = {};
+  let nats: Args['nats'] = 'both';
+  const natsOverrides: Partial<NatsSettings> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') settings = QUICK;
@@ -49,16 +59,21 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--no-relay') relay = 'none';
     else if (a === '--relay-rate') relayOverrides.rate = positive(a, argv[++i]);
     else if (a === '--relay-reps') relayOverrides.reps = positive(a, argv[++i]);
+    else if (a === '--nats-only') nats = 'only';
+    else if (a === '--no-nats') nats = 'none';
+    else if (a === '--nats-pairs') natsOverrides.pairs = positive(a, argv[++i]);
+    else if (a === '--nats-messages') natsOverrides.messages = positive(a, argv[++i]);
     else if (a === '--relay-clients') relayOverrides.clients = (argv[++i] ?? '').split(',').map((v) => (v === '0' ? 0 : positive(a, v)));
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: npm run bench -- [--quick] [--json FILE] [--cpu-prof DIR] [--latency-rate N] [--latency-connections N] [--relay-only | --no-relay] [--relay-clients 0,1,10,50] [--relay-rate N] [--relay-reps N]\n');
+      process.stdout.write('usage: npm run bench -- [--quick] [--json FILE] [--cpu-prof DIR] [--latency-rate N] [--latency-connections N] [--relay-only | --no-relay] [--relay-clients 0,1,10,50] [--relay-rate N] [--relay-reps N] [--nats-only | --no-nats] [--nats-pairs N] [--nats-messages N]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a} (see --help)`);
   }
   if (argv.includes('--json') && json === null) throw new Error('--json needs a file name');
   if (argv.includes('--cpu-prof') && cpuProf === null) throw new Error('--cpu-prof needs a directory');
   const relayBase = settings.mode === 'quick' ? RELAY_QUICK : RELAY_FULL;
-  return { settings: { ...settings, ...overrides }, json, cpuProf, relay, relaySettings: { ...relayBase, ...relayOverrides } };
+  const natsBase = settings.mode === 'quick' ? NATS_QUICK : NATS_FULL;
+  return { settings: { ...settings, ...overrides }, json, cpuProf, relay, relaySettings: { ...relayBase, ...relayOverrides }, nats, natsSettings: { ...natsBase, ...natsOverrides } };
 }
 
 function positive(flag: string, v: string | undefined): number {
@@ -151,8 +166,29 @@ function runChild(spec: PhaseSpec, window: (edge: 'start' | 'end') => void, cpuP
   });
 }
 
+/** One NATS run in a process of its own (its own event loop and nats-server), its result read from --json. */
+async function runNatsChild(opts: NatsBenchOptions, cpuProf: string | null): Promise<NatsBenchResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'feedkeeper-nats-run-'));
+  const out = join(dir, 'result.json');
+  const args = ['--messages', String(opts.messages), '--streams', String(opts.streams), '--inflight', String(opts.inflight), '--publisher', opts.publisher, '--json', out];
+  const execArgv = cpuProf !== null ? ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `nats-${opts.publisher}-${Date.now()}.cpuprofile`] : [];
+  const child = fork(resolve(HERE, 'nats-bench.js'), args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv });
+  try {
+    const code = await new Promise<number | null>((resolveExit, reject) => {
+      const killer = setTimeout(() => child.kill('SIGKILL'), 300_000);
+      child.once('error', reject);
+      child.once('exit', (c) => (clearTimeout(killer), resolveExit(c)));
+    });
+    if (code !== 0) throw new Error(`NATS run (${opts.publisher}) exited ${code}`);
+    return JSON.parse(readFileSync(out, 'utf8')) as NatsBenchResult;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  const only = args.relay === 'only' || args.nats === 'only';
   if (args.cpuProf !== null) mkdirSync(args.cpuProf, { recursive: true });
   const source = await SourceProcess.start();
   const driver: Driver = {
@@ -166,8 +202,17 @@ async function main(): Promise<void> {
   log(`feedkeeper bench (${s.mode}): source ${source.url}, Node ${process.version}, load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
   const started = performance.now();
   try {
-    const report = args.relay === 'only' ? null : buildReport(await runSuite(s, driver, log));
-    const relayReport = args.relay === 'none' ? null : buildRelayReport(await runRelaySuite(args.relaySettings, processRelayDriver(driver, args.cpuProf), log));
+    const report = only ? null : buildReport(await runSuite(s, driver, log));
+    const relayReport = args.relay === 'none' || args.nats === 'only' ? null : buildRelayReport(await runRelaySuite(args.relaySettings, processRelayDriver(driver, args.cpuProf), log));
+    let natsReport: NatsReport | { skipped: string } | null = null;
+    if (args.nats !== 'none' && args.relay !== 'only') {
+      if (natsServerVersion() === null) {
+        natsReport = { skipped: 'nats-server not installed (apt-get install -y nats-server)' };
+        log(`NATS phase skipped: ${natsReport.skipped}`);
+      } else {
+        natsReport = await runNatsSuite(args.natsSettings, (o) => runNatsChild(o, args.cpuProf), log);
+      }
+    }
     log(`done in ${Math.round((performance.now() - started) / 1000)} s`);
     if (report !== null) {
       process.stdout.write(`\nfeedkeeper bench, ${report.meta.date}, ${report.meta.mode}; Node ${report.meta.node}, ${report.meta.cpus} x ${report.meta.cpuModel}; ` +
@@ -177,9 +222,12 @@ async function main(): Promise<void> {
       process.stdout.write(`\nfeedkeeper relay bench, ${relayReport.meta.date}, ${relayReport.meta.mode}; Node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? '?'}; ` +
         `load average ${relayReport.meta.loadAverage.start.join(' ')} at start, ${relayReport.meta.loadAverage.end.join(' ')} at end\n\n${formatRelayTable(relayReport)}\n`);
     }
+    if (natsReport !== null && 'runs' in natsReport) {
+      process.stdout.write(`\nfeedkeeper NATS bench, ${natsReport.meta.date}, ${natsReport.meta.mode}; Node ${natsReport.meta.node}, ${natsReport.meta.cpus} x ${cpus()[0]?.model ?? '?'}\n\n${formatNatsTable(natsReport)}\n`);
+    }
     if (args.json !== null) {
       mkdirSync(dirname(resolve(args.json)), { recursive: true });
-      writeFileSync(args.json, `${JSON.stringify(report === null ? { relay: relayReport } : { ...report, relay: relayReport }, null, 2)}\n`);
+      writeFileSync(args.json, `${JSON.stringify(report === null ? { relay: relayReport, nats: natsReport } : { ...report, relay: relayReport, nats: natsReport }, null, 2)}\n`);
       log(`JSON written to ${args.json}`);
     }
   } finally {

@@ -6,6 +6,8 @@ import { runPhase } from '../bench/phase.js';
 import { buildReport, formatTable, runSuite, SMOKE, type Driver } from '../bench/suite.js';
 import { inProcessRelayDriver } from '../bench/relay-run.js';
 import { buildRelayReport, formatRelayTable, runRelaySuite, RELAY_SMOKE } from '../bench/relay-suite.js';
+import { formatNatsTable, NATS_SMOKE, runNatsSuite } from '../bench/nats-suite.js';
+import { natsServerVersion, runNatsBench } from '../bench/nats-bench.js';
 import { shape } from './helpers/shape.js';
 
 /**
@@ -137,4 +139,17 @@ t.test('the relay fan-out at toy scale: every client gets every message, the rep
   t.type(report.rows[0]!.rssMb, 'number');
   t.equal(report.target.met, null, 'the target is not judged at toy scale');
   t.match(formatRelayTable(report), /relay fan-out/);
+});
+
+t.test('the NATS sink phase at toy scale: both publishers, every message acknowledged, the report has its shape', { skip: natsServerVersion() === null ? 'nats-server not installed' : false }, async (t) => {
+  const report = await runNatsSuite(NATS_SMOKE, runNatsBench);
+  t.same(report.runs.map((r) => r.publisher), ['frames', 'client'], 'a pair, frames first');
+  for (const r of report.runs) {
+    t.equal(r.acked, NATS_SMOKE.messages, `${r.publisher}: every message acknowledged`);
+    t.equal(r.dropped + r.failures, 0, `${r.publisher}: nothing dropped or failed`);
+    t.ok(r.messagesPerSecond > 0 && r.clientCpuMicros > 0, `${r.publisher}: figures`);
+  }
+  t.type(report.ratio.messagesPerSecond, 'number');
+  t.equal(report.target.met, null, 'the target is not judged at toy scale');
+  t.match(formatNatsTable(report), /NATS sink: 3,000 acknowledged publishes/);
 });

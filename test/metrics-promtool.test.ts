@@ -76,7 +76,7 @@ function touchEverything(m: Metrics): void {
   relay.refused.inc({ reason: 'not_allowed' });
   relay.controlRequests.inc({ method: 'SUBSCRIBE', outcome: 'ok' }, 4);
   const nats = natsMetrics(m.registry);
-  nats.sources.add({ connected: () => true, pendingMessages: () => 12, pendingBytes: () => 2400, inFlight: () => 8 });
+  nats.sources.add({ connected: () => true, pendingMessages: () => 12, pendingBytes: () => 2400, inFlight: () => 8, bufferLimitBytes: () => 64 * 1024 * 1024 });
   nats.hot.acked += 5000;
   nats.hot.duplicates += 2400;
   nats.publishFailures.inc(3);

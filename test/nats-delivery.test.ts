@@ -1,5 +1,6 @@
 import t from 'tap';
 import { Delivery, type Outgoing } from '../src/sinks/nats/delivery.js';
+import { readPubAck } from '../src/sinks/nats/sink.js';
 import { loadConfig } from '../src/config/load.js';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -130,4 +131,17 @@ t.test('a broker never reachable: the daemon records, stops in time, the buffer 
   // connect would hang the stop until its 4.5 s deadline.
   t.ok(Date.now() - t0 < 3000, `stopped in ${Date.now() - t0} ms: no drain without a broker, no endless first connect`);
   t.ok(readRecording(config.recorder.dir).length > 10, 'recorded all along');
+});
+
+t.test('PubAck: the two templates nats-server writes read by their bytes, anything else as JSON', async (t) => {
+  const ack = (text: string) => readPubAck(new TextEncoder().encode(text));
+  t.same(ack('{"stream":"FEEDKEEPER", "seq":7}'), { duplicate: false });
+  t.same(ack('{"stream":"FEEDKEEPER", "seq":7,"duplicate": true}'), { duplicate: true });
+  t.same(ack('{"stream":"X","seq":1,"domain":"hub"}'), { duplicate: false }, 'a domain: parsed');
+  t.same(ack('{"stream":"X","seq":1, "duplicate":true, "domain":"hub"}'), { duplicate: true });
+  t.same(ack('{"stream":"X","seq":1,"duplicate":false}'), { duplicate: false });
+  t.equal(ack('{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},"stream":"X","seq":0}'), null, 'an error');
+  t.equal(ack('{"stream":"X","seq":0,"error":{"code":400}}'), null);
+  t.equal(ack('not json'), null);
+  t.equal(ack(''), null);
 });

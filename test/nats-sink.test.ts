@@ -3,6 +3,12 @@ import { connect } from '@nats-io/transport-node';
 import { readStream, type StoredMessage } from '../src/sinks/nats/reader.js';
 import { natsSkipReason, startNatsServer } from './nats-server.js';
 import { ledgerEntries, readRecording, startStack, until } from './helpers/stack.js';
+import { Registry } from 'prom-client';
+import { loadConfig } from '../src/config/load.js';
+import { silentLogger } from '../src/log.js';
+import { streamRef } from '../src/pipeline/stream-ref.js';
+import { NatsSink } from '../src/sinks/nats/index.js';
+import { binanceSpot } from '../src/venues/binance/spot.js';
 
 // The NATS sink against a real nats-server (JetStream, file store): subjects, payload, Msg-Id and
 // collector headers, every trade ID once, the ledger entries on <prefix>.<venue>._gaps.
@@ -103,4 +109,38 @@ t.test('two collectors in one process: the second copy of each message is a dupl
   await b.daemon.start();
   const dup = async (d: typeof a.daemon): Promise<number> => (await d.metrics.registry.getSingleMetric('feedkeeper_nats_duplicates_total')!.get()).values[0]?.value ?? 0;
   t.ok(await until(async () => (await dup(a.daemon)) + (await dup(b.daemon)) > 50, 30_000), 'JetStream reports the other collector\'s copies as duplicates');
+});
+
+t.test('both publishers (frames, client) store the same messages byte for byte; acks and duplicates read from the PubAck', { skip: skip ?? false }, async (t) => {
+  const nats = await startNatsServer(t);
+  const base = loadConfig({ files: [], env: {} }).sinks.nats;
+  // A symbol in Chinese characters (Binance lists some): its Msg-Id is not ASCII.
+  const names = ['btcusdt@trade', '币安人生usdt@trade'];
+  const frame = (name: string, id: number): Buffer =>
+    Buffer.from(`{"stream":"${name}","data":{"e":"trade","E":1700000000000,"s":"${name.split('@')[0]!.toUpperCase()}","t":${id},"p":"1.0","q":"2.0","T":1700000000000,"m":true,"M":true}}`);
+  const run = async (publisher: 'frames' | 'client', stream: string, ids: number[]): Promise<{ acked: number; duplicates: number }> => {
+    const registry = new Registry();
+    const sink = new NatsSink({ config: { ...base, enabled: true, servers: [nats.url], stream, subjectPrefix: stream.toLowerCase(), reconnectWaitMs: 100 }, collector: 'c-1', logger: silentLogger(), registry, env: {}, publisher });
+    sink.start();
+    t.ok(await until(() => sink.connected(), 10_000), `${publisher}: connected`);
+    t.equal(sink.publisherKind, publisher);
+    for (const id of ids) for (const name of names) t.ok(sink.write(frame(name, id), 1700000000123, streamRef(binanceSpot, name), id, id));
+    t.ok(await until(() => sink.pendingMessages() === 0, 10_000), `${publisher}: everything acknowledged`);
+    await sink.close();
+    const value = async (name: string): Promise<number> => (await registry.getSingleMetric(name)!.get()).values[0]?.value ?? 0;
+    return { acked: await value('feedkeeper_nats_acked_total'), duplicates: await value('feedkeeper_nats_duplicates_total') };
+  };
+  const ids = Array.from({ length: 300 }, (_, i) => 1000 + i);
+  // Into two streams, once each; then the same IDs again into the first: all duplicates.
+  t.same(await run('frames', 'FRAMES', ids), { acked: 600, duplicates: 0 });
+  t.same(await run('client', 'CLIENT', ids), { acked: 600, duplicates: 0 });
+  t.same(await run('client', 'FRAMES', ids.slice(0, 100)), { acked: 200, duplicates: 200 }, 'client: duplicates counted');
+  t.same(await run('frames', 'CLIENT', ids.slice(0, 100)), { acked: 200, duplicates: 200 }, 'frames: duplicates counted');
+  const a = await stored(nats.url, 'FRAMES');
+  const b = await stored(nats.url, 'CLIENT');
+  t.equal(a.length, 600);
+  const shape = (m: StoredMessage) => ({ subject: m.subject.slice(m.subject.indexOf('.')), msgId: m.msgId, collector: m.collector, data: Buffer.from(m.data).toString() });
+  t.same(a.map(shape), b.map(shape), 'the same subjects, headers and payloads');
+  t.same(a.slice(0, 2).map((m) => m.msgId), ['binance-spot:btcusdt@trade:1000', 'binance-spot:币安人生usdt@trade:1000'], 'Msg-Ids, UTF-8 ones too');
+  t.same(JSON.parse(Buffer.from(a[1]!.data).toString()), { recv: 1700000000123, venue: 'binance-spot', ...JSON.parse(frame(names[1]!, 1000).toString()) });
 });

@@ -10,8 +10,12 @@ import type { StreamRef } from './stream-ref.js';
 export interface Sink {
   /** Bounded metric label: `relay`, `nats`. */
   readonly name: string;
-  /** Takes one message; false when it dropped it (its own bounded queue is full). Never throws. */
-  write(frame: Buffer, recvMs: number, stream: StreamRef): boolean;
+  /**
+   * Takes one message; false when it dropped it (its own bounded queue is full). Never throws.
+   * `first`/`last`: its sequence keys as the router read them (FrameKeys), absent when the frame
+   * has none (no key rule, or a frame the key reader could not read): nothing to scan again.
+   */
+  write(frame: Buffer, recvMs: number, stream: StreamRef, first?: number, last?: number): boolean;
   /** A ledger entry was written (a gap opened or closed): its parsed fields and its line. */
   gap?(entry: { venue: string | null; stream: string }, line: string): void;
   /** Up and taking messages (for /readyz and metrics). */
@@ -35,11 +39,11 @@ export class SinkFanout implements FrameSink {
     this.dropped = sinks.map((s) => metrics.sinkDropped.labels({ sink: s.name }));
   }
 
-  write(frame: Buffer, recvMs: number, stream?: StreamRef): boolean {
+  write(frame: Buffer, recvMs: number, stream?: StreamRef, first?: number, last?: number): boolean {
     const ok = this.primary.write(frame, recvMs, stream);
     if (stream === undefined) return ok;
     const sinks = this.sinks;
-    for (let i = 0; i < sinks.length; i++) if (!sinks[i]!.write(frame, recvMs, stream)) this.dropped[i]!.inc();
+    for (let i = 0; i < sinks.length; i++) if (!sinks[i]!.write(frame, recvMs, stream, first, last)) this.dropped[i]!.inc();
     return ok;
   }
 }

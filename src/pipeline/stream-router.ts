@@ -33,9 +33,12 @@ export interface GapSink {
   inMaintenance(t: number): boolean;
 }
 
-/** What the router needs of the recorder (the primary sink). */
+/**
+ * What the router needs of the recorder (the primary sink). `first` and `last` are the message's
+ * sequence keys as the router read them (FrameKeys; absent when it has none), for the sinks.
+ */
 export interface FrameSink {
-  write(frame: Buffer, recvMs: number, stream?: StreamRef): boolean;
+  write(frame: Buffer, recvMs: number, stream?: StreamRef, first?: number, last?: number): boolean;
 }
 
 
@@ -442,7 +445,7 @@ export class StreamRouter {
       st.recent.add(text);
       if (st.recent.size > RECENT_EVENTS) st.recent.delete(st.recent.values().next().value!);
     }
-    if (!this.recorder.write(frame, recv, st.ref)) {
+    if (!this.recorder.write(frame, recv, st.ref, first, last)) {
       // The recorder is full: this message is lost to the recording. The key stays where it was,
       // so the gap (opened now, or the one already open) closes with the exact range on the next
       // message the recorder takes.

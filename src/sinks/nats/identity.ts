@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { FrameKeys, StreamType, Venue } from '../../venues/types.js';
+import type { FrameKeys, StreamType } from '../../venues/types.js';
 
 /**
  * The `Nats-Msg-Id` of a message: the exchange's own identity of it, so two collectors receiving
@@ -24,17 +24,7 @@ export function scratchKeys(): FrameKeys {
   return { from: 0, first: NaN, last: NaN, prev: NaN, time: NaN, flags: 0 };
 }
 
-/**
- * Reads the message's sequence keys into `k` (the router read them before, but does not hand them
- * to sinks: one extra indexOf scan, no JSON.parse). False when the frame has none.
- */
-export function readKeys(venue: Pick<Venue, 'readStream'>, type: StreamType, frame: Buffer, k: FrameKeys): boolean {
-  k.first = k.last = k.prev = NaN;
-  if (venue.readStream(frame, k) === null) return false;
-  return type.keys(frame, k) && k.last === k.last;
-}
-
-/** The Msg-Id from the keys read by readKeys (`prefix` is `<venue>:<stream>:`). */
+/** The Msg-Id from the keys the router read (`prefix` is `<venue>:<stream>:`). */
 export function keyId(prefix: string, k: FrameKeys): string {
   return k.first === k.first && k.first !== k.last ? `${prefix}${k.first}-${k.last}` : `${prefix}${k.last}`;
 }

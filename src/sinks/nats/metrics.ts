@@ -6,6 +6,8 @@ export interface NatsSource {
   pendingMessages(): number;
   pendingBytes(): number;
   inFlight(): number;
+  /** sinks.nats.maxBufferBytes. */
+  bufferLimitBytes(): number;
 }
 
 export interface NatsMetrics {
@@ -13,6 +15,7 @@ export interface NatsMetrics {
   pendingMessages: Gauge;
   pendingBytes: Gauge;
   inFlight: Gauge;
+  bufferLimitBytes: Gauge;
   acked: Counter;
   duplicates: Counter;
   publishFailures: Counter;
@@ -72,6 +75,14 @@ export function natsMetrics(registry: Registry): NatsMetrics {
       registers: r,
       collect() {
         this.set(sum((s) => s.inFlight()));
+      },
+    }),
+    bufferLimitBytes: new Gauge({
+      name: 'feedkeeper_nats_buffer_limit_bytes',
+      help: 'sinks.nats.maxBufferBytes while the NATS sink is enabled (0 when it is not): the limit of feedkeeper_nats_pending_bytes.',
+      registers: r,
+      collect() {
+        this.set(sum((s) => s.bufferLimitBytes()));
       },
     }),
     acked: new Counter({

@@ -9,9 +9,7 @@ import {
   usernamePasswordAuthenticator,
   type Authenticator,
   type Msg,
-  type MsgHdrs,
   type NatsConnection,
-  type PublishOptions,
 } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
 import { every, systemClock, type Clock } from '../../clock.js';
@@ -23,11 +21,12 @@ import type { StreamRef } from '../../pipeline/stream-ref.js';
 import { blankNewlines, decimalLength, encodeStreamLine, streamLineLength } from '../../recorder/encode.js';
 import { USER_DATA_STREAM } from '../../userdata/user-stream.js';
 import { getVenue } from '../../venues/index.js';
-import type { StreamType, Venue } from '../../venues/types.js';
 import { Delivery, type Ack, type Outgoing } from './delivery.js';
 import { DropRun, type DropLedger } from './drops.js';
-import { digestId, gapId, idKind, keyId, readKeys, scratchKeys, type IdKind } from './identity.js';
+import { Slab } from './slab.js';
+import { digestId, gapId, idKind, keyId, scratchKeys, type IdKind } from './identity.js';
 import { natsMetrics, type NatsMetrics, type NatsSource } from './metrics.js';
+import { COLLECTOR_HEADER, createPublisher, type Publisher, type PublisherKind } from './publisher.js';
 import { gapSubject, messageSubject } from './subjects.js';
 
 export type NatsSinkConfig = Config['sinks']['nats'];
@@ -42,6 +41,8 @@ export interface NatsSinkOptions {
   env?: NodeJS.ProcessEnv;
   /** Default systemClock. */
   clock?: Clock;
+  /** How publishes are written (publisher.ts); default `frames`. For the benchmark's A/B and tests. */
+  publisher?: PublisherKind;
 }
 
 /** Per stream, prepared at its first message. */
@@ -51,13 +52,11 @@ interface StreamInfo {
   subject: string;
   /** `<venue>:<stream>:` */
   idPrefix: string;
-  venue: Venue;
-  type: StreamType | null;
   kind: IdKind;
   drops: DropRun;
 }
 
-export const COLLECTOR_HEADER = 'Feedkeeper-Collector';
+export { COLLECTOR_HEADER };
 
 /**
  * The NATS JetStream sink (docs/scale-out.md): every accepted message, after the recorder, to
@@ -77,14 +76,14 @@ export class NatsSink implements Sink, NatsSource {
   private readonly infos = new WeakMap<StreamRef, StreamInfo>();
   private readonly runs = new Set<DropRun>();
   private readonly k = scratchKeys();
+  private readonly slab = new Slab();
   private readonly gapSubjects = new Map<string, string>();
   private ledger: DropLedger | null = null;
   private nc: NatsConnection | null = null;
   /** Acks come to `<inbox>.<seq>`: one subscription for every publish, no request object each. */
   private inbox = '';
   private readonly waiting = new Map<number, Outgoing>();
-  private readonly packed: PackedHeaders;
-  private readonly pubOpts: PublishOptions & { reply: string };
+  private publisher: Publisher | null = null;
   private stopAcks: () => void = () => undefined;
   private readonly clock: Clock;
   private up = false;
@@ -119,10 +118,6 @@ export class NatsSink implements Sink, NatsSource {
       clearTimeout: (t) => this.clock.clearTimeout(t),
     });
     this.metrics.sources.add(this);
-    // One header block and one options object for every publish: the client encodes them at once.
-    // MsgHdrs.set() + encode() cost 5-7 µs a message (validation, a string, TextEncoder); this 0.6.
-    this.packed = new PackedHeaders(opts.collector);
-    this.pubOpts = { reply: '', headers: this.packed as unknown as MsgHdrs };
   }
 
   /** Connect in the background (forever, every reconnectWaitMs): the daemon never waits for the broker. */
@@ -142,12 +137,15 @@ export class NatsSink implements Sink, NatsSource {
 
   // ---- Sink
 
-  write(frame: Buffer, recvMs: number, ref: StreamRef): boolean {
+  /** `first`/`last`: the keys the router read (Sink.write); a keyed stream's Msg-Id is made of them. */
+  write(frame: Buffer, recvMs: number, ref: StreamRef, first = NaN, last = NaN): boolean {
     let info = this.infos.get(ref);
     if (info === undefined) this.infos.set(ref, (info = this.prepare(ref)));
     if (info.skip) return true;
     const k = this.k;
-    const keyed = info.type !== null && info.kind === 'key' && readKeys(info.venue, info.type, frame, k);
+    k.first = first;
+    k.last = last;
+    const keyed = info.kind === 'key' && last === last;
     const digits = decimalLength(recvMs);
     const len = streamLineLength(ref.head, frame, ref.start, ref.close, digits);
     if (this.delivery.pendingBytes + len - 1 > this.cfg.maxBufferBytes) {
@@ -155,11 +153,13 @@ export class NatsSink implements Sink, NatsSource {
       this.runs.add(info.drops);
       return false;
     }
-    const line = Buffer.allocUnsafe(len);
-    encodeStreamLine(line, 0, ref.head, frame, ref.start, ref.close, recvMs, digits);
-    blankNewlines(line, 0, len - 1);
+    // The line without its newline (which the next line overwrites).
+    const out = this.slab.reserve(len);
+    const at = this.slab.at;
+    encodeStreamLine(out, at, ref.head, frame, ref.start, ref.close, recvMs, digits);
+    blankNewlines(out, at, at + len - 1);
     const id = keyed ? keyId(info.idPrefix, k) : digestId(info.idPrefix, frame);
-    this.delivery.offer(info.subject, line.subarray(0, len - 1), id);
+    this.delivery.offer(info.subject, this.slab.commit(len - 1), id);
     if (info.drops.active) {
       info.drops.flush(this.ledger, this.name);
       this.runs.delete(info.drops);
@@ -194,6 +194,9 @@ export class NatsSink implements Sink, NatsSource {
   inFlight(): number {
     return this.delivery.inFlight;
   }
+  bufferLimitBytes(): number {
+    return this.cfg.maxBufferBytes;
+  }
 
   /** For /readyz: why the sink is not delivering, or null. */
   notReadyReason(): string | null {
@@ -221,6 +224,7 @@ export class NatsSink implements Sink, NatsSource {
     this.metrics.sources.delete(this);
     const nc = this.nc;
     this.nc = null;
+    this.publisher = null;
     this.up = false;
     if (nc !== null) await nc.close().catch(() => undefined);
     await this.started;
@@ -236,8 +240,6 @@ export class NatsSink implements Sink, NatsSource {
       skip,
       subject: messageSubject(this.cfg.subjectPrefix, venue, ref.name),
       idPrefix: `${ref.venue}:${ref.name}:`,
-      venue,
-      type,
       kind: type === null ? 'digest' : idKind(type),
       drops: new DropRun(ref.venue, ref.name, type?.sequence ?? { kind: 'none' }),
     };
@@ -248,6 +250,11 @@ export class NatsSink implements Sink, NatsSource {
     this.runs.clear();
   }
 
+  /** How publishes are written: `frames` or `client` (publisher.ts); null before the first connection. */
+  get publisherKind(): PublisherKind | null {
+    return this.publisher?.kind ?? null;
+  }
+
   /**
    * A JetStream publish as JetStream's own client makes it (a core publish with a reply subject
    * and a Nats-Msg-Id header; the stream's ack comes to the reply subject), without a request,
@@ -255,17 +262,15 @@ export class NatsSink implements Sink, NatsSource {
    * (checkAcks) over the publishes in flight, oldest first.
    */
   private send(m: Outgoing): void {
-    const nc = this.nc;
-    if (nc === null || !this.up) {
+    const publisher = this.publisher;
+    if (publisher === null || !this.up) {
       this.delivery.fail(m, NOT_CONNECTED);
       return;
     }
-    this.packed.id = m.msgId;
-    this.pubOpts.reply = this.inbox + m.seq;
     m.sentAt = this.clock.now();
     this.waiting.set(m.seq, m);
     try {
-      nc.publish(m.subject, m.data, this.pubOpts);
+      publisher.publish(m.subject, m.data, m.msgId, m.seq);
     } catch (err) {
       this.waiting.delete(m.seq);
       this.delivery.fail(m, err);
@@ -274,7 +279,7 @@ export class NatsSink implements Sink, NatsSource {
 
   /** An ack (or an error) from JetStream on `<inbox>.<seq>`. */
   private onAck(msg: Msg): void {
-    const seq = Number(msg.subject.slice(this.inbox.length));
+    const seq = decimalAt(msg.subject, this.inbox.length);
     const m = this.waiting.get(seq);
     // Late (after its timeout, already sent again) or of an earlier connection: nothing to do.
     if (m === undefined) return;
@@ -283,13 +288,9 @@ export class NatsSink implements Sink, NatsSource {
       this.delivery.fail(m, NO_RESPONDERS);
       return;
     }
-    const text = msg.string();
-    if (text.includes('"error"')) {
-      this.delivery.fail(m, new Error(`JetStream refused the publish: ${text}`));
-      return;
-    }
-    // nats-server writes `"duplicate": true` (with a space) or nothing.
-    this.delivery.ack(m, DUPLICATE_RE.test(text) ? DUPLICATE : STORED);
+    const ack = readPubAck(msg.data);
+    if (ack !== null) this.delivery.ack(m, ack);
+    else this.delivery.fail(m, new Error(`JetStream refused the publish: ${msg.string()}`));
   }
 
   /** Publishes without an ack for ackTimeoutMs fail (and go out again, in order). */
@@ -367,6 +368,7 @@ export class NatsSink implements Sink, NatsSource {
     }
     this.nc = nc;
     this.inbox = `${createInbox()}.`;
+    this.publisher = createPublisher(nc, this.inbox, this.opts.collector, this.opts.publisher);
     nc.subscribe(`${this.inbox}*`, {
       callback: (err, msg) => {
         if (err === null) this.onAck(msg);
@@ -436,33 +438,53 @@ const NOT_CONNECTED = new Error('not connected to the broker');
 const NO_RESPONDERS = new Error('no responders: no JetStream stream takes the subject (or JetStream is not enabled)');
 const ACK_TIMEOUT = new Error('no ack within sinks.nats.ackTimeoutMs');
 const STORED: Ack = { duplicate: false };
-const DUPLICATE_RE = /"duplicate":\s*true/;
 const DUPLICATE: Ack = { duplicate: true };
+const ACK_TEXT = new TextDecoder();
+
+/**
+ * A PubAck, or null for an error. nats-server writes `{"stream":"FEEDKEEPER", "seq":7}` and
+ * `{"stream":"FEEDKEEPER", "seq":7,"duplicate": true}` from a template (stream.go), so the two are
+ * told apart by their bytes, without decoding a string per message; anything else (an error, a
+ * domain, another server's spacing) is parsed as the JSON it is.
+ */
+export function readPubAck(data: Uint8Array): Ack | null {
+  const n = data.length;
+  if (n > 3 && data[2] === 0x73 /* s */ && data[n - 1] === 0x7d /* } */) {
+    const last = data[n - 2]!;
+    if (last >= 0x30 && last <= 0x39) return STORED;
+    if (last === 0x65 /* (tru)e */ && endsWith(data, DUPLICATE_TAIL)) return DUPLICATE;
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(ACK_TEXT.decode(data));
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null || 'error' in v || !('seq' in v)) return null;
+  return (v as { duplicate?: unknown }).duplicate === true ? DUPLICATE : STORED;
+}
+
+const DUPLICATE_TAIL = Buffer.from(',"duplicate": true}');
+
+function endsWith(data: Uint8Array, tail: Uint8Array): boolean {
+  const off = data.length - tail.length;
+  if (off < 0) return false;
+  for (let i = 0; i < tail.length; i++) if (data[off + i] !== tail[i]) return false;
+  return true;
+}
+
+/** The decimal number of `s` from `from` to its end (an ack's `<inbox>.<seq>`); NaN if none. */
+function decimalAt(s: string, from: number): number {
+  if (from >= s.length) return NaN;
+  let v = 0;
+  for (let i = from; i < s.length; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return NaN;
+    v = v * 10 + d;
+  }
+  return v;
+}
 
 function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/**
- * The two headers of a publish, encoded the way the client's MsgHdrs.encode() would
- * (`NATS/1.0\r\nKey: value\r\n...\r\n`), but with the constant part prepared once: the client
- * only calls encode() on what it gets as `headers`. Msg-Ids and collector ids are ASCII.
- */
-class PackedHeaders {
-  id = '';
-  private readonly head: Buffer;
-  private static readonly TAIL = Buffer.from('\r\n\r\n');
-
-  constructor(collector: string) {
-    this.head = Buffer.from(`NATS/1.0\r\n${COLLECTOR_HEADER}: ${collector}\r\nNats-Msg-Id: `);
-  }
-
-  encode(): Uint8Array {
-    const head = this.head;
-    const out = Buffer.allocUnsafe(head.length + this.id.length + 4);
-    head.copy(out, 0);
-    const n = out.write(this.id, head.length, 'latin1');
-    PackedHeaders.TAIL.copy(out, head.length + n);
-    return out;
-  }
 }
