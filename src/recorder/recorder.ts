@@ -135,11 +135,14 @@ export class Recorder {
     const deps = { logger: opts.logger, metrics: opts.metrics, clock: this.clock, bufferedBytes: () => this.bufferedBytes() };
     this.drops = new Drops(deps, opts.maxBufferBytes);
     this.errors = new WriteErrors(deps);
+    const chunkSize = Math.max(MIN_CHUNK_BYTES, Math.min(MAX_CHUNK_BYTES, Math.floor(opts.maxBufferBytes / 4)));
     this.writer = new Writer({
       intake: { accepted: () => this.accepted, target: () => this.target, retarget: (t) => this.retarget(t) },
       // A chunk is at most a quarter of the buffer, so that a full chunk goes to disk well before the
       // buffer is full.
-      chunkSize: Math.max(MIN_CHUNK_BYTES, Math.min(MAX_CHUNK_BYTES, Math.floor(opts.maxBufferBytes / 4))),
+      chunkSize,
+      // Spare chunks up to a quarter of the buffer bound (64 of 256 KiB at the default 64 MiB), at least 4.
+      poolChunks: Math.max(4, Math.floor(opts.maxBufferBytes / 4 / chunkSize)),
       errors: this.errors,
       compressor: this.compressor,
       logger: opts.logger,

@@ -9,8 +9,6 @@ import { Chunk, openAppend, Target, type OpenedFile } from './target.js';
 
 /** One writev hands the OS every chunk that is due, up to IOV_MAX (1024 on Linux) buffers. */
 const MAX_WRITEV_CHUNKS = 1024;
-/** Free chunks kept for reuse; more are left to the GC after a burst. */
-const POOL_CHUNKS = 4;
 
 /** What the writer needs from the accepting side (the Recorder). */
 export interface Intake {
@@ -25,6 +23,13 @@ export interface Intake {
 export interface WriterOptions {
   intake: Intake;
   chunkSize: number;
+  /**
+   * Written chunks kept for reuse; more are left to the GC after a burst. Under a flood the buffer
+   * holds tens of MB: allocating each chunk anew made V8 count that much external memory per second
+   * and run a full mark-compact for it (32 against 16 in the same 16-connection bench phases with 4
+   * chunks pooled instead of 64; docs/performance.md).
+   */
+  poolChunks: number;
   errors: WriteErrors;
   compressor: Compressor | null;
   logger: Logger;
@@ -53,6 +58,7 @@ export class Writer {
 
   private readonly intake: Intake;
   private readonly chunkSize: number;
+  private readonly poolChunks: number;
   private readonly errors: WriteErrors;
   private readonly compressor: Compressor | null;
   private readonly logger: Logger;
@@ -77,6 +83,7 @@ export class Writer {
   constructor(opts: WriterOptions) {
     this.intake = opts.intake;
     this.chunkSize = opts.chunkSize;
+    this.poolChunks = opts.poolChunks;
     this.errors = opts.errors;
     this.compressor = opts.compressor;
     this.logger = opts.logger;
@@ -183,7 +190,7 @@ export class Writer {
       if (c.end > c.start) return c.sealed || this.written < this.flushUpTo ? c : null;
       if (!c.sealed) return null;
       this.queue.shift();
-      if (c.buf.length === this.chunkSize && this.pool.length < POOL_CHUNKS) this.pool.push(c.buf);
+      if (c.buf.length === this.chunkSize && this.pool.length < this.poolChunks) this.pool.push(c.buf);
     }
   }
 
