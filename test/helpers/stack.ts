@@ -130,6 +130,19 @@ export async function until(cond: () => boolean | Promise<boolean>, ms: number, 
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * `p`, or null once `ms` passed first: a ceiling on an awaited event (a worker status, a simulator
+ * event), never a sleep.
+ */
+export async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([p, new Promise<null>((r) => (timer = setTimeout(() => r(null), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** IDs of a sequenced stream in the recording (trade t, aggTrade a). */
 export function recordedIds(lines: ReturnType<typeof readRecording>, stream: string, field: string): number[] {
   return lines.filter((l) => l.stream === stream).map((l) => l.data[field] as number);
