@@ -39,6 +39,8 @@ export class KucoinExchange extends VenueExchange {
   protected readonly keepalive: KeepaliveRule;
   /** Bullet-public requests served (every connection attempt should make one). */
   bulletRequests = 0;
+  /** When each `{"type":"ping"}` from a client arrived (the exchange's time, ms): the pace a client keeps. */
+  readonly pings: number[] = [];
   /** Every token handed out and every connectId a client connected with, in order (for tests of logs). */
   readonly secrets: string[] = [];
   private readonly symbols: ReadonlySet<string>;
@@ -149,6 +151,7 @@ export class KucoinExchange extends VenueExchange {
     const id = typeof m.id === 'string' || typeof m.id === 'number' ? m.id : undefined;
     if (m.type === 'ping') {
       s.lastPingAt = this.settings.time.now();
+      this.pings.push(s.lastPingAt);
       s.send(JSON.stringify({ id, type: 'pong' }));
       return;
     }
