@@ -131,6 +131,17 @@ export async function until(cond: () => boolean | Promise<boolean>, ms: number, 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * The market goes on while a daemon is down, compressed: once each exchange has seen the daemon's
+ * sockets close, its time moves `ms` ahead (Simulator.advance) and every stream makes up those
+ * events when the next run subscribes. Instead of sleeping `ms`.
+ */
+export async function marketGoesOn(sims: Simulator | Iterable<Simulator>, ms: number): Promise<void> {
+  const all = 'advance' in sims ? [sims] : [...sims];
+  if (!(await until(() => all.every((s) => s.connections().length === 0), 5000))) throw new Error('the exchange still sees the daemon connected');
+  for (const s of all) s.advance(ms);
+}
+
+/**
  * `p`, or null once `ms` passed first: a ceiling on an awaited event (a worker status, a simulator
  * event), never a sleep.
  */
