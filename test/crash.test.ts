@@ -9,7 +9,7 @@ import { checkRun } from '../src/rehearse/check.js';
 import { checkInvariant, formatInvariant } from '../src/rehearse/invariant.js';
 import { readRecording } from '../src/rehearse/recording.js';
 import { startSimulator, type Simulator } from '../src/simulator/index.js';
-import { marketGoesOn, sleep, tempDir, testConfig, until } from './helpers/stack.js';
+import { marketGoesOn, tempDir, testConfig, until, within } from './helpers/stack.js';
 
 // The built CLI as systemd runs it, against the simulator in this process: SIGKILL and restart,
 // SIGTERM and restart, SIGHUP. After each, the ledger and the recording of all the runs together
@@ -49,7 +49,7 @@ function runDaemon(t: Test, configFile: string): Run {
 async function terminate(run: Run): Promise<{ code: number | null; ms: number }> {
   const at = Date.now();
   run.child.kill('SIGTERM');
-  const res = await Promise.race([run.exited, sleep(5000).then(() => null)]);
+  const res = await within(run.exited, 5000);
   return { code: res?.code ?? null, ms: Date.now() - at };
 }
 
