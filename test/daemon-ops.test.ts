@@ -36,6 +36,8 @@ t.test('a live scrape of the running daemon passes promtool check metrics and ca
   await until(() => daemon.supervisor.workers[0]!.state === 'open' && sim.totalConnections === 2, 5000);
   // Every stream delivers again on the new connection: the drop's gaps are closed and counted.
   t.ok(await until(() => [...daemon.router.names].every((n) => daemon.router.stream(n)!.received > 0 && !daemon.router.stream(n)!.gapOpen), 5000), 'every stream back');
+  // The age gauge is set by the supervisor's once-a-second pass: its first value, awaited.
+  t.ok(await until(async () => (await daemon.metrics.lastMessageAge.get()).values.length > 0, 5000), 'the message age measured');
   const body = await (await fetch(`${daemon.http!.url}/metrics`)).text();
   for (const name of [
     'feedkeeper_connections_open',
