@@ -5,7 +5,7 @@ import type { GapCause } from '../ledger/types.js';
  * `{ type: 'disconnect'; ... }`). The state variants (connecting, rotating, open, backoff, closed)
  * are the worker's transitions, each logged once as `connection_state` and counted in
  * feedkeeper_connection_state_changes_total; `lost` and `replacement_failed` are the log lines of
- * the same names. docs/troubleshooting.md "Connection state changes" lists the fields.
+ * the same names (docs/architecture.md, "State machine of a connection").
  */
 export type WorkerStatus =
   | { readonly type: 'connecting'; readonly connection: string; readonly reason: string }
@@ -29,17 +29,7 @@ export type WorkerStatus =
       readonly replaced?: string;
       readonly streamsNotOverlapped?: number;
     }
-  | {
-      readonly type: 'backoff';
-      readonly connection: string;
-      readonly reason: string;
-      readonly delayMs: number;
-      /** The close code of a lost socket, or the HTTP status of a refused upgrade. */
-      readonly code: number | null;
-      /** The error code (FK_ERR_*) of a failed attempt. */
-      readonly error?: string;
-      readonly detail: string;
-    }
+  | ({ readonly type: 'backoff' } & Waiting)
   | { readonly type: 'closed'; readonly connection: string; readonly reason: string }
   | {
       /** The delivering socket ended (the backoff follows). */
@@ -50,16 +40,20 @@ export type WorkerStatus =
       readonly code: number | null;
       readonly detail: string;
     }
-  | {
-      /** A replacement's attempt failed while the old socket still delivers (it is retried). */
-      readonly type: 'replacement_failed';
-      readonly connection: string;
-      readonly reason: string;
-      readonly delayMs: number;
-      readonly code: number | null;
-      readonly error?: string;
-      readonly detail: string;
-    };
+  /** A replacement's attempt failed while the old socket still delivers (it is retried). */
+  | ({ readonly type: 'replacement_failed' } & Waiting);
+
+/** What `backoff` and `replacement_failed` say: why, and how long until the next attempt. */
+interface Waiting {
+  readonly connection: string;
+  readonly reason: string;
+  readonly delayMs: number;
+  /** The close code of a lost socket, or the HTTP status of a refused upgrade. */
+  readonly code: number | null;
+  /** The error code (FK_ERR_*) of a failed attempt. */
+  readonly error?: string;
+  readonly detail: string;
+}
 
 export type WorkerStatusType = WorkerStatus['type'];
 export type StatusOf<T extends WorkerStatusType> = Extract<WorkerStatus, { type: T }>;
