@@ -5,7 +5,7 @@ import { readLedger } from '../src/ledger/report.js';
 import type { GapEntry } from '../src/ledger/types.js';
 import { startSimulator, type BinanceSimulator } from '../src/simulator/index.js';
 import { checkExactlyOnce, recordedIds } from './helpers/backfill.js';
-import { sleep, tempDir, testConfig, until, writeTestConfig } from './helpers/stack.js';
+import { marketGoesOn, tempDir, testConfig, until, writeTestConfig } from './helpers/stack.js';
 
 // REST backfill across real crashes of the CLI daemon (node --import tsx src/cli/main.ts run):
 // SIGKILL and a restart a while later (the daemon_down ranges are backfilled, every ID once), and
@@ -39,7 +39,7 @@ t.test('SIGKILL, restart a while later: the daemon_down ranges are backfilled th
   a.child.kill('SIGKILL');
   await a.exited;
   // "A minute later", compressed: the market goes on while nobody listens.
-  await sleep(1500);
+  await marketGoesOn(sim, 1500);
   const b = run();
   const done = async (): Promise<boolean> => {
     const down = (await readLedger(config.ledger.path).catch(() => [] as GapEntry[])).filter((e) => e.cause === 'daemon_down' && (e.missed?.count ?? 0) > 0);

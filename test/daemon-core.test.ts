@@ -1,5 +1,5 @@
 import t from 'tap';
-import { startStack, readRecording, recordedIds, until, sleep, ledgerEntries } from './helpers/stack.js';
+import { startStack, readRecording, recordedIds, until, ledgerEntries, within } from './helpers/stack.js';
 
 const symbols = (n: number, prefix = 'S'): string[] => Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(4, '0')}USDT`);
 
@@ -90,8 +90,12 @@ t.test('a mass drop of 20 connections reconnects without one attempt over the bu
   t.equal(sim.dropAll(), 20, 'dropped again');
   // 10 attempts left in the window: 10 come back, the other 10 wait for the window to roll.
   t.ok(await until(() => sim.totalConnections === 50 && sim.connections().length === 10, 10_000), '10 back');
-  await sleep(1500);
-  t.equal(sim.connections().length, 10, 'the other 10 wait instead of storming');
+  // The other 10 end their backoff and ask the budget: awaited, each worker's `connecting` status.
+  const down = daemon.supervisor.workers.filter((w) => w.state !== 'open');
+  t.equal(down.length, 10);
+  await within(Promise.all(down.map((w) => (w.state === 'connecting' ? null : w.nextStatus('connecting')))), 5000);
+  t.equal(daemon.supervisor.budget.waiting, 10, 'the other 10 wait on the budget instead of storming');
+  t.equal(sim.connections().length, 10);
   t.equal(sim.upgradeAttempts.length, budget, `exactly ${budget} upgrade attempts`);
   t.same(sim.violations, [], 'never over the attempt budget');
   t.equal((await daemon.metrics.attemptBudgetRemaining.get()).values[0]!.value, 0);
@@ -105,10 +109,11 @@ t.test('1024 streams on one connection with pings every 250 ms: the outgoing rat
   });
   t.ok(await until(() => daemon.supervisor.workers[0]!.state === 'open', 15_000), 'subscribed (1 batch in the URL, 10 SUBSCRIBE messages, pongs meanwhile)');
   t.equal(sim.connections()[0]!.streams.size, 1024);
-  await sleep(1500);
+  // Two more pongs once open, awaited: over a second of pings every 250 ms, at most one pong per window.
+  const pongs = async (): Promise<number> => (await daemon.metrics.outgoingMessages.get()).values.find((v) => v.labels.kind === 'pong')?.value ?? 0;
+  const before = await pongs();
+  t.ok(await until(async () => (await pongs()) >= before + 2, 5000), 'pongs were sent (at most one per window)');
   t.same(sim.violations, [], 'no message-rate violation');
-  const sent = (await daemon.metrics.outgoingMessages.get()).values;
-  t.ok(sent.find((v) => v.labels.kind === 'pong')!.value >= 2, 'pongs were sent (at most one per window)');
 });
 
 t.test('429 with Retry-After on the upgrade is honoured, for every connection', async (t) => {
@@ -160,7 +165,7 @@ t.test('a restart does not get a fresh attempt budget: the previous run’s atte
 
   const second = await startStack(t, { dir, sim: { eventsPerSecond: 2 }, config });
   t.ok(await until(() => second.sim.connections().length === 2, 5000), 'second run: 2 connect');
-  await sleep(1000);
+  t.ok(await until(() => second.daemon.supervisor.budget.waiting === 1, 5000), 'the third asked the budget and waits');
   t.equal(second.sim.upgradeAttempts.length, 2, 'and the third waits for the window: 5 attempts in all');
   t.equal(second.daemon.supervisor.workers.filter((w) => w.state === 'connecting').length, 1);
   t.equal(second.daemon.supervisor.budget.remaining(), 0);

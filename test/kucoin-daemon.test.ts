@@ -35,8 +35,13 @@ t.test('kucoin-spot: every stream delivers; pings at the reply interval; a drop 
   t.equal(names.length, 8);
   t.ok(await until(() => names.every((n) => (feed.router.stream(n)?.received ?? 0) > 0), 10_000), 'every stream delivered within 10 s');
   t.equal(sim.bulletRequests, 1, 'one token for the one connection');
-  await new Promise((r) => setTimeout(r, 3500));
-  t.equal(sim.totalConnections, 1, 'no cut in 3.5 s: the client pinged at the reply interval (250 ms), not the config 18 s');
+  // Three pings awaited at the exchange, each within the server's 2.5 s cut: the reply's interval
+  // (250 ms, as fast as the outgoing limiter's one urgent slot per 1.1 s lets it), not the config's 18 s.
+  const from = sim.pings.length;
+  t.ok(await until(() => sim.pings.length >= from + 3, 5000), 'three client pings');
+  const gaps = sim.pings.slice(from, from + 3).map((at, i, a) => Math.round(at - (a[i - 1] ?? at))).slice(1);
+  t.ok(gaps.every((g) => g < 2500), `a ping every ${gaps.join(', ')} ms`);
+  t.equal(sim.totalConnections, 1, 'no cut');
   t.same(sim.violations, []);
 
   // A drop: the reconnect asks for a new token first (the simulator refuses a reused one).

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import type { GapEntry } from '../src/ledger/types.js';
 import { checkRun } from '../src/rehearse/check.js';
 import { formatInvariant } from '../src/rehearse/invariant.js';
-import { startStack, until, sleep, type Stack } from './helpers/stack.js';
+import { startStack, until, within, type Stack } from './helpers/stack.js';
 
 // Connection faults against the simulator: each gives every stream on the connection one gap with
 // the cause of what happened; a switch-over that loses nothing gives none; and in every case
@@ -20,6 +20,11 @@ async function stopAndCheck(t: Test, s: Stack): Promise<GapEntry[]> {
 
 const names = (s: Stack): string[] => [...s.daemon.router.names];
 const delivering = (s: Stack, more = 2) => until(() => names(s).every((n) => s.daemon.router.stream(n)!.received > more), 5000);
+/** Every stream received `more` messages after now. */
+function deliversMore(s: Stack, more: number): Promise<boolean> {
+  const from = new Map(names(s).map((n) => [n, s.daemon.router.stream(n)!.received]));
+  return until(() => names(s).every((n) => s.daemon.router.stream(n)!.received >= from.get(n)! + more), 5000);
+}
 /** Every stream went dark, then every stream delivered again. */
 async function darkThenBack(t: Test, s: Stack, ms = 8000): Promise<void> {
   t.ok(await until(() => names(s).every((n) => s.daemon.router.stream(n)!.gapOpen), ms, 5), 'every stream went dark');
@@ -40,7 +45,7 @@ t.test('close frames and resets: server_close with the code, rate_limited for 10
   for (const [what, drop] of rounds) {
     t.equal(s.sim.dropAll(drop), 1, what);
     await darkThenBack(t, s);
-    await sleep(200);
+    t.ok(await deliversMore(s, 2), 'delivering on the new connection');
   }
   const gaps = await stopAndCheck(t, s);
   t.equal(gaps.length, 8 * rounds.length, 'one gap per stream per drop');
@@ -84,14 +89,16 @@ t.test('lifetime rotations and serverShutdown switch-overs: no entry, nothing lo
       connection: { maxLifetimeMs: 3500, rotateBeforeMs: 2000, handshakeTimeoutMs: 1000, switchoverTimeoutMs: 1000 },
     },
   });
+  const worker = s.daemon.supervisor.workers[0]!;
+  // The switch-overs awaited in the worker's statuses: open on the replacement, the old one replaced.
+  const rotated = worker.nextStatus('open', (st) => st.reason === 'lifetime');
   t.ok(await delivering(s));
-  t.ok(await until(() => s.sim.totalConnections >= 2, 5000), 'a lifetime rotation');
-  await sleep(300);
-  const before = s.sim.totalConnections;
+  t.match(await within(rotated, 5000), { replaced: /#1$/ }, 'a lifetime rotation');
+  t.ok(await until(() => s.sim.connections().length === 1, 3000), 'the old connection closed');
+  const switched = worker.nextStatus('open', (st) => st.reason === 'server_shutdown');
   t.equal(s.sim.serverShutdown(), 1, 'serverShutdown sent');
-  t.ok(await until(() => s.sim.totalConnections > before, 3000), 'switched over at once');
-  await sleep(1800); // the exchange closes the old connection after its grace period
-  t.equal(s.sim.connections().length, 1);
+  t.match(await within(switched, 3000), { replaced: /#2$/ }, 'switched over at once');
+  t.ok(await until(() => s.sim.connections().length === 1, 3000), 'the old connection closed');
   const gaps = await stopAndCheck(t, s);
   t.same(gaps, [], 'no gap entry');
   t.same(s.sim.violations, []);
@@ -104,7 +111,8 @@ t.test('bookTicker: u jumps are never a gap', async (t) => {
   });
   t.ok(await delivering(s, 50));
   s.sim.skip('btcusdt@bookTicker', 10);
-  await sleep(500);
+  t.ok(await until(() => s.sim.skippedIds('btcusdt@bookTicker').length === 10, 5000), 'ten updates skipped');
+  t.ok(await deliversMore(s, 5), 'and delivered after them');
   const gaps = await stopAndCheck(t, s);
   t.same(gaps, []);
   const sent = s.sim.sentIds('ethusdt@bookTicker');

@@ -9,7 +9,7 @@ import { checkRun } from '../src/rehearse/check.js';
 import { formatInvariant } from '../src/rehearse/invariant.js';
 import { readRecording } from '../src/rehearse/recording.js';
 import { startSimulator } from '../src/simulator/index.js';
-import { sleep, tempDir, testConfig, until } from './helpers/stack.js';
+import { marketGoesOn, tempDir, testConfig, until } from './helpers/stack.js';
 
 // The built daemon, recording into 1 s files that it gzips as they close, SIGKILLed while a
 // compression is under way (its .gz.tmp on disk), then restarted: the compressed file is redone and
@@ -102,7 +102,7 @@ t.test('SIGKILL while a closed file is being gzipped: restart redoes it; data an
   const after = await readRecording(rec, VENUE);
   t.equal(after.messages.filter((m) => m.stream === 'seedusdt@trade').length, seed.lines, 'every seeded line once');
 
-  await sleep(1500); // the market goes on
+  await marketGoesOn(sim, 1500);
   const second = runDaemon(t, file);
   t.ok(
     await until(async () => {
@@ -111,7 +111,8 @@ t.test('SIGKILL while a closed file is being gzipped: restart redoes it; data an
     }, 30_000, 100),
     'after the restart: every stream back (daemon_down closed), the big file compressed again',
   );
-  await sleep(1200); // a few more 1 s files close and compress
+  const gz = gzFiles().length;
+  t.ok(await until(() => gzFiles().length >= gz + 1, 10_000, 100), 'the next 1 s file closes and is gzipped');
   second.child.kill('SIGTERM');
   t.equal((await second.exited).code, 0, 'SIGTERM: exit 0');
 

@@ -23,7 +23,8 @@ t.test('stall: no frames, no pings, input ignored, TCP stays open', async (t) =>
   a.ws.ping('are you there');
   a.send({ method: 'LIST_SUBSCRIPTIONS', id: 1 });
   const bFrames = b.frames.length;
-  await sleep(1000); // > pongTimeoutMs: a stalled server does not enforce its own deadline either
+  // Four more pings on b: 1 s, past a's pong deadline (800 ms). A stalled server does not enforce its own deadline either.
+  await b.pinged(b.pings.length + 4);
   t.equal(a.frames.length, frames, 'no data, no replies');
   t.equal(a.pings.length, pings, 'no pings');
   t.equal(pongs, 0, 'client pings unanswered');
@@ -65,7 +66,7 @@ t.test('maintenance: drop all, 503 with Retry-After, status endpoint says so, th
   t.equal(r.status, 503);
   t.ok(['1', '2'].includes(r.headers['retry-after'] as string), 'Retry-After: the seconds left');
   t.same(await (await fetch(`${s.httpUrl}/sapi/v1/system/status`)).json(), { status: 1, msg: 'system_maintenance' });
-  await sleep(1600);
+  s.advance(1600); // the window is over
   t.same(await (await fetch(`${s.httpUrl}/sapi/v1/system/status`)).json(), { status: 0, msg: 'normal' });
   const again = await connect(`${s.wsUrl}/stream?streams=btcusdt@trade`);
   await again.next(() => true);
@@ -132,7 +133,8 @@ t.test('a stream with no subscriber moves on: a resubscriber sees a real gap', a
   await waitFor(() => a.frames.length >= 2, 3000, 'trades');
   await a.close();
   const last = JSON.parse(a.frames.at(-1)!).t as number;
-  await sleep(500);
+  await waitFor(() => s.connections().length === 0, 2000, 'a gone');
+  s.advance(500); // half a second of market (10 trades) while nobody listens
   const b = await connect(`${s.wsUrl}/ws/btcusdt@trade`);
   const first = data(await b.next(() => true)).t as number;
   t.ok(first > last + 3, `gap: last ${last}, then ${first}`);
@@ -148,7 +150,8 @@ t.test('advanceWhileIdle: false keeps IDs contiguous across an unsubscribed peri
   await waitFor(() => a.frames.length >= 1, 3000, 'a trade');
   await a.close();
   const last = JSON.parse(a.frames.at(-1)!).t as number;
-  await sleep(300);
+  await waitFor(() => s.connections().length === 0, 2000, 'a gone');
+  s.advance(300);
   const b = await connect(`${s.wsUrl}/ws/btcusdt@trade`);
   t.equal(data(await b.next(() => true)).t, last + 1);
   await b.close();

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { startSimulator, type SimulatorOptions } from '../src/simulator/index.js';
-import { connect, refusedUpgrade, sleep, waitFor } from './fixtures/sim-client.js';
+import { connect, refusedUpgrade, waitFor } from './fixtures/sim-client.js';
 
 async function sim(t: Test, opts: SimulatorOptions = {}) {
   const s = await startSimulator(opts);
@@ -31,7 +31,7 @@ t.test('a client that stays within the rate is left alone', async (t) => {
   const c = await connect(`${s.wsUrl}/ws`);
   for (let i = 0; i < 5; i++) c.send({ method: 'LIST_SUBSCRIPTIONS', id: i });
   await c.next((f) => f.includes('"id":4'));
-  await sleep(1100);
+  s.advance(1100); // the exchange's second has passed
   for (let i = 5; i < 10; i++) c.send({ method: 'LIST_SUBSCRIPTIONS', id: i });
   await c.next((f) => f.includes('"id":9'));
   t.notOk(c.isClosed());
@@ -61,9 +61,9 @@ t.test('the attempt window slides, and refused attempts count too', async (t) =>
   const s = await sim(t, { limits: { connectionAttempts: 2, connectionAttemptWindowMs: 2000 } });
   const a = await connect(`${s.wsUrl}/ws`);
   const b = await connect(`${s.wsUrl}/ws`);
-  await sleep(1000);
+  s.advance(1000);
   t.equal((await refusedUpgrade(`${s.wsUrl}/ws`)).status, 429);
-  await sleep(1200); // a and b have left the window, the refused attempt has not
+  s.advance(1200); // a and b have left the window, the refused attempt has not
   const c = await connect(`${s.wsUrl}/ws`);
   t.equal((await refusedUpgrade(`${s.wsUrl}/ws`)).status, 429, 'the refused attempt still counts');
   t.same(s.upgradeAttempts.map((x) => x.status), [101, 101, 429, 101, 429]);
@@ -73,7 +73,7 @@ t.test('the attempt window slides, and refused attempts count too', async (t) =>
 t.test('server pings carry a payload; a client that pongs stays connected', async (t) => {
   const s = await sim(t, { pingIntervalMs: 300, pongTimeoutMs: 900 }); // pongs count: keep them under 5/s
   const c = await connect(`${s.wsUrl}/ws`); // ws answers pings with their payload
-  await sleep(2000);
+  await c.pinged(4);
   t.ok(c.pings.length >= 4, `${c.pings.length} pings`);
   t.ok(c.pings.every((p) => p.length > 0), 'each ping has a payload');
   t.equal(new Set(c.pings).size, c.pings.length, 'payloads differ');
@@ -101,7 +101,7 @@ t.test('a late pong answers the earlier pings too', async (t) => {
   c.ws.on('ping', (p) => {
     if (c.pings.length % 2 === 0) c.ws.pong(p);
   });
-  await sleep(1500);
+  await c.pinged(7); // 1.4 s: the 700 ms deadline came and went twice
   t.notOk(c.isClosed());
   t.same(s.violations, []);
   await c.close();

@@ -194,7 +194,7 @@ t.test('the 4th connection request within 1 s is refused with 429 and a violatio
     [['connection_attempts', 0]],
   );
   await Promise.all(clients.map((c) => c.close()));
-  await sleep(1050); // the window has passed (the refused attempt counted too)
+  s.advance(1050); // the window has passed (the refused attempt counted too)
   const d = await connect(publicUrl(s));
   await d.close();
 });
@@ -235,7 +235,9 @@ t.test('4004 after the compressed 30 s with no data and no client message; data 
     s.violations.map((v) => [v.rule, v.connId]),
     [['ping_timeout', silentId]],
   );
-  await sleep(600);
+  // Their deadlines were checked with the silent one's; one more push and one more pong after it.
+  await fed.next((f) => f.startsWith('{"arg"'), { from: fed.frames.length });
+  await pinging.next((f) => f === 'pong', { from: pinging.frames.length });
   t.notOk(fed.isClosed(), 'data flowing');
   t.notOk(pinging.isClosed(), 'pinging');
   await Promise.all([fed.close(), pinging.close()]);
@@ -286,7 +288,7 @@ t.test('drop and dropAll: close codes and abrupt close', async (t) => {
   await waitFor(() => s.connections().length === 0, 2000, 'both gone');
   const info = s.connections();
   t.same(info, []);
-  await sleep(1000); // 3 connection requests per second
+  s.advance(1000); // 3 connection requests per second
   const c = await connect(publicUrl(s));
   c.send({ op: 'subscribe', args: [sub('trades')] });
   await c.next((f) => f.includes('event'));
@@ -304,7 +306,7 @@ t.test('advanceWhileIdle: IDs advance with nobody subscribed, so a resubscriber 
   c.send({ op: 'unsubscribe', args: [sub('trades')] });
   await c.next((f) => f.includes('"event":"unsubscribe"'));
   const lastSeen = Math.max(...pushes(c, 'trades').map((f) => Number(row(f).tradeId)));
-  await sleep(400); // about 8 pushes at 20 per second
+  s.advance(400); // about 8 pushes at 20 per second, while nobody listens
   const from = c.frames.length;
   c.send({ op: 'subscribe', args: [sub('trades')] });
   const first = row(parse(await c.next((f) => f.startsWith('{"arg":{"channel":"trades"'), { from })));

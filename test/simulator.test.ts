@@ -59,12 +59,14 @@ t.test('SUBSCRIBE, LIST_SUBSCRIPTIONS, UNSUBSCRIBE, SET_PROPERTY/GET_PROPERTY', 
   t.ok(['btcusdt@trade', 'btcusdt@bookTicker'].includes(wrapped.stream), 'combined after SET_PROPERTY');
 
   c.send({ method: 'UNSUBSCRIBE', params: ['btcusdt@trade'], id: 4 });
-  t.equal(await c.next((f) => f.includes('"id":4')), '{"result":null,"id":4}');
-  await sleep(300);
+  const reply = await c.next((f) => f.includes('"id":4'));
+  t.equal(reply, '{"result":null,"id":4}');
+  const after = c.frames.indexOf(reply) + 1;
   c.send({ method: 'LIST_SUBSCRIPTIONS', id: null });
   t.same(JSON.parse(await c.next((f) => f.includes('"id":null'))), { result: ['btcusdt@bookTicker'], id: null });
-  const after = c.frames.length;
-  await sleep(200);
+  // Ten more bookTicker frames (half a second of ticks): none of trade among them since the reply.
+  const tickers = (): number => c.frames.slice(after).filter((f) => f.includes('"btcusdt@bookTicker"')).length;
+  await waitFor(() => tickers() >= 10, 3000, 'bookTicker frames');
   t.notOk(c.frames.slice(after).some((f) => f.includes('"btcusdt@trade"')), 'no trade frames after UNSUBSCRIBE');
   t.same(s.violations, []);
   await c.close();
@@ -274,6 +276,5 @@ t.test('extension points: route() and wsRoute() endpoints get pings and faults',
   t.equal(c.frames.length, before, 'stalled custom endpoint sends nothing, even when asked');
   t.equal(c.pings.length, pings, 'no pings while stalled');
   s.drop(s.connections()[0]!.id, { code: 1000 });
-  await sleep(100);
-  await c.close();
+  t.equal((await c.closed).code, 1000, 'and can be dropped');
 });

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
 import { once } from 'node:events';
+import cron from 'node-cron';
 import { WebSocket } from 'ws';
 import { RestClient } from '../src/rest/client.js';
 import { RestHostRegistry } from '../src/rest/hosts.js';
@@ -9,6 +10,8 @@ import { installUserDataSimulator } from '../src/simulator/userdata/index.js';
 import { startSimulator } from '../src/simulator/index.js';
 import { createMetrics, type Metrics } from '../src/metrics/registry.js';
 import { silentLogger } from '../src/log.js';
+import { mockClock } from './helpers/clock.js';
+import { until } from './helpers/stack.js';
 
 const API_KEY = 'vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A';
 /** A cron that never fires during a test: keepalives are driven by hand. */
@@ -38,7 +41,7 @@ async function keepalives(m: Metrics, outcome: string): Promise<number> {
   return (await m.listenKeyKeepalives.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
 }
 
-async function value(g: Metrics['listenKeyAge'] | Metrics['listenKeyRenewals']): Promise<number> {
+async function value(g: Metrics['listenKeyAge'] | Metrics['listenKeyRenewals'] | Metrics['restPaused']): Promise<number> {
   return (await g.get()).values[0]?.value ?? 0;
 }
 
@@ -48,6 +51,9 @@ function nextRenewed(m: ListenKeyManager): Promise<ListenKeyRenewed> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The manager's keepalive task in node-cron's registry (gone once stop() destroyed it). */
+const cronTasks = (): number => [...cron.getTasks().values()].filter((task) => task.name?.startsWith('listen-key-keepalive')).length;
+
 t.test('start POSTs a key, a six-field cron keeps it alive every second, stop DELETEs it', async (t) => {
   const { sim, metrics, manager } = await setup(t);
   const m = manager({ keepaliveCron: '* * * * * *' });
@@ -56,17 +62,27 @@ t.test('start POSTs a key, a six-field cron keeps it alive every second, stop DE
   t.equal(m.state, 'active');
   t.same(sim.keys().map((k) => k.listenKey), [key]);
   t.equal(sim.counters.post, 1);
-  await sleep(3500);
+  t.equal(cronTasks(), 1, 'one keepalive task scheduled');
+  // Three keepalives, awaited: the cron fires them a second apart, not all at once.
+  const at: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const [{ outcome }] = await once(m, 'keepalive');
+    t.equal(outcome, 'ok');
+    at.push(Date.now());
+  }
+  const span = at[2]! - at[0]!;
+  t.ok(span >= 1500 && span <= 3500, `3 keepalives over ${span} ms: one a second`);
   const puts = sim.counters.put;
-  t.ok(puts >= 3 && puts <= 4, `${puts} PUTs in 3.5 s`);
+  t.equal(puts, 3, 'one PUT each');
   t.equal(await keepalives(metrics, 'ok'), puts);
   await m.stop();
   t.equal(sim.counters.delete, 1, 'DELETE on stop');
   t.same(sim.keys(), [], 'the key is gone at the exchange');
   t.equal(m.current(), null);
   t.equal(m.state, 'stopped');
-  await sleep(1200);
-  t.equal(sim.counters.put, puts, 'no keepalive after stop');
+  t.equal(cronTasks(), 0, 'no keepalive after stop: the cron task is destroyed');
+  await m.keepalive();
+  t.equal(sim.counters.put, puts, 'and a keepalive asked for by hand sends nothing');
 });
 
 t.test('a key the exchange expired: PUT gets -1125, a new key is POSTed at once, renewed is emitted', async (t) => {
@@ -172,8 +188,9 @@ t.test('stop during a retry cancels it; stop is idempotent', async (t) => {
   const m = manager({ retry: { initialMs: 5000, maxMs: 5000 } });
   await m.start();
   sim.failRest(1, 500);
+  const failed = once(m, 'keepalive');
   const k = m.keepalive();
-  await sleep(100);
+  t.match(await failed, [{ outcome: 'error' }], 'the first PUT failed: the 5 s retry is pending');
   const t0 = Date.now();
   await m.stop();
   await k.catch(() => undefined);
@@ -186,12 +203,13 @@ t.test('stop during a retry cancels it; stop is idempotent', async (t) => {
 
 t.test('listenKeyAge follows the clock', async (t) => {
   const { metrics, manager } = await setup(t);
-  const m = manager();
+  const m = manager({ clock: mockClock(t.clock) });
   await m.start();
   t.equal(await value(metrics.listenKeyAge), 0);
-  await sleep(2200);
-  const age = await value(metrics.listenKeyAge);
-  t.ok(age >= 1 && age <= 3, `age ${age} s`);
+  t.clock.advance(1000);
+  t.equal(await value(metrics.listenKeyAge), 1, 'updated every second');
+  t.clock.advance(1000);
+  t.equal(await value(metrics.listenKeyAge), 2);
   await m.keepalive();
   t.equal(await value(metrics.listenKeyAge), 0, 'reset by a successful PUT');
 });
@@ -220,8 +238,7 @@ t.test('418 from the exchange: the keepalive waits out the ban (restPaused = 1) 
   sim.banRest(1);
   const t0 = Date.now();
   const k = m.keepalive();
-  await sleep(300);
-  t.equal((await metrics.restPaused.get()).values[0]?.value, 1);
+  t.ok(await until(async () => (await value(metrics.restPaused)) === 1, 1000), 'restPaused = 1 while the ban lasts');
   await k;
   t.ok(Date.now() - t0 >= 700, `waited ${Date.now() - t0} ms`);
   t.equal(await keepalives(metrics, 'ok'), 1);
@@ -229,12 +246,12 @@ t.test('418 from the exchange: the keepalive waits out the ban (restPaused = 1) 
 });
 
 t.test('stop does not hang on a REST pause: the DELETE gives up after deleteTimeoutMs', async (t) => {
-  const { sim, manager } = await setup(t);
+  const { sim, metrics, manager } = await setup(t);
   const m = manager();
   await m.start();
   sim.banRest(30);
   const k = m.keepalive(); // meets the 418: the host is now paused for 30 s, the PUT waits
-  await sleep(200);
+  t.ok(await until(async () => (await value(metrics.restPaused)) === 1, 1000), 'the host is paused');
   const t0 = Date.now();
   await m.stop({ deleteTimeoutMs: 300 });
   await k.catch(() => undefined);

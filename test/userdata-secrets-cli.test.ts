@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSimulator } from '../src/simulator/index.js';
 import { installUserDataSimulator } from '../src/simulator/userdata/index.js';
-import { until, sleep, writeTestConfig } from './helpers/stack.js';
+import { until, writeTestConfig } from './helpers/stack.js';
 
 const CLI = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
 const API_KEY = 'secretApiKeyZ9y8x7w6v5u4t3s2r1q0ponmlkjihgfedcbaZYXWVUTSRQPONMLK';
@@ -41,15 +41,16 @@ t.test('the API key, the secret and the full listen key appear nowhere: stdout, 
   const keys = new Set<string>();
   const collect = () => ud.keys().forEach((k) => keys.add(k.listenKey));
   t.ok(await until(() => (collect(), keys.size > 0), 5000), 'listen key issued');
-  // Let it live through keepalives and one expiry and renewal, logging at trace level.
-  await sleep(1500);
+  // Let it live through keepalives and one expiry and renewal, logging at trace level: awaited at the exchange.
+  t.ok(await until(() => ud.counters.put >= 1, 5000), 'a cron keepalive');
   collect();
   ud.expire([...keys][0]!);
   t.ok(await until(() => (collect(), keys.size >= 2), 5000), 'renewed after expiry');
-  await sleep(1000);
+  const puts = ud.counters.put;
+  t.ok(await until(() => ud.counters.put > puts, 5000), 'the new key kept alive');
+  let gaps = '';
+  t.ok(await until(async () => /listen_key_expired/.test((gaps = await (await fetch(`${url}/gaps`)).text())), 5000), '/gaps shows the interruption');
   const metrics = await (await fetch(`${url}/metrics`)).text();
-  const gaps = await (await fetch(`${url}/gaps`)).text();
-  t.match(gaps, /listen_key_expired/, '/gaps shows the interruption');
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'clean exit on SIGTERM');
   collect();

@@ -52,6 +52,11 @@ export class AttemptBudget {
     if (this.waiters.length > 0) this.schedule();
   }
 
+  /** Attempts asked for and not granted yet (workers queued on the budget). */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
   /** Attempts still available right now. */
   remaining(): number {
     this.prune();

@@ -9,6 +9,7 @@ import { Backoff } from './backoff.js';
 import { RecoveryGate } from './recovery-gate.js';
 import type { MarketProtocol, Venue } from '../venues/types.js';
 import { Session, type SessionEnd, type SessionProtocol } from './session.js';
+import { StatusChannel, type StatusOf, type WorkerStatus, type WorkerStatusType } from './status.js';
 
 /**
  * One planned connection, kept up for as long as the daemon runs. The state is one field, and every
@@ -21,7 +22,8 @@ import { Session, type SessionEnd, type SessionProtocol } from './session.js';
  *
  * The reconnect is one loop running one attempt at a time (nats.js dialLoop); every attempt is
  * taken from the supervisor-wide AttemptBudget; every delay is cancellable, so stop() cuts a
- * backoff short.
+ * backoff short. Each transition, and each lost socket or failed replacement, is also a
+ * WorkerStatus (status.ts) that status() and nextStatus() hand to whoever awaits it.
  */
 export type WorkerState = 'idle' | 'connecting' | 'open' | 'rotating' | 'backoff' | 'closed';
 
@@ -86,9 +88,9 @@ export class ConnectionWorker {
   private readonly gate: RecoveryGate;
   /** The connection's streams: the plan's, and live additions (relay clients, the universe). */
   private readonly list: string[];
-  private resolveOpened!: () => void;
-  /** Resolves the first time the worker is open (every stream subscribed). */
-  readonly opened: Promise<void> = new Promise((r) => (this.resolveOpened = r));
+  private readonly statuses = new StatusChannel<WorkerStatus>();
+  /** Resolves the first time the worker is open (every stream subscribed), or when it is closed first. */
+  readonly opened: Promise<void> = this.statuses.next((s) => s.type === 'open').then(() => undefined);
 
   constructor(private readonly opts: WorkerOptions) {
     this.id = opts.id;
@@ -109,6 +111,19 @@ export class ConnectionWorker {
 
   get streams(): readonly string[] {
     return this.list;
+  }
+
+  /** Every status from this call on, in order, until the worker is closed (nats.js status()). */
+  status(): AsyncIterableIterator<WorkerStatus> {
+    return this.statuses.iterate();
+  }
+
+  /**
+   * The next status of `type` (that `match` accepts) from now on; null if the worker is closed
+   * first (or `signal` aborts). E.g. `await worker.nextStatus('open')` after a drop.
+   */
+  nextStatus<T extends WorkerStatusType>(type: T, match: (s: StatusOf<T>) => boolean = () => true, signal?: AbortSignal): Promise<StatusOf<T> | null> {
+    return this.statuses.next((s): s is StatusOf<T> => s.type === type && match(s as StatusOf<T>), signal);
   }
 
   /**
@@ -145,9 +160,10 @@ export class ConnectionWorker {
     this.gate.leave(this.id);
     this.opts.clock.clearTimeout(this.rotateTimer);
     for (const s of [this.replacement, this.current]) s?.close('shutdown', 'daemon shutting down');
-    this.setState('closed', 'shutdown');
+    this.transition({ type: 'closed', connection: this.id, reason: 'shutdown' });
     await this.loop;
     await Promise.all([this.current?.ended, this.replacement?.ended]);
+    this.statuses.end();
   }
 
   /** Ask for a switch-over now (serverShutdown, tests, operator). */
@@ -155,15 +171,15 @@ export class ConnectionWorker {
     this.wakeRotate?.(reason);
   }
 
-  private setState(next: WorkerState, reason: string, extra: Record<string, unknown> = {}): void {
-    if (this.stateValue === next) return;
-    if (this.stateValue === 'closed') return;
+  /** Enter the state `s` names: logged once, counted, reported (nothing after closed). */
+  private transition(s: StatusOf<Exclude<WorkerState, 'idle'>>): void {
+    if (this.stateValue === s.type || this.stateValue === 'closed') return;
     const from = this.stateValue;
-    this.stateValue = next;
-    this.opts.metrics.connectionStateChanges.inc({ state: next });
-    if (next === 'open') this.resolveOpened();
-    const level = next === 'backoff' ? 'warn' : 'info';
-    this.log[level]({ event: 'connection_state', from, state: next, reason, ...extra }, `connection ${this.id} ${next}`);
+    this.stateValue = s.type;
+    this.opts.metrics.connectionStateChanges.inc({ state: s.type });
+    const { type, connection: _connection, ...fields } = s;
+    this.log[type === 'backoff' ? 'warn' : 'info']({ event: 'connection_state', from, state: type, ...fields }, `connection ${this.id} ${type}`);
+    this.statuses.push(s);
   }
 
   private get stopped(): boolean {
@@ -176,7 +192,7 @@ export class ConnectionWorker {
       const session = await this.connectWithRetry(reason);
       if (session === null) break;
       this.current = session;
-      this.setState('open', reason, { session: session.id, attempts: this.attempts });
+      this.transition({ type: 'open', connection: this.id, reason, session: session.id, attempts: this.attempts });
       const end = await this.serve(session);
       if (this.stopped) break;
       reason = end.cause;
@@ -185,7 +201,7 @@ export class ConnectionWorker {
       // long enough starts again from the initial delay.
       if (this.opts.clock.now() - session.openedAt >= this.opts.config.connection.backoff.maxMs) this.backoff.reset();
       const wait = this.backoff.next();
-      this.setState('backoff', end.cause, { code: end.code, detail: end.detail, delayMs: wait });
+      this.transition({ type: 'backoff', connection: this.id, reason: end.cause, code: end.code, detail: end.detail, delayMs: wait });
       try {
         await delay(wait, this.abort.signal, this.opts.clock);
       } catch {
@@ -212,7 +228,7 @@ export class ConnectionWorker {
         }
         continue;
       }
-      this.setState(this.current?.alive ? 'rotating' : 'connecting', reason);
+      this.transition({ type: this.current?.alive ? 'rotating' : 'connecting', connection: this.id, reason });
       try {
         const session = await this.attempt();
         if (this.gate.isDown) {
@@ -242,9 +258,14 @@ export class ConnectionWorker {
           }
         }
         reason = err instanceof UpgradeRejectedError ? `upgrade_${err.status}` : (FAILURE_REASONS[(err as { code?: string }).code ?? ''] ?? 'connect_failed');
-        const error = (err as { code?: unknown }).code;
-        if (!this.current?.alive) this.setState('backoff', reason, { code, error, detail: (err as Error).message, delayMs: wait });
-        else this.log.warn({ event: 'replacement_failed', reason, code, error, detail: (err as Error).message, delayMs: wait }, 'replacement connection failed');
+        const errorCode = (err as { code?: unknown }).code;
+        const failed = { connection: this.id, reason, code, error: typeof errorCode === 'string' ? errorCode : undefined, detail: (err as Error).message, delayMs: wait };
+        if (!this.current?.alive) this.transition({ type: 'backoff', ...failed });
+        else {
+          const { connection: _connection, ...fields } = failed;
+          this.log.warn({ event: 'replacement_failed', ...fields }, 'replacement connection failed');
+          this.statuses.push({ type: 'replacement_failed', ...failed });
+        }
         try {
           await delay(wait, this.abort.signal, this.opts.clock);
         } catch {
@@ -321,7 +342,11 @@ export class ConnectionWorker {
       this.wakeRotate = null;
       if ('end' in ev) {
         this.current = null;
-        if (!this.stopped) this.log.warn({ event: 'connection_lost', session: session.id, cause: ev.end.cause, code: ev.end.code, detail: ev.end.detail }, 'connection lost');
+        if (!this.stopped) {
+          const { cause, code, detail } = ev.end;
+          this.log.warn({ event: 'connection_lost', session: session.id, cause, code, detail }, 'connection lost');
+          this.statuses.push({ type: 'lost', connection: this.id, session: session.id, cause, code, detail });
+        }
         return ev.end;
       }
       if (this.stopped) return session.ended;
@@ -336,7 +361,7 @@ export class ConnectionWorker {
 
   /** Open a replacement, let it take every stream over, then close the old one. */
   private async switchOver(old: Session, why: RotateReason): Promise<Session | null> {
-    this.setState('rotating', why, { session: old.id });
+    this.transition({ type: 'rotating', connection: this.id, reason: why, session: old.id });
     const next = await this.connectWithRetry(why, () => old.alive);
     if (next === null) return null;
     this.current = next;
@@ -359,7 +384,7 @@ export class ConnectionWorker {
     const left = this.opts.router.ownedBy(old, this.list);
     old.close('switchover', why === 'lifetime' ? 'lifetime rotation' : `switch-over: ${why}`);
     this.opts.metrics.reconnects.inc({ reason: why });
-    this.setState('open', why, { session: next.id, replaced: old.id, streamsNotOverlapped: left });
+    this.transition({ type: 'open', connection: this.id, reason: why, session: next.id, replaced: old.id, streamsNotOverlapped: left });
     return next;
   }
 }

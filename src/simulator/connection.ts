@@ -1,10 +1,10 @@
-import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
 import { systemClock, type Timer } from '../clock.js';
 import type { Subscriber } from './feed.js';
 import { ServerHeartbeat } from '../relay/heartbeat.js';
 import { MessageRate } from './limits.js';
+import type { SimTime } from './time.js';
 import type { ConnectionInfo, ConnectionState, ViolationRule } from './types.js';
 
 export interface ConnectionSettings {
@@ -12,6 +12,8 @@ export interface ConnectionSettings {
   pingIntervalMs: number;
   pongTimeoutMs: number;
   maxLifetimeMs: number;
+  /** The exchange's time: the message rate is measured against it. */
+  time: SimTime;
 }
 
 /** What a connection reports back to the exchange. */
@@ -56,6 +58,8 @@ export class SimConnection implements ConnectionInfo, Subscriber {
   /** Text of a data frame the client sent (set by the market protocol). */
   onText: ((text: string) => void) | undefined;
 
+  /** The exchange's time (windows and deadlines are measured against it). */
+  readonly time: SimTime;
   private readonly rate: MessageRate;
   private readonly messagesPerSecond: number;
   private readonly heartbeat: ServerHeartbeat;
@@ -78,6 +82,7 @@ export class SimConnection implements ConnectionInfo, Subscriber {
     this.remoteAddress = init.remoteAddress;
     this.remotePort = init.remotePort;
     this.messagesPerSecond = settings.messagesPerSecond;
+    this.time = settings.time;
     this.rate = new MessageRate(settings.messagesPerSecond);
     this.heartbeat = new ServerHeartbeat({
       intervalMs: settings.pingIntervalMs,
@@ -172,7 +177,7 @@ export class SimConnection implements ConnectionInfo, Subscriber {
   private admit(): boolean {
     if (this.state !== 'open' && this.state !== 'shutting-down') return false;
     this.messagesFromClient++;
-    if (this.rate.hit(performance.now())) {
+    if (this.rate.hit(this.time.now())) {
       this.host.violation(this, 'messages_per_second', `more than ${this.messagesPerSecond} messages from the client within 1 s`);
       this.close(1008, 'too many requests');
       return false;

@@ -1,6 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
 import type { Venue } from '../venues/index.js';
@@ -100,6 +99,7 @@ export class Exchange implements Simulator {
       eventsPerSecond: settings.eventsPerSecond,
       tickMs: settings.tickMs,
       clock: settings.clock,
+      time: settings.time,
       idHistoryLimit: settings.idHistoryLimit,
       advanceWhileIdle: settings.advanceWhileIdle,
       maxBufferedBytes: settings.maxBufferedBytes,
@@ -223,7 +223,7 @@ export class Exchange implements Simulator {
   }
 
   maintenance(ms: number, opts: { status?: number; retryAfterS?: number } = {}): void {
-    this.maintenanceUntil = performance.now() + ms;
+    this.maintenanceUntil = this.settings.time.now() + ms;
     this.maintenanceRefusal = { status: opts.status ?? 503, retryAfterS: opts.retryAfterS ?? -1 };
     this.dropAll({ code: 1001 });
   }
@@ -241,6 +241,10 @@ export class Exchange implements Simulator {
 
   pause(): void {
     this.feed.pause();
+  }
+
+  advance(ms: number): void {
+    this.settings.time.advance(ms);
   }
 
   /** List a symbol in exchangeInfo (or change its status); USD-M pushes a `!contractInfo` event. */
@@ -348,7 +352,7 @@ export class Exchange implements Simulator {
   }
 
   private inMaintenance(): boolean {
-    return this.maintenanceUntil > performance.now();
+    return this.maintenanceUntil > this.settings.time.now();
   }
 
   private violation(connId: number, rule: ViolationRule, detail: string): void {
@@ -433,7 +437,7 @@ export class Exchange implements Simulator {
       refuseUpgrade(socket, status, body, retryAfterS);
     };
     const ip = req.socket.remoteAddress ?? '';
-    const wait = this.attempts.hit(ip, performance.now());
+    const wait = this.attempts.hit(ip, this.settings.time.now());
     if (wait !== null) {
       const { connectionAttempts: n, connectionAttemptWindowMs: w } = this.settings;
       this.violation(0, 'connection_attempts', `more than ${n} connection attempts from ${ip} within ${w} ms`);
@@ -448,7 +452,7 @@ export class Exchange implements Simulator {
     }
     if (this.inMaintenance()) {
       const { status, retryAfterS } = this.maintenanceRefusal;
-      const left = Math.ceil((this.maintenanceUntil - performance.now()) / 1000);
+      const left = Math.ceil((this.maintenanceUntil - this.settings.time.now()) / 1000);
       refuse(status, errorBody(-1016, 'System is under maintenance.'), retryAfterS >= 0 ? retryAfterS : left);
       return;
     }

@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { VenueName } from '../venues/index.js';
 import { textFrame } from './frame.js';
@@ -8,6 +7,7 @@ import { IdLog } from './id-log.js';
 import { familyFor, newTape, type Family, type Tape } from './payloads.js';
 import type { StreamSpec } from './streams.js';
 import { systemClock } from '../clock.js';
+import type { SimTime } from './time.js';
 
 /** What the feed needs of a connection to deliver events to it. */
 export interface Subscriber {
@@ -29,6 +29,8 @@ export interface FeedOptions {
   eventsPerSecond: number;
   tickMs: number;
   clock: () => number;
+  /** The exchange's time: ticks and idle streams are measured against it. */
+  time: SimTime;
   idHistoryLimit: number;
   advanceWhileIdle: boolean;
   maxBufferedBytes: number;
@@ -47,7 +49,7 @@ class StreamState {
   acc = Math.random();
   generated = 0;
   skip = 0;
-  /** performance.now() when the last subscriber left; -1 while subscribed or before the first subscriber. */
+  /** The exchange's time when the last subscriber left; -1 while subscribed or before the first subscriber. */
   idleSince = -1;
   readonly ids: IdLog | null;
   readonly skipped: IdLog | null;
@@ -82,14 +84,14 @@ export class MarketFeed {
   private readonly active = new Set<StreamState>();
   private readonly corked: Subscriber[] = [];
   private timer: ReturnType<typeof setInterval> | undefined;
-  private lastTick = performance.now();
+  private lastTick = 0;
   private tickNo = 0;
   private pausedAt = -1;
 
   constructor(private readonly opts: FeedOptions) {}
 
   start(): void {
-    this.lastTick = performance.now();
+    this.lastTick = this.opts.time.now();
     this.timer = systemClock.setInterval(() => this.tick(), this.opts.tickMs);
   }
 
@@ -99,12 +101,12 @@ export class MarketFeed {
   }
 
   pause(): void {
-    if (this.pausedAt < 0) this.pausedAt = performance.now();
+    if (this.pausedAt < 0) this.pausedAt = this.opts.time.now();
   }
 
   resume(): void {
     if (this.pausedAt < 0) return;
-    const now = performance.now();
+    const now = this.opts.time.now();
     // Paused time does not count as idle time either.
     for (const s of this.streams.values()) if (s.idleSince >= 0) s.idleSince += now - this.pausedAt;
     this.pausedAt = -1;
@@ -121,7 +123,7 @@ export class MarketFeed {
     const s = this.streams.get(name);
     if (s === undefined || !s.subs.delete(sub) || s.subs.size > 0) return;
     this.active.delete(s);
-    s.idleSince = performance.now();
+    s.idleSince = this.opts.time.now();
   }
 
   skip(spec: StreamSpec, n: number): void {
@@ -165,11 +167,11 @@ export class MarketFeed {
 
   private activate(s: StreamState): void {
     if (s.idleSince >= 0 && this.opts.advanceWhileIdle) {
-      const until = this.pausedAt >= 0 ? this.pausedAt : performance.now();
+      const until = this.pausedAt >= 0 ? this.pausedAt : this.opts.time.now();
       const n = Math.min(MAX_IDLE_EVENTS, Math.floor((this.opts.eventsPerSecond * (until - s.idleSince)) / 1000));
       // Trades while nobody listened happened all the same: REST serves them, at their times.
       const h = s.history;
-      const t0 = this.opts.clock() - (performance.now() - s.idleSince);
+      const t0 = this.opts.clock() - (this.opts.time.now() - s.idleSince);
       for (let i = 0; i < n; i++) {
         s.family.advance(s.tape);
         s.generated++;
@@ -185,7 +187,7 @@ export class MarketFeed {
   }
 
   private tick(): void {
-    const mono = performance.now();
+    const mono = this.opts.time.now();
     const dt = Math.min(mono - this.lastTick, MAX_TICK_GAP_MS);
     this.lastTick = mono;
     if (this.pausedAt >= 0 || this.active.size === 0) return;

@@ -1,6 +1,7 @@
 import { getVenue } from '../venues/index.js';
 import { systemClock } from '../clock.js';
 import { Exchange, type ExchangeSettings } from './exchange.js';
+import { SimTime } from './time.js';
 import { startVenueSimulator } from './venues/index.js';
 import type { Simulator, SimulatorOptions } from './types.js';
 
@@ -58,6 +59,7 @@ function resolveOptions(opts: SimulatorOptions): ExchangeSettings {
     pongTimeoutMs: opts.pongTimeoutMs ?? l.pongTimeoutMs,
     maxLifetimeMs: opts.maxLifetimeMs ?? l.maxLifetimeMs,
     clock: opts.clock ?? systemClock.now,
+    time: new SimTime(),
     shutdownGraceMs: opts.shutdownGraceMs ?? 2000,
     maxBufferedBytes: opts.maxBufferedBytes ?? 8 * 1024 * 1024,
     idHistoryLimit: opts.idHistoryLimit ?? Number.POSITIVE_INFINITY,

@@ -145,6 +145,15 @@ export interface Simulator {
   dropSubscription?(stream: string): number;
   pause(): void;
   resume(): void;
+  /**
+   * The exchange's time moves `ms` ahead at once (src/simulator/time.ts), as if that long had
+   * passed: attempt and message-rate windows, maintenance, token lifetimes and keepalive deadlines
+   * count it; a stream nobody listens to makes up its events when it is subscribed again; a stream
+   * being delivered makes up at most 1 s of them in its next tick. Timers (server pings, lifetime
+   * cuts, grace periods) and event times (E, T) are not moved. A test's "the market goes on" or
+   * "the window has passed" without the sleep.
+   */
+  advance(ms: number): void;
 
   // ---- observation
   connections(): ConnectionInfo[];

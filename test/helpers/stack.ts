@@ -130,6 +130,30 @@ export async function until(cond: () => boolean | Promise<boolean>, ms: number, 
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The market goes on while a daemon is down, compressed: once each exchange has seen the daemon's
+ * sockets close, its time moves `ms` ahead (Simulator.advance) and every stream makes up those
+ * events when the next run subscribes. Instead of sleeping `ms`.
+ */
+export async function marketGoesOn(sims: Simulator | Iterable<Simulator>, ms: number): Promise<void> {
+  const all = 'advance' in sims ? [sims] : [...sims];
+  if (!(await until(() => all.every((s) => s.connections().length === 0), 5000))) throw new Error('the exchange still sees the daemon connected');
+  for (const s of all) s.advance(ms);
+}
+
+/**
+ * `p`, or null once `ms` passed first: a ceiling on an awaited event (a worker status, a simulator
+ * event), never a sleep.
+ */
+export async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([p, new Promise<null>((r) => (timer = setTimeout(() => r(null), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** IDs of a sequenced stream in the recording (trade t, aggTrade a). */
 export function recordedIds(lines: ReturnType<typeof readRecording>, stream: string, field: string): number[] {
   return lines.filter((l) => l.stream === stream).map((l) => l.data[field] as number);

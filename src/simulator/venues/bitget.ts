@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { MessageRate } from '../limits.js';
 import { VenueExchange, type KeepaliveRule } from './exchange.js';
 import type { Tape } from './feed.js';
@@ -85,7 +84,7 @@ export class BitgetExchange extends VenueExchange {
 
   protected onMessage(s: Session, text: string): void {
     if (text === 'ping') {
-      s.lastPingAt = performance.now();
+      s.lastPingAt = this.settings.time.now();
       s.send('pong');
       return;
     }
@@ -108,7 +107,7 @@ export class BitgetExchange extends VenueExchange {
       this.error(s, op, undefined, 30012, 'request too long');
       return;
     }
-    if (this.budget(s).hit(performance.now())) {
+    if (this.budget(s).hit(this.settings.time.now())) {
       this.violation(s.conn.id, 'subscribes_per_hour', `more than ${this.settings.subscribesPerHour} subscribe requests within an hour`);
       this.error(s, op, undefined, 30006, 'request too many');
       return;

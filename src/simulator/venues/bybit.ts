@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { BookTape, BYBIT_SYMBOLS, bybitStream, bybitTopicError, newBybitTape } from './bybit-tapes.js';
 import { VenueExchange, type KeepaliveRule } from './exchange.js';
 import type { Tape } from './feed.js';
@@ -72,7 +71,7 @@ export class BybitExchange extends VenueExchange {
     const op = typeof m.op === 'string' ? m.op : '';
     const reqId = typeof m.req_id === 'string' || typeof m.req_id === 'number' ? String(m.req_id) : undefined;
     if (op === 'ping') {
-      s.lastPingAt = performance.now();
+      s.lastPingAt = this.settings.time.now();
       // Spot's pong has no req_id even when one was sent (fixtures).
       this.reply(s, true, 'pong', op, this.linear ? reqId : undefined);
     } else if (op === 'subscribe' || op === 'unsubscribe') {

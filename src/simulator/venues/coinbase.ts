@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { textFrame } from '../frame.js';
 import { MessageRate } from '../limits.js';
@@ -67,7 +66,7 @@ export class CoinbaseExchange extends VenueExchange {
       if (!(v >= 1)) throw new RangeError(`${k}: must be at least 1, got ${v}`);
     }
     this.keepalive = {
-      lastActivity: (s) => (this.states.get(s.conn.id)?.heartbeats != null ? performance.now() : s.lastPushAt),
+      lastActivity: (s) => (this.states.get(s.conn.id)?.heartbeats != null ? this.settings.time.now() : s.lastPushAt),
       code: 1000,
       reason: 'channel idle',
       detail: `no heartbeats channel and nothing pushed for ${settings.keepaliveMs} ms`,
@@ -137,7 +136,7 @@ export class CoinbaseExchange extends VenueExchange {
     const st = this.states.get(s.conn.id)!;
     let rate = this.ipRates.get(s.conn.remoteAddress);
     if (rate === undefined) this.ipRates.set(s.conn.remoteAddress, (rate = new MessageRate(MESSAGES_PER_IP_PER_S, 1000)));
-    if (rate.hit(performance.now())) {
+    if (rate.hit(this.settings.time.now())) {
       this.violation(s.conn.id, 'messages_per_second', `more than ${MESSAGES_PER_IP_PER_S} messages per second from ${s.conn.remoteAddress}`);
     }
     let msg: unknown;
@@ -204,7 +203,7 @@ export class CoinbaseExchange extends VenueExchange {
       }
       if (!s.canReceive()) return;
       const now = this.settings.clock();
-      const current = `${new Date(now).toISOString().replace('T', ' ').replace('Z', '')}000000 +0000 UTC m=+${(performance.now() / 1000).toFixed(9)}`;
+      const current = `${new Date(now).toISOString().replace('T', ' ').replace('Z', '')}000000 +0000 UTC m=+${(this.settings.time.now() / 1000).toFixed(9)}`;
       s.send(this.number(st, `${head('heartbeats', now)}{"current_time":"${current}","heartbeat_counter":${++st.counter}}]}`));
     }, this.heartbeatIntervalMs);
     st.heartbeats.unref();

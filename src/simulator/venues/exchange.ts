@@ -1,6 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
 import { SimConnection, type ConnectionHost, type ConnectionSettings } from '../connection.js';
@@ -30,7 +29,7 @@ export type VenueViolationRule = ViolationRule | 'args_per_subscribe' | 'ping_ti
 
 /** How a dialect's server hangs up on a silent connection. */
 export interface KeepaliveRule {
-  /** performance.now() of the last traffic that counts on this venue. */
+  /** The exchange's time (SimTime) of the last traffic that counts on this venue. */
   lastActivity(s: Session): number;
   code: number;
   reason: string;
@@ -95,6 +94,7 @@ export abstract class VenueExchange implements Simulator {
       eventsPerSecond: settings.eventsPerSecond,
       tickMs: settings.tickMs,
       clock: settings.clock,
+      time: settings.time,
       idHistoryLimit: settings.idHistoryLimit,
       advanceWhileIdle: settings.advanceWhileIdle,
       maxBufferedBytes: settings.maxBufferedBytes,
@@ -107,6 +107,7 @@ export abstract class VenueExchange implements Simulator {
       pingIntervalMs: NEVER_MS,
       pongTimeoutMs: NEVER_MS,
       maxLifetimeMs: settings.maxLifetimeMs,
+      time: settings.time,
     };
     this.host = {
       violation: (conn, rule, detail) => this.violation(conn.id, rule, detail),
@@ -204,7 +205,7 @@ export abstract class VenueExchange implements Simulator {
   }
 
   maintenance(ms: number, opts: { status?: number; retryAfterS?: number } = {}): void {
-    this.maintenanceUntil = performance.now() + ms;
+    this.maintenanceUntil = this.settings.time.now() + ms;
     this.maintenanceRefusal = { status: opts.status ?? 503, retryAfterS: opts.retryAfterS ?? -1 };
     this.dropAll({ code: 1001 });
   }
@@ -233,6 +234,10 @@ export abstract class VenueExchange implements Simulator {
 
   pause(): void {
     this.feed.pause();
+  }
+
+  advance(ms: number): void {
+    this.settings.time.advance(ms);
   }
 
   resume(): void {
@@ -324,7 +329,7 @@ export abstract class VenueExchange implements Simulator {
   }
 
   private inMaintenance(): boolean {
-    return this.maintenanceUntil > performance.now();
+    return this.maintenanceUntil > this.settings.time.now();
   }
 
   private recordAttempt(status: number, req: IncomingMessage): void {
@@ -367,7 +372,7 @@ export abstract class VenueExchange implements Simulator {
       refuseUpgrade(socket, status, errorBody(status, msg), retryAfterS);
     };
     const ip = req.socket.remoteAddress ?? '';
-    const wait = this.attempts.hit(ip, performance.now());
+    const wait = this.attempts.hit(ip, this.settings.time.now());
     if (wait !== null) {
       const { connectionAttempts: n, connectionAttemptWindowMs: w } = this.settings;
       this.violation(0, 'connection_attempts', `more than ${n} connection attempts from ${ip} within ${w} ms`);
@@ -382,7 +387,7 @@ export abstract class VenueExchange implements Simulator {
     }
     if (this.inMaintenance()) {
       const { status, retryAfterS } = this.maintenanceRefusal;
-      const left = Math.ceil((this.maintenanceUntil - performance.now()) / 1000);
+      const left = Math.ceil((this.maintenanceUntil - this.settings.time.now()) / 1000);
       refuse(status, 'System is under maintenance.', retryAfterS >= 0 ? retryAfterS : left);
       return;
     }
@@ -398,7 +403,7 @@ export abstract class VenueExchange implements Simulator {
     }
     this.accept(req, socket, head, path, 'market', (s) => {
       s.conn.onText = (text) => {
-        s.lastClientAt = performance.now();
+        s.lastClientAt = this.settings.time.now();
         this.onMessage(s, text);
       };
       const k = this.keepalive;

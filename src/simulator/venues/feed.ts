@@ -1,8 +1,8 @@
-import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { textFrame } from '../frame.js';
 import { IdLog } from '../id-log.js';
 import { systemClock } from '../../clock.js';
+import type { SimTime } from '../time.js';
 
 /**
  * One stream's market, written by the dialect: it moves one push forward at a time and renders that
@@ -28,7 +28,7 @@ export interface Subscriber {
   slowConsumer(bufferedBytes: number): void;
   /** Feed bookkeeping: the tick in which this socket was corked. */
   corkedTick: number;
-  /** performance.now() of the last push written (OKX counts it as traffic). */
+  /** The exchange's time of the last push written (OKX counts it as traffic). */
   lastPushAt: number;
 }
 
@@ -36,6 +36,8 @@ export interface VenueFeedOptions {
   eventsPerSecond: number;
   tickMs: number;
   clock: () => number;
+  /** The exchange's time: ticks and idle streams are measured against it. */
+  time: SimTime;
   idHistoryLimit: number;
   advanceWhileIdle: boolean;
   maxBufferedBytes: number;
@@ -57,7 +59,7 @@ class StreamState {
   generated = 0;
   /** IDs (or, for streams without IDs, pushes) still to generate without sending. */
   skip = 0;
-  /** performance.now() when the last subscriber left; -1 while subscribed or before the first. */
+  /** The exchange's time when the last subscriber left; -1 while subscribed or before the first. */
   idleSince = -1;
   readonly ids: IdLog;
   readonly skipped: IdLog;
@@ -105,14 +107,14 @@ export class VenueFeed {
   private readonly active = new Set<StreamState>();
   private readonly corked: Subscriber[] = [];
   private timer: ReturnType<typeof setInterval> | undefined;
-  private lastTick = performance.now();
+  private lastTick = 0;
   private tickNo = 0;
   private pausedAt = -1;
 
   constructor(private readonly opts: VenueFeedOptions) {}
 
   start(): void {
-    this.lastTick = performance.now();
+    this.lastTick = this.opts.time.now();
     this.timer = systemClock.setInterval(() => this.tick(), this.opts.tickMs);
   }
 
@@ -122,12 +124,12 @@ export class VenueFeed {
   }
 
   pause(): void {
-    if (this.pausedAt < 0) this.pausedAt = performance.now();
+    if (this.pausedAt < 0) this.pausedAt = this.opts.time.now();
   }
 
   resume(): void {
     if (this.pausedAt < 0) return;
-    const now = performance.now();
+    const now = this.opts.time.now();
     // Paused time does not count as idle time either.
     for (const s of this.streams.values()) if (s.idleSince >= 0) s.idleSince += now - this.pausedAt;
     this.pausedAt = -1;
@@ -147,7 +149,7 @@ export class VenueFeed {
     s.fresh.delete(sub);
     if (s.subs.size > 0) return;
     this.active.delete(s);
-    s.idleSince = performance.now();
+    s.idleSince = this.opts.time.now();
   }
 
   /** The stream's tape, created if the stream never ran (for faults aimed at a stream's next push). */
@@ -183,7 +185,7 @@ export class VenueFeed {
   /** The market does not wait for a client to come back: the pushes missed while idle are generated. */
   private activate(s: StreamState): void {
     if (s.idleSince >= 0 && this.opts.advanceWhileIdle) {
-      const until = this.pausedAt >= 0 ? this.pausedAt : performance.now();
+      const until = this.pausedAt >= 0 ? this.pausedAt : this.opts.time.now();
       const n = Math.min(MAX_IDLE_EVENTS, Math.floor((this.opts.eventsPerSecond * (until - s.idleSince)) / 1000));
       const now = this.opts.clock();
       for (let i = 0; i < n; i++) s.advance(now, true);
@@ -193,7 +195,7 @@ export class VenueFeed {
   }
 
   private tick(): void {
-    const mono = performance.now();
+    const mono = this.opts.time.now();
     const dt = Math.min(mono - this.lastTick, MAX_TICK_GAP_MS);
     this.lastTick = mono;
     if (this.pausedAt >= 0 || this.active.size === 0) return;

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { MessageRate } from '../limits.js';
 import { sendJson } from '../rest.js';
 import { VenueExchange, type KeepaliveRule } from './exchange.js';
@@ -40,6 +39,8 @@ export class KucoinExchange extends VenueExchange {
   protected readonly keepalive: KeepaliveRule;
   /** Bullet-public requests served (every connection attempt should make one). */
   bulletRequests = 0;
+  /** When each `{"type":"ping"}` from a client arrived (the exchange's time, ms): the pace a client keeps. */
+  readonly pings: number[] = [];
   /** Every token handed out and every connectId a client connected with, in order (for tests of logs). */
   readonly secrets: string[] = [];
   private readonly symbols: ReadonlySet<string>;
@@ -70,7 +71,7 @@ export class KucoinExchange extends VenueExchange {
       const token = randomBytes(48).toString('base64url') + '.' + randomBytes(16).toString('base64');
       const expired = this.expireNext > 0;
       if (expired) this.expireNext--;
-      this.tokens.set(token, { issuedAt: performance.now(), used: false, expired });
+      this.tokens.set(token, { issuedAt: this.settings.time.now(), used: false, expired });
       this.secrets.push(token);
       const server = { endpoint: `${this.wsUrl}${KUCOIN_PATH}`, encrypt: false, protocol: 'websocket', pingInterval: settings.pingIntervalMs, pingTimeout: PING_TIMEOUT_MS };
       sendJson(res, 200, JSON.stringify({ code: '200000', data: { token, instanceServers: [server] } }));
@@ -118,7 +119,7 @@ export class KucoinExchange extends VenueExchange {
     } else if (t.used) {
       this.violation(s.conn.id, 'token_reused', 'connected with a token that already served a connection');
       refusal = 'token is expired';
-    } else if (performance.now() - t.issuedAt > this.settings.tokenTtlMs) {
+    } else if (this.settings.time.now() - t.issuedAt > this.settings.tokenTtlMs) {
       this.violation(s.conn.id, 'token_expired', `connected with a token older than ${this.settings.tokenTtlMs} ms`);
       refusal = 'token is expired';
     } else if (t.expired) {
@@ -134,7 +135,7 @@ export class KucoinExchange extends VenueExchange {
   }
 
   protected onMessage(s: Session, text: string): void {
-    if (this.rate(s).hit(performance.now())) {
+    if (this.rate(s).hit(this.settings.time.now())) {
       this.violation(s.conn.id, 'messages_per_second', `more than ${MESSAGES_PER_10S} messages from the client within 10 s`);
       s.conn.close(1008, 'too many requests');
       return;
@@ -149,7 +150,8 @@ export class KucoinExchange extends VenueExchange {
     const m = (typeof msg === 'object' && msg !== null ? msg : {}) as { id?: unknown; type?: unknown; topic?: unknown; response?: unknown };
     const id = typeof m.id === 'string' || typeof m.id === 'number' ? m.id : undefined;
     if (m.type === 'ping') {
-      s.lastPingAt = performance.now();
+      s.lastPingAt = this.settings.time.now();
+      this.pings.push(s.lastPingAt);
       s.send(JSON.stringify({ id, type: 'pong' }));
       return;
     }

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { MessageRate } from '../limits.js';
 import { VenueExchange, type KeepaliveRule } from './exchange.js';
 import type { Tape } from './feed.js';
@@ -86,7 +85,7 @@ export class OkxExchange extends VenueExchange {
       this.error(s, id, '60012', `Invalid request: ${text}`);
       return;
     }
-    if (this.budget(s).hit(performance.now())) {
+    if (this.budget(s).hit(this.settings.time.now())) {
       const n = this.settings.subscribesPerHour;
       this.violation(s.conn.id, 'subscribes_per_hour', `more than ${n} subscribe/unsubscribe requests within an hour`);
       this.error(s, id, '50011', 'Rate limit reached. Please refer to API documentation and throttle requests accordingly.');

@@ -1,5 +1,6 @@
 import type { SimulatorOptions, Violation } from '../types.js';
 import { systemClock } from '../../clock.js';
+import { SimTime } from '../time.js';
 
 export type VenueDialectName = 'bybit-spot' | 'bybit-linear' | 'okx' | 'kucoin-spot' | 'gate-spot' | 'coinbase' | 'bitget-spot' | 'bitget-usdt-futures';
 
@@ -53,6 +54,8 @@ export interface VenueSettings {
   tokenTtlMs: number;
   bitgetBooks: BitgetBooksStyle;
   clock: () => number;
+  /** The exchange's time (../time.ts): windows, deadlines and idle streams; advance() moves it. */
+  time: SimTime;
   shutdownGraceMs: number;
   maxBufferedBytes: number;
   idHistoryLimit: number;
@@ -111,6 +114,7 @@ export function resolveVenueOptions(opts: VenueSimulatorOptions): VenueSettings 
     tokenTtlMs: opts.tokenTtlMs ?? 24 * 3_600_000,
     bitgetBooks: { pseq: true, checksum: 'crc', bigSeq: false, ...opts.bitgetBooks },
     clock: opts.clock ?? systemClock.now,
+    time: new SimTime(),
     shutdownGraceMs: opts.shutdownGraceMs ?? 2000,
     maxBufferedBytes: opts.maxBufferedBytes ?? 8 * 1024 * 1024,
     idHistoryLimit: opts.idHistoryLimit ?? Number.POSITIVE_INFINITY,

@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { systemClock, type Timer } from '../../clock.js';
 import type { SimConnection } from '../connection.js';
 import type { Subscriber } from './feed.js';
@@ -11,9 +10,9 @@ import type { Subscriber } from './feed.js';
 export class Session implements Subscriber {
   corkedTick = 0;
   lastPushAt: number;
-  /** performance.now() of the client's last text frame. */
+  /** The exchange's time of the client's last text frame. */
   lastClientAt: number;
-  /** performance.now() of the client's last `ping` op (Bybit: the only traffic its keepalive counts). */
+  /** The exchange's time of the client's last `ping` op (Bybit: the only traffic its keepalive counts). */
   lastPingAt: number;
   private deadline: Timer | undefined;
   private quietShutdown: Timer | undefined;
@@ -23,7 +22,7 @@ export class Session implements Subscriber {
     /** The venue's connection id as it appears in acks (Bybit UUID, OKX 8 hex digits). */
     readonly connId: string,
   ) {
-    this.lastPushAt = this.lastClientAt = this.lastPingAt = performance.now();
+    this.lastPushAt = this.lastClientAt = this.lastPingAt = this.conn.time.now();
   }
 
   get socket(): SimConnection['socket'] {
@@ -52,7 +51,7 @@ export class Session implements Subscriber {
       this.deadline = systemClock.setTimeout(() => {
         // A stalled server enforces nothing (as the Binance simulator's stall); closing: nothing to do.
         if (this.conn.state !== 'open' && this.conn.state !== 'shutting-down') return;
-        const left = lastActivity() + ms - performance.now();
+        const left = lastActivity() + ms - this.conn.time.now();
         if (left > 0) arm(left);
         else expire();
       }, delay);
