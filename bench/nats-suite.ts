@@ -91,8 +91,10 @@ export async function runNatsSuite(settings: NatsSettings, run: NatsRunner, log:
 }
 
 export function formatNatsTable(rep: NatsReport): string {
+  // CPU figures to 2 places (ratios to `digits`), with a space between the columns however wide.
+  const cell = (v: number, digits: number): string => ` ${Number.isFinite(v) ? v.toFixed(Math.max(digits, 2)) : 'n/a'}`;
   const row = (name: string, f: NatsFigures, digits = 0): string =>
-    `${name.padEnd(22)}${(digits === 0 ? f.messagesPerSecond.toLocaleString('en') : f.messagesPerSecond.toFixed(digits)).padStart(12)}${String(f.clientCpuMicros).padStart(14)}${String(f.serverCpuMicros).padStart(16)}`;
+    `${name.padEnd(22)}${(digits === 0 ? f.messagesPerSecond.toLocaleString('en') : f.messagesPerSecond.toFixed(digits)).padStart(12)}${cell(f.clientCpuMicros, digits).padStart(14)}${cell(f.serverCpuMicros, digits).padStart(16)}`;
   return [
     `NATS sink: ${rep.settings.messages.toLocaleString('en')} acknowledged publishes a run over ${rep.settings.streams} streams into ${rep.meta.server} (JetStream, file storage), ${rep.settings.pairs} frames/client pair(s) alternated`,
     `${''.padEnd(22)}${'msg/s acked'.padStart(12)}${'client µs/msg'.padStart(14)}${'server µs/msg'.padStart(16)}`,
