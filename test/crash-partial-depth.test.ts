@@ -1,13 +1,14 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { loadConfig } from '../src/config/load.js';
 import { readLedger } from '../src/ledger/report.js';
 import { readRecording } from '../src/rehearse/recording.js';
 import { startSims, writeFeedsConfig, type FeedSpec } from './helpers/feeds.js';
 import { until } from './helpers/stack.js';
+import { CLI, runDaemon } from './helpers/cli-daemon.js';
 
 // USD-M partial depth carries `u` where spot partial depth carries lastUpdateId. The built CLI on
 // binance-usdm, SIGKILLed before its first periodic checkpoint and restarted: the recovery scan
@@ -15,23 +16,12 @@ import { until } from './helpers/stack.js';
 // stream, partial depth included, gets its daemon_down gap. When the scan could not read `u`, the
 // partial-depth streams came back with no entry at all for the time the daemon was down.
 
-const CLI = 'dist/src/cli/main.js';
 if (!existsSync(CLI)) spawnSync('npx', ['tsc', '-p', '.'], { stdio: 'ignore' });
 if (!existsSync(CLI)) throw new Error(`${CLI} missing: build with npx tsc -p .`);
 
 const SPEC: FeedSpec = { venue: 'binance-usdm', symbols: ['BTCUSDT'], streams: ['aggTrade', 'depth5@100ms', 'depth20@500ms'], sim: { eventsPerSecond: 20, tickMs: 50 } };
 const NAMES = ['btcusdt@aggTrade', 'btcusdt@depth5@100ms', 'btcusdt@depth20@500ms'];
 
-function runDaemon(t: Test, configFile: string): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FEEDKEEPER_')) env[k] = v;
-  const child = spawn(process.execPath, [CLI, 'run', '--config', configFile], { stdio: 'ignore', env });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return { child, exited };
-}
 
 t.test('binance-usdm partial depth: SIGKILL, restart: a daemon_down gap for every stream, partial depth included', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'feedkeeper-crash-partial-'));

@@ -1,8 +1,8 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { readLedger } from '../src/ledger/report.js';
 import { listRecordings } from '../src/recorder/files.js';
 import { checkRun } from '../src/rehearse/check.js';
@@ -10,12 +10,12 @@ import { formatInvariant } from '../src/rehearse/invariant.js';
 import { readRecording } from '../src/rehearse/recording.js';
 import { startSimulator } from '../src/simulator/index.js';
 import { marketGoesOn, tempDir, testConfig, until } from './helpers/stack.js';
+import { CLI, runDaemon } from './helpers/cli-daemon.js';
 
 // The built daemon, recording into 1 s files that it gzips as they close, SIGKILLed while a
 // compression is under way (its .gz.tmp on disk), then restarted: the compressed file is redone and
 // whole, nothing is read twice, and recording + ledger satisfy the invariant (recorded + missed = sent).
 
-const CLI = 'dist/src/cli/main.js';
 if (!existsSync(CLI)) spawnSync('npx', ['tsc', '-p', '.'], { stdio: 'ignore' });
 if (!existsSync(CLI)) throw new Error(`${CLI} missing: build with npx tsc -p .`);
 
@@ -24,16 +24,6 @@ const SYMBOLS = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT'];
 const STREAMS = ['trade', 'aggTrade', 'depth@100ms'];
 const N = SYMBOLS.length * STREAMS.length;
 
-function runDaemon(t: Test, configFile: string): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FEEDKEEPER_')) env[k] = v;
-  const child = spawn(process.execPath, [CLI, 'run', '--config', configFile], { stdio: 'ignore', env });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return { child, exited };
-}
 
 /** A past hour's file of realistic trade lines (a stream nobody subscribes to), big enough to take a while at level 9. */
 function seedText(bytes: number): { text: string; lines: number } {

@@ -1,8 +1,8 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
 import { readLedger } from '../src/ledger/report.js';
@@ -11,6 +11,7 @@ import { formatInvariant } from '../src/rehearse/invariant.js';
 import { readRecording } from '../src/rehearse/recording.js';
 import { startSims, writeFeedsConfig, type FeedSpec } from './helpers/feeds.js';
 import { marketGoesOn, until } from './helpers/stack.js';
+import { CLI, runDaemon } from './helpers/cli-daemon.js';
 
 // The built CLI with KuCoin and both Bitget feeds, SIGKILLed mid-flight and restarted: per venue a
 // daemon_down gap per stream, with the exact missed range on the books (KuCoin level2 by
@@ -18,7 +19,6 @@ import { marketGoesOn, until } from './helpers/stack.js';
 // trade IDs are contiguous), and the recording + ledger invariant holds per venue. The restart
 // fetches a fresh KuCoin token: the simulator refuses a reused one.
 
-const CLI = 'dist/src/cli/main.js';
 if (!existsSync(CLI)) spawnSync('npx', ['tsc', '-p', '.'], { stdio: 'ignore' });
 if (!existsSync(CLI)) throw new Error(`${CLI} missing: build with npx tsc -p .`);
 
@@ -31,16 +31,6 @@ const SPECS: FeedSpec[] = [
 const PER_VENUE = 4;
 const BOOKS = /^(level2|books):/;
 
-function runDaemon(t: Test, configFile: string): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FEEDKEEPER_')) env[k] = v;
-  const child = spawn(process.execPath, [CLI, 'run', '--config', configFile], { stdio: 'ignore', env });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return { child, exited };
-}
 
 async function recorded(feeds: readonly Config[], n: number): Promise<boolean> {
   for (const f of feeds) {
