@@ -18,6 +18,18 @@ export function streamsPerConnection(streams: number, connections: number): numb
 }
 
 /**
+ * `--hold-reads-ms N` (bench/run.ts) reaches the phase processes as this variable: recorder.holdReadsMs
+ * of every feedkeeper the bench starts, for an A/B of the read hold (0: drop when full, as before
+ * it). Unset: the default.
+ */
+export const HOLD_READS_ENV = 'FEEDKEEPER_BENCH_HOLD_READS_MS';
+
+function benchRecorder(): { holdReadsMs?: number } {
+  const v = process.env[HOLD_READS_ENV];
+  return v === undefined || v === '' ? {} : { holdReadsMs: Number(v) };
+}
+
+/**
  * The config both consumers start from, written as a file in `dir` and read through feedkeeper's
  * real loader (as test/helpers/stack.ts does): the source's URL, the bench symbols × trade, aggTrade,
  * depth@100ms, bookTicker, everything on (recorder to `dir`, ledger, checkpoints, metrics on a free
@@ -32,7 +44,7 @@ export function benchConfig(dir: string, url: string, streams: number, connectio
     symbols: benchSymbols(streams),
     streams: [...BENCH_STREAM_TYPES],
     limits: { streamsPerConnection: streamsPerConnection(streams, connections) },
-    recorder: { enabled: true, dir: join(dir, 'recordings') },
+    recorder: { enabled: true, dir: join(dir, 'recordings'), ...benchRecorder() },
     ledger: { path: join(dir, 'ledger.ndjson'), statePath: join(dir, 'state.json') },
     metrics: { enabled: true, host: '127.0.0.1', port: 0 },
     log: { level: 'warn' },

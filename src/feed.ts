@@ -20,6 +20,7 @@ import { USER_DATA_STREAM, userDataStreamType } from './userdata/user-stream.js'
 import { ErrorCodes, FeedkeeperError } from './errors.js';
 import { getVenue } from './venues/index.js';
 import type { StreamType, Venue } from './venues/types.js';
+import { ReadHold } from './pipeline/read-hold.js';
 
 /**
  * Where a feed keeps its state, and whose it is. The first feed's checkpoint is ledger.statePath;
@@ -70,6 +71,8 @@ export class Feed {
   /** Local order books (books.enabled, docs/recovery.md). */
   books: BookManager | null = null;
   private checkpointer!: Checkpointer;
+  /** Backpressure from the recorder to this feed's sockets (recorder.holdReadsMs); null when off. */
+  private readonly reads: ReadHold | null;
 
   /** The daemon's metrics with this feed's `venue` label (venueMetrics). */
   readonly metrics: Metrics;
@@ -81,6 +84,8 @@ export class Feed {
     metrics.recorderBufferLimit.set(config.recorder.maxBufferBytes);
     this.plan = plan(config, this.venue);
     this.calendar = new MaintenanceCalendar({ windows: config.maintenance.windows, logger, metrics, clock });
+    this.reads =
+      config.recorder.enabled && config.recorder.holdReadsMs > 0 ? new ReadHold({ venue: this.venue.name, maxHoldMs: config.recorder.holdReadsMs, clock, logger, metrics }) : null;
     this.recorder = new Recorder({
       dir: config.recorder.dir,
       venue: this.venue.name,
@@ -90,6 +95,7 @@ export class Feed {
       rotateEveryMs: config.recorder.rotateEveryMs,
       compress: config.recorder.compress,
       compressLevel: config.recorder.compressLevel,
+      hold: this.reads ?? undefined,
       logger,
       metrics,
       clock,
@@ -98,6 +104,11 @@ export class Feed {
 
   get name(): string {
     return this.venue.name;
+  }
+
+  /** Are this feed's sockets holding their reads (the recording is behind; recorder.holdReadsMs)? */
+  get readsHeld(): boolean {
+    return this.reads?.held ?? false;
   }
 
   /**
@@ -159,6 +170,7 @@ export class Feed {
       onServerShutdown: (at) => calendar.noteServerShutdown(at),
       previousAttempts: attempts.load(),
       onAttempt: (stamps) => attempts.save(stamps),
+      reads: this.reads ?? undefined,
     });
     if (this.supervisor.budget.remaining() < config.limits.connectionAttempts) {
       log.info(
@@ -192,6 +204,7 @@ export class Feed {
   /** Close every connection (each stream gets an open `shutdown` gap, closed at the next start). */
   async stopConnections(): Promise<void> {
     this.poller?.stop();
+    this.reads?.stop();
     await this.supervisor?.stop();
   }
 

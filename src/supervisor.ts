@@ -9,6 +9,7 @@ import type { Metrics } from './metrics/registry.js';
 import type { StreamRouter } from './pipeline/stream-router.js';
 import type { PlannedConnection } from './plan/planner.js';
 import type { Venue } from './venues/types.js';
+import type { ReadHold } from './pipeline/read-hold.js';
 
 export interface SupervisorOptions {
   config: Config;
@@ -22,6 +23,8 @@ export interface SupervisorOptions {
   /** Connection attempts of a previous run still inside the window (see AttemptBudget). */
   previousAttempts?: readonly number[];
   onAttempt?: (stamps: readonly number[]) => void;
+  /** The feed's read hold (recorder backpressure): every connection's socket joins it. */
+  reads?: ReadHold;
 }
 
 export interface Readiness {
@@ -96,6 +99,7 @@ export class Supervisor {
       clock: this.clock,
       onServerShutdown: this.opts.onServerShutdown,
       gate: this.gate,
+      reads: this.opts.reads,
       reserve: () => this.workers.length,
     });
   }

@@ -54,7 +54,7 @@ t.test('defaults', async (t) => {
     probeIntervalMs: 1000,
     backoff: { initialMs: 1000, maxMs: 60_000, multiplier: 2 },
   });
-  t.same(c.recorder, { enabled: true, dir: './data/recordings', maxBufferBytes: 67_108_864, flushIntervalMs: 100, fsyncIntervalMs: 1000, rotateEveryMs: 3_600_000, compress: 'gzip', compressLevel: 6 });
+  t.same(c.recorder, { enabled: true, dir: './data/recordings', maxBufferBytes: 67_108_864, flushIntervalMs: 100, fsyncIntervalMs: 1000, holdReadsMs: 2000, rotateEveryMs: 3_600_000, compress: 'gzip', compressLevel: 6 });
   t.same(c.ledger, { path: './data/ledger.ndjson', statePath: './data/ledger.state.json' }, 'the checkpoint beside the ledger');
   t.same(c.maintenance, {
     windows: [
@@ -256,6 +256,8 @@ const bad: BadCase[] = [
   { name: 'bad metrics port', env: { FEEDKEEPER_METRICS_PORT: '70000' }, key: 'metrics.port', message: /port number/ },
   { name: 'boolean from a bad string', env: { FEEDKEEPER_RECORDER_ENABLED: 'yes' }, key: 'recorder.enabled', message: /true or false, got "yes"/ },
   { name: 'empty recorder dir', file: { recorder: { dir: '' } }, key: 'recorder.dir', message: /non-empty string/ },
+  { name: 'read hold past 10 s', file: { recorder: { holdReadsMs: 20_000 } }, key: 'recorder.holdReadsMs', message: /from 0 \(never hold reads\) to 10000/ },
+  { name: 'read hold as long as the stale watchdog', file: { recorder: { holdReadsMs: 3000 }, connection: { staleAfterMs: 3000 } }, key: 'recorder.holdReadsMs', message: /less than connection.staleAfterMs \(3000\)/ },
   { name: 'bad event name', file: { userData: { events: ['order_trade_update'] } }, key: 'userData.events[0]', message: /upper-case event name/ },
   { name: 'user data on without a key', file: { userData: { enabled: true } }, key: 'userData.apiKey', message: /FEEDKEEPER_API_KEY/ },
   { name: 'spot user data without a secret', file: { userData: { enabled: true } }, env: { FEEDKEEPER_API_KEY: 'k' }, key: 'userData.apiSecret', message: /FEEDKEEPER_API_SECRET/ },

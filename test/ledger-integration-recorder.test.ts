@@ -5,21 +5,16 @@ import { recordingPath } from '../src/recorder/files.js';
 import { checkRun } from '../src/rehearse/check.js';
 import { checkInvariant, formatInvariant } from '../src/rehearse/invariant.js';
 import { readRecording } from '../src/rehearse/recording.js';
-import { startStack, until } from './helpers/stack.js';
+import { startStack, until, type Stack } from './helpers/stack.js';
 
 // The recorder cannot write (the hour's file is a symlink to /dev/full: every write fails with
-// ENOSPC) and its buffer is small: it keeps what it accepted and refuses the rest. Each refused
-// message must be in a `recorder_dropped` gap, and the messages it kept must reach the file once
-// the disk works again: the invariant, with the recorder as the fault.
+// ENOSPC) and its buffer is small: it holds the sockets' reads for recorder.holdReadsMs, then keeps
+// what it accepted and refuses the rest. Each refused message must be in a `recorder_dropped` gap,
+// and the messages it kept must reach the file once the disk works again: the invariant, with the
+// recorder as the fault. An outage shorter than the hold loses nothing.
 
-t.test('a full disk: recorder_dropped gaps with exact ranges, then recording resumes', { skip: !existsSync('/dev/full') && 'no /dev/full' }, async (t) => {
-  const s = await startStack(t, {
-    sim: { eventsPerSecond: 50, tickMs: 20 },
-    config: { symbols: ['BTCUSDT'], streams: ['trade', 'aggTrade', 'depth@100ms', 'bookTicker'], recorder: { maxBufferBytes: 8192 } },
-  });
-  const names = [...s.daemon.router.names];
-  t.ok(await until(() => names.every((n) => s.daemon.router.stream(n)!.received > 5), 5000), 'recording');
-
+/** Points the current hour's file (and the next's) at /dev/full; returns the undo. */
+async function fullDisk(s: Stack): Promise<{ moved: string; restore: () => void }> {
   // logrotate moves the file away (to a directory of its own, read back below); in its place, and
   // in the next hour's in case the hour turns, a file on a full disk. SIGHUP's reopen() picks it up.
   // (Not before the start: recovery would read /dev/full's endless zeros.)
@@ -33,11 +28,28 @@ t.test('a full disk: recorder_dropped gaps with exact ranges, then recording res
     symlinkSync('/dev/full', l);
   }
   await s.daemon.reopen();
+  return { moved, restore: () => links.forEach((l) => unlinkSync(l)) };
+}
+
+async function holdSeconds(s: Stack, end: string): Promise<number> {
+  return (await s.daemon.metrics.recorderReadHoldSeconds.get()).values.find((v) => v.labels.end === end && v.labels.venue === 'binance-spot')?.value ?? 0;
+}
+
+t.test('a full disk: recorder_dropped gaps with exact ranges, then recording resumes', { skip: !existsSync('/dev/full') && 'no /dev/full' }, async (t) => {
+  const s = await startStack(t, {
+    sim: { eventsPerSecond: 50, tickMs: 20 },
+    config: { symbols: ['BTCUSDT'], streams: ['trade', 'aggTrade', 'depth@100ms', 'bookTicker'], recorder: { maxBufferBytes: 8192, holdReadsMs: 300 } },
+  });
+  const names = [...s.daemon.router.names];
+  t.ok(await until(() => names.every((n) => s.daemon.router.stream(n)!.received > 5), 5000), 'recording');
+  const { moved, restore } = await fullDisk(s);
+
 
   t.ok(await until(() => names.every((n) => s.daemon.router.stream(n)!.gapOpen), 5000, 10), 'every stream has an open gap once the buffer is full');
   t.ok(s.daemon.recorder.stats.dropped > 0, `the recorder refused ${s.daemon.recorder.stats.dropped} messages`);
   t.ok(s.daemon.recorder.stats.writeErrors > 0, 'its writes failed');
-  for (const l of links) unlinkSync(l); // the disk is back: the next retry creates a real file
+  t.ok((await holdSeconds(s, 'max_hold')) >= 0.3, 'the reads were held for holdReadsMs first, then read again');
+  restore(); // the disk is back: the next retry creates a real file
   t.ok(await until(() => names.every((n) => !s.daemon.router.stream(n)!.gapOpen), 10_000), 'every gap closes once the recorder takes messages again');
   const received = names.map((n) => s.daemon.router.stream(n)!.received);
   t.ok(await until(() => names.every((n, i) => s.daemon.router.stream(n)!.received > received[i]! + 10), 5000), 'and recording goes on');
@@ -55,4 +67,30 @@ t.test('a full disk: recorder_dropped gaps with exact ranges, then recording res
   t.ok(trade.missed !== null && trade.missed.count! > 0, `trade: ${trade.missed?.count} messages dropped, by ID`);
   t.equal(gaps.find((g) => g.stream === 'btcusdt@bookTicker')!.missed, null, 'bookTicker: no range');
   t.ok(invariant.streams.every((st) => st.recorded > 0 && st.missed > 0), 'each sequenced stream has recorded and dropped events');
+});
+
+t.test('a disk outage shorter than holdReadsMs: the sockets wait, nothing is dropped', { skip: !existsSync('/dev/full') && 'no /dev/full' }, async (t) => {
+  const s = await startStack(t, {
+    sim: { eventsPerSecond: 50, tickMs: 20 },
+    config: { symbols: ['BTCUSDT'], streams: ['trade', 'aggTrade', 'depth@100ms', 'bookTicker'], recorder: { maxBufferBytes: 16_384, holdReadsMs: 8000 } },
+  });
+  const names = [...s.daemon.router.names];
+  t.ok(await until(() => names.every((n) => s.daemon.router.stream(n)!.received > 5), 5000), 'recording');
+  const { moved, restore } = await fullDisk(s);
+  t.ok(await until(() => s.daemon.recorder.stats.writeErrors > 0 && s.daemon.feeds[0]!.readsHeld, 5000, 10), 'the writes fail and the sockets stop reading');
+  const received = names.map((n) => s.daemon.router.stream(n)!.received);
+  restore();
+  t.ok(await until(() => !s.daemon.feeds[0]!.readsHeld, 8000, 10), 'the hold ends once the disk is back and the buffer drained');
+  t.ok((await holdSeconds(s, 'drained')) > 0, 'ended by draining, not by holdReadsMs');
+  t.equal(await holdSeconds(s, 'max_hold'), 0);
+  t.ok(await until(() => names.every((n, i) => s.daemon.router.stream(n)!.received > received[i]! + 10), 5000), 'what was sent meanwhile is read, and more');
+  t.equal(s.daemon.recorder.stats.dropped, 0, 'the recorder dropped nothing');
+  await s.daemon.stop('test');
+
+  const recording = [...(await readRecording(moved, 'binance-spot')).messages, ...(await readRecording(s.config.recorder.dir, 'binance-spot')).messages];
+  const run = await checkRun(s.config, s.sim);
+  const invariant = checkInvariant({ venue: 'binance-spot', recording, ledger: run.entries, sent: new Map(run.invariant.streams.map((st) => [st.stream, s.sim.sentIds(st.stream)])) });
+  t.ok(invariant.ok, formatInvariant(invariant));
+  t.same(run.entries.filter((g) => g.cause !== 'shutdown'), [], 'no gap: not one message was lost');
+  t.ok(invariant.streams.every((st) => st.recorded > 0 && st.missed === 0), 'every sent event recorded');
 });

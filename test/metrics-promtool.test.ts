@@ -43,6 +43,9 @@ function touchEverything(m: Metrics): void {
   m.recorderWriteErrors.inc();
   m.recorderBufferBytes.set(65_536);
   m.recorderBufferLimit.set(64 * 1024 * 1024);
+  m.recorderReadsHeld.set(1);
+  m.recorderReadHolds.inc(3);
+  m.recorderReadHoldSeconds.inc({ end: 'drained' }, 0.42);
   m.recorderCompressedFiles.inc();
   m.recorderCompressInBytes.inc(1_048_576);
   m.recorderCompressOutBytes.inc(155_000);

@@ -108,6 +108,7 @@ export function buildSchema(): convict.Schema<RawConfig> {
       maxBufferBytes: leaf('fk-positive-int', 67_108_864, 'Bytes held in memory while the disk is slow.'),
       flushIntervalMs: leaf('fk-positive-int', 100, 'Write the buffer this often.'),
       fsyncIntervalMs: leaf('fk-positive-int', 1000, 'fsync the recording this often.'),
+      holdReadsMs: leaf('fk-hold-reads-ms', 2000, 'With the buffer half full, stop reading the sockets for at most this long while the disk catches up (0: never; drop when full).'),
       rotateEveryMs: leaf('fk-rotate-every-ms', 3_600_000, 'Period of one recording file (divides a day; default one UTC hour).'),
       compress: leaf('fk-compress', 'gzip' as 'gzip' | 'none', 'Compress closed files in the background: gzip or none.'),
       compressLevel: leaf('fk-compress-level', 6, 'gzip level, 1 (fastest) to 9 (smallest).'),

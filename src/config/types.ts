@@ -63,6 +63,8 @@ export interface Config {
     maxBufferBytes: number;
     flushIntervalMs: number;
     fsyncIntervalMs: number;
+    /** With the buffer half full, the sockets stop reading for at most this long (0: never). */
+    holdReadsMs: number;
     /** Period of one file (divides a day): default one UTC hour. */
     rotateEveryMs: number;
     /** Closed files compressed in the background (docs/recording.md, "Compression"). */

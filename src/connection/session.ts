@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js';
 import { FeedkeeperError, ErrorCodes, UpgradeRejectedError, parseRetryAfter } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/registry.js';
+import type { ReadHold, ReadHolder } from '../pipeline/read-hold.js';
 import type { GapCause, SessionRef, StreamRouter } from '../pipeline/stream-router.js';
 import type { ClientPing, MarketProtocol, ProtocolIO } from '../venues/types.js';
 import { OutgoingLimiter } from './outgoing-limiter.js';
@@ -63,6 +64,8 @@ export interface SessionOptions {
   clock: Clock;
   /** A serverShutdown event arrived: the worker opens a replacement at once. */
   onShutdownNotice: (session: Session) => void;
+  /** The feed's read hold: the socket stops reading while the recording is behind (read-hold.ts). */
+  reads?: ReadHold;
 }
 
 /**
@@ -100,7 +103,7 @@ type SessionState =
  * and control (replies, pongs, notices); the session answers server pings and sends the venue's
  * client pings through the same limiter, watches for silence, and ends exactly once with a cause.
  */
-export class Session implements SessionRef {
+export class Session implements SessionRef, ReadHolder {
   readonly id: string;
   /** Order of creation: a replacement is always newer than the connection it replaces. */
   readonly seq: number;
@@ -119,6 +122,8 @@ export class Session implements SessionRef {
   private readonly subscribedSet = new Set<string>();
   private pingTimer: ReturnType<typeof setTimeout> | undefined;
   private pingQueued = false;
+  /** The read hold is on: the socket stays paused (yieldLoop does not resume it). */
+  private readsHeld = false;
 
   constructor(private readonly opts: SessionOptions, attempt: number) {
     this.seq = ++sessionSeq;
@@ -158,6 +163,7 @@ export class Session implements SessionRef {
     this.state = { kind: 'open' };
     this.openedAt = this.opts.clock.now();
     this.watchdog.start();
+    this.opts.reads?.join(this);
     this.startPings();
     this.opts.metrics.connectionsOpen.inc();
     const subscribed = protocol ? protocol.onOpen(this.io) : market!.subscribe(this.marketIO);
@@ -446,8 +452,26 @@ export class Session implements SessionRef {
     ws.pause();
     setImmediate(() => {
       this.burst = 0;
-      if (ws.readyState === OPEN) ws.resume();
+      if (ws.readyState === OPEN && !this.readsHeld) ws.resume();
     });
+  }
+
+  /**
+   * The read hold (ReadHolder): the socket stops reading; what the exchange sends meanwhile waits in
+   * the socket buffers. Released, the silence that was ours is not the connection's: the stale
+   * watchdog counts from now.
+   */
+  holdReads(on: boolean): void {
+    this.readsHeld = on;
+    const ws = this.ws;
+    if (ws === null || ws.readyState !== OPEN) return;
+    if (on) {
+      if (!ws.isPaused) ws.pause();
+      return;
+    }
+    this.watchdog.touch(this.opts.clock.now());
+    this.burst = 0;
+    if (ws.isPaused) ws.resume();
   }
 
   private onStale(silentMs: number): void {
@@ -460,6 +484,7 @@ export class Session implements SessionRef {
     const wasOpen = this.state.kind !== 'dialing';
     this.state = { kind: 'ended' };
     this.watchdog.stop();
+    this.opts.reads?.leave(this);
     this.opts.clock.clearTimeout(this.pingTimer);
     this.limiter.close();
     this.opts.market?.closed(new FeedkeeperError(ErrorCodes.FK_ERR_CONNECTION_CLOSED, `connection ended: ${end.detail}`));

@@ -10,6 +10,7 @@ import { RecoveryGate } from './recovery-gate.js';
 import type { MarketProtocol, Venue } from '../venues/types.js';
 import { Session, type SessionEnd, type SessionProtocol } from './session.js';
 import { StatusChannel, type StatusOf, type WorkerStatus, type WorkerStatusType } from './status.js';
+import type { ReadHold } from '../pipeline/read-hold.js';
 
 /**
  * One planned connection, kept up for as long as the daemon runs. The state is one field, and every
@@ -55,6 +56,8 @@ export interface WorkerOptions {
   /** Attempts the prober leaves in the budget for the others' reconnects (the feed's connections). */
   reserve?: () => number;
   random?: () => number;
+  /** The feed's read hold (recorder backpressure), handed to each session. */
+  reads?: ReadHold;
 }
 
 /**
@@ -297,6 +300,7 @@ export class ConnectionWorker {
         logger: this.log,
         metrics: this.opts.metrics,
         clock: this.opts.clock,
+        reads: this.opts.reads,
         onShutdownNotice: (s) => {
           this.opts.onServerShutdown?.(this.opts.clock.now());
           if (s === this.current) this.rotate('server_shutdown');

@@ -7,6 +7,7 @@ import { BACKFILL_OUTCOMES, BACKFILL_STATUSES } from '../recovery/metrics.js';
 import { RESYNC_REASONS } from '../books/manager.js';
 import type { GapCause as SessionEndCause } from '../pipeline/stream-router.js';
 import type { DropReason } from '../recorder/recorder.js';
+import { HOLD_ENDS } from '../pipeline/read-hold.js';
 
 /** `venue`: every registered venue (src/venues/index.ts); a feed's metrics carry its own. */
 const VENUES = [...venues.keys()];
@@ -34,6 +35,9 @@ export const METRIC_LABEL_VALUES = {
   feedkeeper_recorder_write_errors_total: { venue: VENUES },
   feedkeeper_recorder_buffer_bytes: { venue: VENUES },
   feedkeeper_recorder_buffer_limit_bytes: { venue: VENUES },
+  feedkeeper_recorder_reads_held: { venue: VENUES },
+  feedkeeper_recorder_read_holds_total: { venue: VENUES },
+  feedkeeper_recorder_read_hold_seconds_total: { end: HOLD_ENDS, venue: VENUES },
   feedkeeper_recorder_compressed_files_total: { venue: VENUES },
   feedkeeper_recorder_compress_in_bytes_total: { venue: VENUES },
   feedkeeper_recorder_compress_out_bytes_total: { venue: VENUES },

@@ -3,6 +3,7 @@ import { systemClock, type Clock, type Timer } from '../clock.js';
 import { ConfigError, ErrorCodes, FeedkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/registry.js';
+import type { ReadHold } from '../pipeline/read-hold.js';
 import type { StreamRef } from '../pipeline/stream-ref.js';
 import { Drops, WriteErrors } from './accounting.js';
 import { Compressor, type CompressionKind } from './compress.js';
@@ -30,6 +31,11 @@ export interface RecorderOptions {
   compress?: CompressionKind;
   /** zlib level of the compression (recorder.compressLevel), 1-9; default 6. */
   compressLevel?: number;
+  /**
+   * Backpressure (recorder.holdReadsMs): past half of maxBufferBytes the feed's sockets stop reading
+   * until the buffer is below a quarter (src/pipeline/read-hold.ts). Without, the recorder only drops.
+   */
+  hold?: ReadHold;
   logger: Logger;
   metrics: Metrics;
   clock?: Clock;
@@ -83,6 +89,10 @@ export class Recorder {
   private readonly writer: Writer;
   private readonly drops: Drops;
   private readonly errors: WriteErrors;
+  private readonly hold: ReadHold | null;
+  /** Buffered bytes at which reads are held (half the buffer; Infinity without a hold), and released. */
+  private readonly holdAt: number;
+  private readonly releaseAt: number;
 
   private state: RecorderState = 'idle';
   private opening: Promise<void> | null = null;
@@ -128,6 +138,9 @@ export class Recorder {
     this.logger = opts.logger;
     this.metrics = opts.metrics;
     this.clock = opts.clock ?? systemClock;
+    this.hold = opts.hold ?? null;
+    this.holdAt = this.hold === null ? Number.POSITIVE_INFINITY : opts.maxBufferBytes / 2;
+    this.releaseAt = opts.maxBufferBytes / 4;
     this.compressor =
       opts.compress === 'gzip'
         ? new Compressor({ dir: opts.dir, venue: opts.venue, periodMs: this.periodMs, level, busy: (p) => this.holds(p), logger: opts.logger, metrics: opts.metrics, clock: this.clock })
@@ -137,7 +150,7 @@ export class Recorder {
     this.errors = new WriteErrors(deps);
     const chunkSize = Math.max(MIN_CHUNK_BYTES, Math.min(MAX_CHUNK_BYTES, Math.floor(opts.maxBufferBytes / 4)));
     this.writer = new Writer({
-      intake: { accepted: () => this.accepted, target: () => this.target, retarget: (t) => this.retarget(t) },
+      intake: { accepted: () => this.accepted, target: () => this.target, retarget: (t) => this.retarget(t), wrote: () => this.wrote() },
       // A chunk is at most a quarter of the buffer, so that a full chunk goes to disk well before the
       // buffer is full.
       chunkSize,
@@ -236,6 +249,7 @@ export class Recorder {
     c.lines++;
     this.accepted += len;
     this.offset += len;
+    if (buffered >= this.holdAt) this.hold!.hold(buffered + len);
     return true;
   }
 
@@ -295,6 +309,11 @@ export class Recorder {
     this.fsyncTimer = this.clock.setTimeout(this.onFsyncTimer, this.fsyncIntervalMs);
     this.writer.syncSoon();
   };
+
+  /** The writer handed bytes to the OS: a read hold ends once the buffer is below a quarter. */
+  private wrote(): void {
+    if (this.hold !== null && this.accepted - this.writer.written <= this.releaseAt) this.hold.drained();
+  }
 
   /** Accepted bytes not yet handed to the OS. */
   private bufferedBytes(): number {

@@ -18,6 +18,8 @@ export interface Intake {
   target(): Target | null;
   /** From now on lines go to `next` (logrotate moved the file away): the current chunk is sealed. */
   retarget(next: Target): void;
+  /** After each write: bytes were handed to the OS (the read hold may end). */
+  wrote(): void;
 }
 
 export interface WriterOptions {
@@ -256,6 +258,7 @@ export class Writer {
     this.lines += n;
     this.metrics.recorderWritten.inc(n);
     this.metrics.recorderBufferBytes.set(this.intake.accepted() - this.written);
+    this.intake.wrote();
   }
 
   /** Opens the file of a target whose handle was dropped (a new period's file, or a failed write). */
