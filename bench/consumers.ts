@@ -257,7 +257,10 @@ export class FeedkeeperConsumer implements Consumer {
       if (g.cause !== 'shutdown') gaps[g.cause] = (gaps[g.cause] ?? 0) + 1;
     }
     const stats = daemon.recorder.stats;
-    return { received, written: stats.written, dropped: stats.dropped, gaps, recordedBytes: dirBytes(daemon.config.recorder.dir), warnings: readWarnings(this.logFile) };
+    const sum = async (m: { get(): Promise<{ values: Array<{ value: number }> }> }): Promise<number> => (await m.get()).values.reduce((n, v) => n + v.value, 0);
+    const readHolds = await sum(daemon.metrics.recorderReadHolds);
+    const readHeldSeconds = Math.round((await sum(daemon.metrics.recorderReadHoldSeconds)) * 1000) / 1000;
+    return { received, written: stats.written, dropped: stats.dropped, gaps, recordedBytes: dirBytes(daemon.config.recorder.dir), warnings: readWarnings(this.logFile), readHolds, readHeldSeconds };
   }
 }
 

@@ -71,6 +71,9 @@ export interface Integrity {
   recordedBytes: number;
   /** Warnings and errors feedkeeper logged (first few). */
   warnings: string[];
+  /** Read holds (recorder.holdReadsMs) over the whole phase, and the seconds the sockets were held. */
+  readHolds: number;
+  readHeldSeconds: number;
 }
 
 export interface PhaseResult {

@@ -154,7 +154,7 @@ export async function runSuite(settings: SuiteSettings, driver: Driver, log: (li
   const show = (m: Measured, extra = ''): void =>
     log(
       `  ${m.kind.padEnd(10)} ${m.role.padEnd(10)} ${String(m.connections).padStart(2)} conn ${String(m.streams).padStart(5)} streams: ${m.rate.toLocaleString('en-US').padStart(9)} msg/s handled` +
-        (m.role === 'feedkeeper' ? ` (${m.receivedRate.toLocaleString('en-US')} received, ${m.dropped.toLocaleString('en-US')} dropped, buffer max ${m.maxBufferedMb} MB)` : '') +
+        (m.role === 'feedkeeper' ? ` (${m.receivedRate.toLocaleString('en-US')} received, ${m.dropped.toLocaleString('en-US')} dropped, buffer max ${m.maxBufferedMb} MB${m.integrity !== null && m.integrity.readHolds > 0 ? `, reads held ${m.integrity.readHolds}× for ${m.integrity.readHeldSeconds} s` : ''})` : '') +
         `, ${m.cpuSecPerMillion} CPU s/M, RSS ${m.rssMb} MB, loop delay p99 ${m.loopDelayMs.p99} ms, source CPU ${m.sourceCpuPct}%${extra}`,
     );
 
