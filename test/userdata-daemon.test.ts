@@ -62,6 +62,29 @@ t.test('USD-M: the listen key never lapses, an expired key is replaced within 5 
   t.ok(ids.length >= pushed - 1, `${ids.length} of ${pushed + 1} events recorded`);
 });
 
+t.test('COIN-M: the listen key is kept under /dapi, events recorded, shutdown deletes it', async (t) => {
+  let ud!: UserDataSim;
+  const { daemon, config } = await startStack(t, {
+    sim: { venue: 'binance-coinm', eventsPerSecond: 2 },
+    beforeDaemon: (sim) => (ud = installUserDataSimulator(sim, { apiKeys: [{ apiKey: API_KEY }], listenKeyTtlMs: 60_000 })),
+    env: { FEEDKEEPER_API_KEY: API_KEY },
+    config: {
+      venue: 'binance-coinm',
+      symbols: ['BTCUSD_PERP'],
+      streams: ['aggTrade'],
+      userData: { enabled: true, keepaliveCron: '*/1 * * * * *' },
+    },
+  });
+  t.teardown(() => ud.close());
+  t.ok(await until(() => daemon.userData!.worker.state === 'open' && ud.privateStreams() > 0, 5000), 'user-data connection open');
+  t.same(ud.keys().map((k) => k.path), ['/dapi/v1/listenKey'], 'the key is a COIN-M one (/fapi is USD-M)');
+  t.ok(await until(() => ud.counters.put >= 1, 5000), 'kept alive with a PUT');
+  t.equal(ud.pushEvent({ e: 'ORDER_TRADE_UPDATE', E: Date.now(), o: { i: 7 } }), 1, 'an event delivered');
+  t.ok(await until(() => readRecording(config.recorder.dir).some((l) => l.stream === 'userData'), 5000, 50), 'and recorded');
+  await daemon.stop('test');
+  t.equal(ud.counters.delete, 1, 'shutdown deleted the key');
+});
+
 t.test('spot: account events through the WebSocket API, resubscribed after a drop and after eventStreamTerminated', async (t) => {
   let ud!: UserDataSim;
   const { sim, daemon, config } = await startStack(t, {

@@ -109,9 +109,15 @@ export function checkRecorder(config: Config): Finding {
  * presence: src/userdata/secrets.ts reads the sources (a relative key file lives in systemd's
  * $CREDENTIALS_DIRECTORY) and reports an unreadable one.
  */
+/** The venues whose user data stream the daemon keeps (src/userdata/user-stream.ts). */
+const USER_DATA_VENUES: readonly string[] = ['binance-spot', 'binance-usdm', 'binance-coinm'];
+
 export function checkCredentials(config: Config, env: NodeJS.ProcessEnv): Finding {
   const u = config.userData;
   if (!u.enabled) return null;
+  if (!USER_DATA_VENUES.includes(config.venue)) {
+    return ['userData.enabled', `user data is supported on ${USER_DATA_VENUES.join(', ')}; ${config.venue} has none here (docs/user-data.md)`];
+  }
   if (u.apiKey === '' && u.apiKeyFile === '' && !env['FEEDKEEPER_API_KEY']) {
     return ['userData.apiKey', 'userData.enabled is true but no API key is configured: set FEEDKEEPER_API_KEY (recommended) or userData.apiKeyFile'];
   }

@@ -70,7 +70,9 @@ export class UserDataStream {
       protocol = this.spotProtocol(credentials);
     } else {
       this.rest = new RestClient({ baseUrl: config.endpoints.rest, apiKey: credentials.apiKey, logger: opts.logger, metrics: opts.metrics, clock: opts.clock });
-      const lk = new ListenKeyManager({ rest: this.rest, path: '/fapi/v1/listenKey', keepaliveCron: config.userData.keepaliveCron, logger: opts.logger, metrics: opts.metrics, clock: opts.clock });
+      // COIN-M's listen keys live under /dapi, USD-M's under /fapi (facts sheet, "User data streams").
+      const path = venue.name === 'binance-coinm' ? '/dapi/v1/listenKey' : '/fapi/v1/listenKey';
+      const lk = new ListenKeyManager({ rest: this.rest, path, keepaliveCron: config.userData.keepaliveCron, logger: opts.logger, metrics: opts.metrics, clock: opts.clock });
       this.listenKeys = lk;
       lk.on('renewed', ({ reason }) => {
         this.keyStale = false;
