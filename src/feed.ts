@@ -84,8 +84,9 @@ export class Feed {
     metrics.recorderBufferLimit.set(config.recorder.maxBufferBytes);
     this.plan = plan(config, this.venue);
     this.calendar = new MaintenanceCalendar({ windows: config.maintenance.windows, logger, metrics, clock });
-    this.reads =
-      config.recorder.enabled && config.recorder.holdReadsMs > 0 ? new ReadHold({ venue: this.venue.name, maxHoldMs: config.recorder.holdReadsMs, clock, logger, metrics }) : null;
+    // At most half the stale watchdog's deadline: a connection we held never counts as dead.
+    const holdMs = Math.min(config.recorder.holdReadsMs, Math.floor(config.connection.staleAfterMs / 2));
+    this.reads = config.recorder.enabled && holdMs > 0 ? new ReadHold({ venue: this.venue.name, maxHoldMs: holdMs, clock, logger, metrics }) : null;
     this.recorder = new Recorder({
       dir: config.recorder.dir,
       venue: this.venue.name,
@@ -104,6 +105,11 @@ export class Feed {
 
   get name(): string {
     return this.venue.name;
+  }
+
+  /** The longest read hold of this feed (recorder.holdReadsMs, at most half of connection.staleAfterMs; 0: none). */
+  get holdReadsMs(): number {
+    return this.reads?.maxHoldMs ?? 0;
   }
 
   /** Are this feed's sockets holding their reads (the recording is behind; recorder.holdReadsMs)? */

@@ -257,7 +257,6 @@ const bad: BadCase[] = [
   { name: 'boolean from a bad string', env: { FEEDKEEPER_RECORDER_ENABLED: 'yes' }, key: 'recorder.enabled', message: /true or false, got "yes"/ },
   { name: 'empty recorder dir', file: { recorder: { dir: '' } }, key: 'recorder.dir', message: /non-empty string/ },
   { name: 'read hold past 10 s', file: { recorder: { holdReadsMs: 20_000 } }, key: 'recorder.holdReadsMs', message: /from 0 \(never hold reads\) to 10000/ },
-  { name: 'read hold as long as the stale watchdog', file: { recorder: { holdReadsMs: 3000 }, connection: { staleAfterMs: 3000 } }, key: 'recorder.holdReadsMs', message: /less than connection.staleAfterMs \(3000\)/ },
   { name: 'bad event name', file: { userData: { events: ['order_trade_update'] } }, key: 'userData.events[0]', message: /upper-case event name/ },
   { name: 'user data on a venue without it', file: { venue: 'okx', symbols: ['BTC-USDT'], streams: ['trades'], userData: { enabled: true } }, env: { FEEDKEEPER_API_KEY: 'k' }, key: 'userData.enabled', message: /supported on binance-spot, binance-usdm, binance-coinm; okx has none/ },
   { name: 'user data on without a key', file: { userData: { enabled: true } }, key: 'userData.apiKey', message: /FEEDKEEPER_API_KEY/ },

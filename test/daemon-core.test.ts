@@ -61,8 +61,9 @@ t.test('a lifetime rotation and a serverShutdown lose nothing and double nothing
 t.test('a silent stall is caught within staleAfterMs and the connection replaced', async (t) => {
   const { sim, daemon } = await startStack(t, {
     sim: { eventsPerSecond: 10, tickMs: 50 },
-    config: { symbols: ['BTCUSDT'], streams: ['trade'], connection: { staleAfterMs: 1500 }, recorder: { holdReadsMs: 500 } },
+    config: { symbols: ['BTCUSDT'], streams: ['trade'], connection: { staleAfterMs: 1500 } },
   });
+  t.equal(daemon.feeds[0]!.holdReadsMs, 750, 'the read hold is at most half of staleAfterMs');
   await until(() => daemon.router.stream('btcusdt@trade')!.received > 0, 5000);
   const lastBefore = daemon.supervisor.workers[0]!.session!.lastFrameAt;
   sim.stall();

@@ -63,7 +63,7 @@ t.test('close frames and resets: server_close with the code, rate_limited for 10
 t.test('a stall: stale gaps from the last frame, then a new connection', async (t) => {
   const s = await startStack(t, {
     sim: { eventsPerSecond: 20, tickMs: 50 },
-    config: { symbols: ['BTCUSDT', 'ETHUSDT'], streams: KINDS, connection: { ...FAST_BACKOFF, staleAfterMs: 1000 }, recorder: { holdReadsMs: 500 } },
+    config: { symbols: ['BTCUSDT', 'ETHUSDT'], streams: KINDS, connection: { ...FAST_BACKOFF, staleAfterMs: 1000 } },
   });
   t.ok(await delivering(s));
   const lastRecv = () => Math.max(...names(s).map((n) => s.daemon.router.stream(n)!.lastRecv));

@@ -92,18 +92,6 @@ export function checkConnection(config: Config, venue: Venue): Finding {
 }
 
 /**
- * A read hold (recorder backpressure) pauses every socket: shorter than the stale watchdog, so that
- * no connection held by us counts as dead.
- */
-export function checkRecorder(config: Config): Finding {
-  const hold = config.recorder.holdReadsMs;
-  if (hold > 0 && hold >= config.connection.staleAfterMs) {
-    return ['recorder.holdReadsMs', `must be less than connection.staleAfterMs (${config.connection.staleAfterMs}): a connection held longer would count as dead, got ${hold}`];
-  }
-  return null;
-}
-
-/**
  * With user data on, a key must come from somewhere, and spot (signed WebSocket API requests) also
  * needs the secret. Checked here so a missing credential fails at start, not at first use. Only
  * presence: src/userdata/secrets.ts reads the sources (a relative key file lives in systemd's

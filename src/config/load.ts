@@ -10,7 +10,7 @@ import { suggest } from './suggest.js';
 import { isUniverseForm, parseUniverseSpec, type UniverseSpec } from '../universe/spec.js';
 import { branchKeys, buildSchema, configKeys, venueDefaults, type KeyInfo, type RawConfig } from './schema.js';
 import { hostname } from 'node:os';
-import { checkConnection, checkCredentials, checkEndpoints, checkLimits, checkRecorder, checkRelay, checkScaleOut, checkStreams, checkSymbols, type Finding } from './checks.js';
+import { checkConnection, checkCredentials, checkEndpoints, checkLimits, checkRelay, checkScaleOut, checkStreams, checkSymbols, type Finding } from './checks.js';
 
 export interface LoadConfigOptions {
   /** JSON files, applied in order: a later file wins, key by key (a list is replaced, not merged). */
@@ -131,7 +131,6 @@ function checkedFeed(raw: RawConfig, universe: UniverseSpec | null, prefix: stri
     () => checkStreams(config, venue),
     () => checkLimits(config, venue),
     () => checkConnection(config, venue),
-    () => checkRecorder(config),
     () => (prefix === '' || prefix === 'feeds[0].' ? checkCredentials(config, env) : null),
     () => (prefix === '' || prefix === 'feeds[0].' ? checkRelay(config) : null),
     () => (prefix === '' || prefix === 'feeds[0].' ? checkScaleOut(config) : null),

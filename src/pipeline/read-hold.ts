@@ -53,6 +53,11 @@ export class ReadHold {
 
   constructor(private readonly opts: ReadHoldOptions) {}
 
+  /** The longest one hold lasts (recorder.holdReadsMs as the feed applies it). */
+  get maxHoldMs(): number {
+    return this.opts.maxHoldMs;
+  }
+
   /** Are reads held now? */
   get held(): boolean {
     return this.state.kind === 'held';
