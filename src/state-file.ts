@@ -19,7 +19,7 @@ export async function writeStateFile(path: string, text: string): Promise<void> 
     await fh.close();
   }
   await rename(tmp, path);
-  await syncDirAsync(dir);
+  await syncDirQuietly(dir);
 }
 
 /** writeStateFile for callers that cannot wait (the attempt log, saved on each connection attempt). */
@@ -47,14 +47,22 @@ export function writeStateFileSync(path: string, text: string): void {
   }
 }
 
-async function syncDirAsync(dir: string): Promise<void> {
-  let fh: Awaited<ReturnType<typeof open>> | undefined;
+/**
+ * fsync a directory so that a file created or renamed in it survives power loss (the file's own
+ * fsync does not persist its directory entry: see fsync(2), "Calling fsync() does not necessarily
+ * ensure that the entry in the directory containing the file has also reached disk"). Throws what
+ * the file system throws (the recorder counts it as a failed sync).
+ */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
   try {
-    fh = await open(dir, 'r');
     await fh.sync();
-  } catch {
-    // EISDIR/EINVAL/EPERM on some platforms and filesystems: nothing more can be done.
   } finally {
-    await fh?.close().catch(() => undefined);
+    await fh.close().catch(() => undefined);
   }
+}
+
+/** syncDir, best effort: EISDIR/EINVAL/EPERM on some platforms and filesystems, where nothing more can be done. */
+export async function syncDirQuietly(dir: string): Promise<void> {
+  await syncDir(dir).catch(() => undefined);
 }

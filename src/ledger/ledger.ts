@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { mkdir, open as openAsync } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import { ErrorCodes, FeedkeeperError } from '../errors.js';
@@ -8,6 +8,7 @@ import type { Metrics } from '../metrics/registry.js';
 import { GapIdGenerator } from './ids.js';
 import { scanLines } from './lines.js';
 import { entryLine, parseEntryLine, type GapCause, type GapEntry, type Missed, type Recovered } from './types.js';
+import { syncDirQuietly } from '../state-file.js';
 
 /**
  * The gap ledger: an append-only NDJSON file with one line when a gap opens (end: null) and one
@@ -199,7 +200,7 @@ export class GapLedger {
       }
       if (bad > 0) this.logger.warn({ event: 'ledger_bad_lines', path: this.path, lines: bad }, 'ledger lines that are not entries: ignored');
       this.fd = this.io.open(this.path);
-      if (!existed) await fsyncDir(dirname(this.path));
+      if (!existed) await syncDirQuietly(dirname(this.path));
       for (const [id, e] of left) {
         this.openEntries.set(id, e);
         this.previousIds.add(id);
@@ -562,15 +563,3 @@ function copy(e: GapEntry): GapEntry {
   return { ...e, missed: e.missed === null ? null : { ...e.missed }, ...(e.recovered == null ? {} : { recovered: { ...e.recovered, remaining: e.recovered.remaining.map((x) => ({ ...x })) } }) };
 }
 
-/** fsync a directory so a new file's name survives a power cut. Best effort: some systems refuse. */
-export async function fsyncDir(dir: string): Promise<void> {
-  let fh: Awaited<ReturnType<typeof openAsync>> | undefined;
-  try {
-    fh = await openAsync(dir, 'r');
-    await fh.sync();
-  } catch {
-    // EISDIR/EINVAL/EPERM on some platforms and filesystems: nothing more can be done.
-  } finally {
-    await fh?.close().catch(() => undefined);
-  }
-}

@@ -7,7 +7,8 @@ import { createGzip } from 'node:zlib';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/registry.js';
-import { GZ_SUFFIX, listRecordings, syncDir, TMP_SUFFIX, type RecordingFile } from './files.js';
+import { syncDir } from '../state-file.js';
+import { GZ_SUFFIX, listRecordings, TMP_SUFFIX, type RecordingFile } from './files.js';
 import { gzEndsWith } from './read.js';
 
 /**

@@ -168,17 +168,3 @@ export async function repairTornLine(path: string): Promise<number> {
     await fh.close();
   }
 }
-
-/**
- * fsync a directory so that a file created in it survives power loss (the file's own fsync does not
- * persist its directory entry: see fsync(2), "Calling fsync() does not necessarily ensure that the
- * entry in the directory containing the file has also reached disk").
- */
-export async function syncDir(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}

@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { WriteErrors } from './accounting.js';
 import type { Compressor } from './compress.js';
-import { syncDir } from './files.js';
+import { syncDir } from '../state-file.js';
 import { Chunk, openAppend, Target, type OpenedFile } from './target.js';
 
 /** One writev hands the OS every chunk that is due, up to IOV_MAX (1024 on Linux) buffers. */
