@@ -84,6 +84,8 @@ export class Exchange implements Simulator {
   private address = '';
   private boundPort = 0;
   private maintenanceUntil = -1;
+  /** From when the status endpoint reports the maintenance (maintenance()'s statusLagMs). */
+  private statusFrom = -1;
   private maintenanceRefusal = { status: 503, retryAfterS: 0 };
   private refusal: { remaining: number; status: number; retryAfterS: number } | null = null;
   private closing: Promise<void> | null = null;
@@ -150,7 +152,7 @@ export class Exchange implements Simulator {
     this.server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => this.onRequest(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     for (const [method, pathname, handler] of builtinRoutes(settings.venue.name, {
-      inMaintenance: () => this.inMaintenance(),
+      inMaintenance: () => this.inMaintenance() && this.settings.time.now() >= this.statusFrom,
       now: settings.clock,
     })) {
       this.route(method, pathname, handler);
@@ -222,7 +224,12 @@ export class Exchange implements Simulator {
     return n;
   }
 
-  maintenance(ms: number, opts: { status?: number; retryAfterS?: number } = {}): void {
+  /**
+   * `statusLagMs`: GET /sapi/v1/system/status reports the maintenance only that long after it began
+   * (a status page behind the servers), so that a test can order the disconnects before the poll.
+   */
+  maintenance(ms: number, opts: { status?: number; retryAfterS?: number; statusLagMs?: number } = {}): void {
+    this.statusFrom = this.settings.time.now() + (opts.statusLagMs ?? 0);
     this.maintenanceUntil = this.settings.time.now() + ms;
     this.maintenanceRefusal = { status: opts.status ?? 503, retryAfterS: opts.retryAfterS ?? -1 };
     this.dropAll({ code: 1001 });

@@ -135,7 +135,7 @@ export interface Simulator {
   drop(connId: number, opts?: DropOptions): void;
   stall(filter?: ConnectionFilter): number;
   serverShutdown(filter?: ConnectionFilter, opts?: { graceMs?: number }): number;
-  maintenance(ms: number, opts?: { status?: number; retryAfterS?: number }): void;
+  maintenance(ms: number, opts?: { status?: number; retryAfterS?: number; statusLagMs?: number }): void;
   refuseUpgrades(count: number, status: number, retryAfterS?: number): void;
   skip(stream: string, n: number): void;
   /** Binance venues: list a symbol in exchangeInfo / take it out (docs/simulator.md). */
