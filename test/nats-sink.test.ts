@@ -118,12 +118,13 @@ t.test('both publishers (frames, client) store the same messages byte for byte; 
   const names = ['btcusdt@trade', '币安人生usdt@trade'];
   const frame = (name: string, id: number): Buffer =>
     Buffer.from(`{"stream":"${name}","data":{"e":"trade","E":1700000000000,"s":"${name.split('@')[0]!.toUpperCase()}","t":${id},"p":"1.0","q":"2.0","T":1700000000000,"m":true,"M":true}}`);
-  const run = async (publisher: 'frames' | 'client', stream: string, ids: number[]): Promise<{ acked: number; duplicates: number }> => {
+  const run = async (publisher: 'frames' | 'client', stream: string, ids: number[], readAcks = true): Promise<{ acked: number; duplicates: number }> => {
     const registry = new Registry();
-    const sink = new NatsSink({ config: { ...base, enabled: true, servers: [nats.url], stream, subjectPrefix: stream.toLowerCase(), reconnectWaitMs: 100 }, collector: 'c-1', logger: silentLogger(), registry, env: {}, publisher });
+    const sink = new NatsSink({ config: { ...base, enabled: true, servers: [nats.url], stream, subjectPrefix: stream.toLowerCase(), reconnectWaitMs: 100 }, collector: 'c-1', logger: silentLogger(), registry, env: {}, publisher, readAcks });
     sink.start();
     t.ok(await until(() => sink.connected(), 10_000), `${publisher}: connected`);
     t.equal(sink.publisherKind, publisher);
+    t.equal(sink.acksFromBytes, readAcks, readAcks ? 'acks read from the bytes (acks.ts)' : 'acks through the client\'s parser');
     for (const id of ids) for (const name of names) t.ok(sink.write(frame(name, id), 1700000000123, streamRef(binanceSpot, name), id, id));
     t.ok(await until(() => sink.pendingMessages() === 0, 10_000), `${publisher}: everything acknowledged`);
     await sink.close();
@@ -136,6 +137,7 @@ t.test('both publishers (frames, client) store the same messages byte for byte; 
   t.same(await run('client', 'CLIENT', ids), { acked: 600, duplicates: 0 });
   t.same(await run('client', 'FRAMES', ids.slice(0, 100)), { acked: 200, duplicates: 200 }, 'client: duplicates counted');
   t.same(await run('frames', 'CLIENT', ids.slice(0, 100)), { acked: 200, duplicates: 200 }, 'frames: duplicates counted');
+  t.same(await run('frames', 'FRAMES', ids.slice(0, 50), false), { acked: 100, duplicates: 100 }, 'the client\'s parser reads the same acks and duplicates');
   const a = await stored(nats.url, 'FRAMES');
   const b = await stored(nats.url, 'CLIENT');
   t.equal(a.length, 600);
