@@ -1,5 +1,6 @@
 import t from 'tap';
 import { connect } from '@nats-io/transport-node';
+import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { readStream, type StoredMessage } from '../src/sinks/nats/reader.js';
 import { natsSkipReason, startNatsServer } from './nats-server.js';
 import { ledgerEntries, readRecording, startStack, until } from './helpers/stack.js';
@@ -145,4 +146,27 @@ t.test('both publishers (frames, client) store the same messages byte for byte; 
   t.same(a.map(shape), b.map(shape), 'the same subjects, headers and payloads');
   t.same(a.slice(0, 2).map((m) => m.msgId), ['binance-spot:btcusdt@trade:1000', 'binance-spot:币安人生usdt@trade:1000'], 'Msg-Ids, UTF-8 ones too');
   t.same(JSON.parse(Buffer.from(a[1]!.data).toString()), { recv: 1700000000123, venue: 'binance-spot', ...JSON.parse(frame(names[1]!, 1000).toString()) });
+});
+
+t.test('no stream: the no-responders status (an HMSG, left to the client\'s parser) fails the publish; once the stream exists, it is acknowledged', { skip: skip ?? false }, async (t) => {
+  const nats = await startNatsServer(t);
+  const base = loadConfig({ files: [], env: {} }).sinks.nats;
+  const registry = new Registry();
+  const sink = new NatsSink({ config: { ...base, enabled: true, servers: [nats.url], stream: 'LATER', createStream: false, reconnectWaitMs: 100 }, collector: 'c-1', logger: silentLogger(), registry, env: {} });
+  t.teardown(() => sink.close());
+  sink.start();
+  t.ok(await until(() => sink.connected(), 10_000), 'connected');
+  t.equal(sink.acksFromBytes, true);
+  const frame = Buffer.from('{"stream":"btcusdt@trade","data":{"e":"trade","E":1700000000000,"s":"BTCUSDT","t":7,"p":"1.0","q":"2.0","T":1700000000000,"m":true,"M":true}}');
+  t.ok(sink.write(frame, 1700000000123, streamRef(binanceSpot, 'btcusdt@trade'), 7, 7));
+  const value = async (name: string): Promise<number> => (await registry.getSingleMetric(name)!.get()).values[0]?.value ?? 0;
+  t.ok(await until(async () => (await value('feedkeeper_nats_publish_failures_total')) > 0, 10_000), 'the publish failed');
+  t.match(sink.notReadyReason(), /no responders/, 'for want of a stream');
+  const nc = await connect({ servers: nats.url });
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: 'LATER', subjects: ['md.>'], storage: StorageType.File });
+  await nc.close();
+  t.ok(await until(() => sink.pendingMessages() === 0, 10_000), 'sent again and acknowledged');
+  t.equal(await value('feedkeeper_nats_acked_total'), 1);
+  t.equal(sink.notReadyReason(), null);
 });
