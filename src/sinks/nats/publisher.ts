@@ -162,7 +162,9 @@ export class FramePublisher implements Publisher {
     }
     const out = this.chunk;
     let p = this.pos;
-    p += prefix.copy(out, p);
+    // TypedArray set() is a memmove; Buffer copy() a call into C++ for each of these few bytes.
+    out.set(prefix, p);
+    p += prefix.length;
     p = writeDecimal(out, p, seq);
     out[p++] = SPACE;
     p = writeDecimal(out, p, hlen);
@@ -170,7 +172,8 @@ export class FramePublisher implements Publisher {
     p = writeDecimal(out, p, len);
     out[p++] = CR;
     out[p++] = LF;
-    p += head.copy(out, p);
+    out.set(head, p);
+    p += head.length;
     if (typeof id === 'string') {
       // A byte loop costs less than a string write into C++ at this length.
       let bits = 0;
@@ -181,7 +184,8 @@ export class FramePublisher implements Publisher {
       }
       if (bits > 0x7f) return false;
     } else {
-      p += id.copy(out, p);
+      out.set(id, p);
+      p += id.length;
     }
     out[p++] = CR;
     out[p++] = LF;

@@ -1,8 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, StorageType } from '@nats-io/jetstream';
 import {
   connect,
-  createInbox,
   credsAuthenticator,
   nanos,
   tokenAuthenticator,
@@ -21,6 +21,7 @@ import type { StreamRef } from '../../pipeline/stream-ref.js';
 import { blankNewlines, decimalLength, encodeStreamLine, streamLineLength } from '../../recorder/encode.js';
 import { USER_DATA_STREAM } from '../../userdata/user-stream.js';
 import { getVenue } from '../../venues/index.js';
+import { hookAcks } from './acks.js';
 import { Delivery, type Ack, type Outgoing } from './delivery.js';
 import { DropRun, type DropLedger } from './drops.js';
 import { Slab } from './slab.js';
@@ -43,6 +44,8 @@ export interface NatsSinkOptions {
   clock?: Clock;
   /** How publishes are written (publisher.ts); default `frames`. For the benchmark's A/B and tests. */
   publisher?: PublisherKind;
+  /** Acks read from the socket's bytes (acks.ts); default true. false: every ack through the client's parser (the benchmark's A/B). */
+  readAcks?: boolean;
 }
 
 /** Per stream, prepared at its first message. */
@@ -85,6 +88,8 @@ export class NatsSink implements Sink, NatsSource {
   private readonly waiting = new Map<number, Outgoing>();
   private publisher: Publisher | null = null;
   private stopAcks: () => void = () => undefined;
+  private unhookAcks: () => void = () => undefined;
+  private ackReader = false;
   private readonly clock: Clock;
   private up = false;
   private closing = false;
@@ -220,6 +225,7 @@ export class NatsSink implements Sink, NatsSource {
     this.wake?.();
     this.stopFlush();
     this.stopAcks();
+    this.unhookAcks();
     this.delivery.close();
     this.metrics.sources.delete(this);
     const nc = this.nc;
@@ -250,6 +256,15 @@ export class NatsSink implements Sink, NatsSource {
     this.runs.clear();
   }
 
+  private get readAcks(): boolean {
+    return this.opts.readAcks ?? true;
+  }
+
+  /** Whether the acks are read from the socket's bytes (acks.ts) rather than by the client's parser. */
+  get acksFromBytes(): boolean {
+    return this.ackReader;
+  }
+
   /** How publishes are written: `frames` or `client` (publisher.ts); null before the first connection. */
   get publisherKind(): PublisherKind | null {
     return this.publisher?.kind ?? null;
@@ -277,20 +292,32 @@ export class NatsSink implements Sink, NatsSource {
     }
   }
 
-  /** An ack (or an error) from JetStream on `<inbox>.<seq>`. */
+  /**
+   * An ack (or an error) from JetStream on `<inbox>.<seq>` as the client delivers it: what the
+   * ack reader (acks.ts) leaves to the client, a no-responders status for one (or every ack when
+   * the client's parser cannot be hooked).
+   */
   private onAck(msg: Msg): void {
     const seq = decimalAt(msg.subject, this.inbox.length);
+    if (msg.headers?.code === 503) {
+      const m = this.waiting.get(seq);
+      if (m === undefined) return;
+      this.waiting.delete(seq);
+      this.delivery.fail(m, NO_RESPONDERS);
+      return;
+    }
+    this.onAckBytes(seq, msg.data, 0, msg.data.length);
+  }
+
+  /** The payload of the ack on `<inbox>.<seq>`: buf[start..end) (a PubAck, or an error). */
+  private onAckBytes(seq: number, buf: Uint8Array, start: number, end: number): void {
     const m = this.waiting.get(seq);
     // Late (after its timeout, already sent again) or of an earlier connection: nothing to do.
     if (m === undefined) return;
     this.waiting.delete(seq);
-    if (msg.headers?.code === 503) {
-      this.delivery.fail(m, NO_RESPONDERS);
-      return;
-    }
-    const ack = readPubAck(msg.data);
+    const ack = readPubAck(buf, start, end);
     if (ack !== null) this.delivery.ack(m, ack);
-    else this.delivery.fail(m, new Error(`JetStream refused the publish: ${msg.string()}`));
+    else this.delivery.fail(m, new Error(`JetStream refused the publish: ${ACK_TEXT.decode(buf.subarray(start, end))}`));
   }
 
   /** Publishes without an ack for ackTimeoutMs fail (and go out again, in order). */
@@ -367,13 +394,18 @@ export class NatsSink implements Sink, NatsSource {
       return;
     }
     this.nc = nc;
-    this.inbox = `${createInbox()}.`;
+    this.inbox = ackInbox();
     this.publisher = createPublisher(nc, this.inbox, this.opts.collector, this.opts.publisher);
-    nc.subscribe(`${this.inbox}*`, {
+    const sub = nc.subscribe(`${this.inbox}*`, {
       callback: (err, msg) => {
         if (err === null) this.onAck(msg);
       },
     });
+    // The acks read from the socket's bytes (acks.ts); what it leaves comes to the callback.
+    const sid = (sub as { sid?: unknown }).sid;
+    const unhook = typeof sid === 'number' && this.readAcks ? hookAcks(nc, this.inbox, sid, (seq, buf, start, end) => this.onAckBytes(seq, buf, start, end)) : null;
+    this.ackReader = unhook !== null;
+    this.unhookAcks = unhook ?? (() => undefined);
     this.stopAcks = every(this.clock, Math.max(20, Math.min(1000, cfg.ackTimeoutMs / 4)), () => this.checkAcks());
     this.log.info({ event: 'nats_connected', server: nc.getServer(), stream: cfg.stream }, 'NATS sink connected');
     await this.ensureStream(nc);
@@ -447,16 +479,15 @@ const ACK_TEXT = new TextDecoder();
  * told apart by their bytes, without decoding a string per message; anything else (an error, a
  * domain, another server's spacing) is parsed as the JSON it is.
  */
-export function readPubAck(data: Uint8Array): Ack | null {
-  const n = data.length;
-  if (n > 3 && data[2] === 0x73 /* s */ && data[n - 1] === 0x7d /* } */) {
-    const last = data[n - 2]!;
+export function readPubAck(data: Uint8Array, start = 0, end = data.length): Ack | null {
+  if (end - start > 3 && data[start + 2] === 0x73 /* s */ && data[end - 1] === 0x7d /* } */) {
+    const last = data[end - 2]!;
     if (last >= 0x30 && last <= 0x39) return STORED;
-    if (last === 0x65 /* (tru)e */ && endsWith(data, DUPLICATE_TAIL)) return DUPLICATE;
+    if (last === 0x65 /* (tru)e */ && endsWith(data, start, end, DUPLICATE_TAIL)) return DUPLICATE;
   }
   let v: unknown;
   try {
-    v = JSON.parse(ACK_TEXT.decode(data));
+    v = JSON.parse(ACK_TEXT.decode(data.subarray(start, end)));
   } catch {
     return null;
   }
@@ -466,9 +497,9 @@ export function readPubAck(data: Uint8Array): Ack | null {
 
 const DUPLICATE_TAIL = Buffer.from(',"duplicate": true}');
 
-function endsWith(data: Uint8Array, tail: Uint8Array): boolean {
-  const off = data.length - tail.length;
-  if (off < 0) return false;
+function endsWith(data: Uint8Array, start: number, end: number, tail: Uint8Array): boolean {
+  const off = end - tail.length;
+  if (off < start) return false;
   for (let i = 0; i < tail.length; i++) if (data[off + i] !== tail[i]) return false;
   return true;
 }
@@ -483,6 +514,16 @@ function decimalAt(s: string, from: number): number {
     v = v * 10 + d;
   }
   return v;
+}
+
+/**
+ * `_INBOX.<12 random base64url characters>.`: under the `_INBOX.>` that permissions grant for
+ * replies, unique to this connection (72 random bits) and 10 bytes shorter than createInbox()'s
+ * 22-character NUID. The prefix is in every publish line and every ack, and nats-server matches
+ * each ack's subject afresh (each is new to its subject cache).
+ */
+export function ackInbox(): string {
+  return `_INBOX.${randomBytes(9).toString('base64url')}.`;
 }
 
 function errText(err: unknown): string {
