@@ -112,6 +112,19 @@ t.test('frame reader: a message whole in its chunk is a view of it, not a copy',
   t.equal(views.length, 2);
   t.equal(views[0]!.buffer, chunk.buffer, 'same memory as the chunk');
   t.equal(views[1]!.byteOffset, chunk.byteOffset + 7);
+  // A Buffer in every way the pipeline uses one (it is made without Buffer#subarray).
+  const v = views[0]!;
+  t.ok(Buffer.isBuffer(v) && v instanceof Buffer && v instanceof Uint8Array);
+  t.equal(v.toString(), 'abc');
+  t.equal(v.toString('latin1', 1, 3), 'bc');
+  t.ok(v.equals(Buffer.from('abc')));
+  t.equal(v.indexOf(0x63), 2);
+  t.equal(Buffer.concat([v, views[1]!]).toString(), 'abcdefg');
+  t.equal(v.subarray(1).toString(), 'bc');
+  t.same(JSON.parse(views[1]!.toString('utf8').replace('defg', '"x"')), 'x');
+  const out = Buffer.alloc(4);
+  out.set(v, 1);
+  t.equal(out.subarray(1).toString(), 'abc');
 });
 
 t.test('frame reader: every protocol violation is refused with its close code, and nothing after it', async (t) => {
