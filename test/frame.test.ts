@@ -1,5 +1,6 @@
 import t from 'tap';
-import { frameStream, dataOffset, keyPattern, readInt } from '../src/venues/binance/frame.js';
+import { frameStream, dataOffset, keyPattern, readBinanceStreamSpan, readInt } from '../src/venues/binance/frame.js';
+import { hashBytes } from '../src/pipeline/stream-table.js';
 import { binanceStreamType } from '../src/venues/binance/streams.js';
 import { keyScan, scanKeys } from '../src/venues/bytes.js';
 import { fixtureFrames } from './helpers/fixtures.js';
@@ -161,4 +162,20 @@ t.test('every Binance key reader reads what per-key readInt reads, on every real
     }
   }
   t.ok(checked > 5000, `${checked} frame × type reads compared`);
+});
+
+t.test('readBinanceStreamSpan: the span of frameStream, the hash of the table', async (t) => {
+  const real = [...fixtureFrames('spot-stream'), ...fixtureFrames('usdm-stream')].map((f) => Buffer.from(f.frame));
+  const out = { from: 0, first: 0, last: 0, prev: 0, time: 0, flags: 0 };
+  const span = { start: 0, end: 0, hash: -1 };
+  let bad = 0;
+  for (const buf of real) {
+    const name = frameStream(buf);
+    const ok = readBinanceStreamSpan(buf, out, span);
+    if (ok !== (name !== null)) bad++;
+    if (name === null) continue;
+    if (buf.toString('latin1', span.start, span.end) !== name || span.hash !== hashBytes(buf, span.start, span.end) || out.from !== dataOffset(name.length)) bad++;
+  }
+  t.equal(bad, 0, `${real.length} frames`);
+  for (const s of ['', '{}', '{"stream":"abc', '{"stream":"btcusdt@trade"', '{"stream":"btcusdt@trade","dat":{}}']) t.equal(readBinanceStreamSpan(Buffer.from(s), out, span), false, JSON.stringify(s));
 });
