@@ -158,10 +158,10 @@ t.test('frame reader: every protocol violation is refused with its close code, a
   }
 });
 
-t.test('frame reader: UTF-8 checked per run of frames gives the per-message verdicts, at every cut', async (t) => {
-  // A run of whole text frames is checked in one isUtf8 call (validateRun): the messages before an
-  // invalid one still arrive, the invalid one fails the reader with 1007, nothing after it arrives;
-  // a character cut between two frames (each half invalid) fails at the first half.
+t.test('frame reader: invalid UTF-8 among many messages of a chunk: those before arrive, then 1007, at every cut', async (t) => {
+  // The messages before an invalid one arrive, the invalid one fails the reader with 1007, nothing
+  // after it arrives; a character cut between two frames (each half invalid) fails at the first
+  // half. (Kept for any check of UTF-8 over more than one message; the chunk is never changed.)
   const good = (i: number): Buffer => frame(0x1, i % 3 === 0 ? `{"stream":"é€😀","data":{"t":${i}}}` : i % 3 === 1 ? 'x'.repeat(130 + i) : `{"t":${i}}`);
   const euro = Buffer.from('€');
   const bads: [string, Buffer][] = [
@@ -193,7 +193,7 @@ t.test('frame reader: UTF-8 checked per run of frames gives the per-message verd
   const got = readAll([bytes]);
   t.equal(got.length, 40);
   t.same(got[0], ['message', Buffer.from('{"stream":"é€😀","data":{"t":0}}').toString('latin1'), false]);
-  t.ok(bytes.equals(copy), 'chunk unchanged after a valid run');
+  t.ok(bytes.equals(copy), 'chunk unchanged');
 });
 
 t.test('frame reader: pause holds back the rest of the chunk and what comes after, in order', async (t) => {

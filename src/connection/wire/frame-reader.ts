@@ -65,16 +65,6 @@ export class FrameReader {
   private held: Buffer | null = null;
   private readonly queued: Buffer[] = [];
   private failed = false;
-  /**
-   * The text payloads of buf[.., validEnd) (validBuf: the buffer being parsed) are known to be
-   * valid UTF-8: checked in one isUtf8 call for a run of whole text frames (validateRun).
-   */
-  private validBuf: Buffer | null = null;
-  private validEnd = 0;
-  /** validateRun's scratch: where each frame header of the run starts, and its bytes. */
-  private runHeads = new Int32Array(256);
-  private runBytes = new Uint8Array(1024);
-
   constructor(
     private readonly handlers: FrameHandlers,
     private readonly maxPayload: number,
@@ -157,7 +147,6 @@ export class FrameReader {
   private parse(buf: Buffer, start: number): void {
     const n = buf.length;
     let p = start;
-    if (this.fragmentOp === -1) this.validateRun(buf, start);
     while (p < n) {
       if (this.paused) {
         this.held = buf.subarray(p);
@@ -190,75 +179,6 @@ export class FrameReader {
     }
   }
 
-  /**
-   * UTF-8 once per run instead of once per message: the whole unfragmented text frames (FIN, text,
-   * no RSV, no mask, 7- or 16-bit length, within maxPayload) that follow each other from `p` in
-   * `buf` are checked in one isUtf8 call over the span from the first payload to the end of the last,
-   * with the header bytes between the payloads set to ASCII spaces for the call and put back right
-   * after. An ASCII byte can neither sit inside a multi-byte character nor end one early, so the
-   * span is valid exactly when every payload is (a character cut between two frames is invalid both
-   * ways). When valid, frame() skips the per-message check for the run; when not, nothing is
-   * skipped and the per-message check fails the right message, after handing on the ones before.
-   */
-  private validateRun(buf: Buffer, p: number): void {
-    this.validBuf = null;
-    const n = buf.length;
-    const max = this.maxPayload;
-    let heads = this.runHeads;
-    let count = 0;
-    let firstFrom = -1;
-    let end = p;
-    while (n - p >= 2) {
-      if (buf[p] !== 0x81) break;
-      let len = buf[p + 1]!;
-      let hdr = 2;
-      if (len >= 126) {
-        // Mask bit set (a violation frame() reports) or a 64-bit length: not in a run.
-        if (len !== 126 || n - p < 4) break;
-        len = (buf[p + 2]! << 8) | buf[p + 3]!;
-        hdr = 4;
-      }
-      if (len > max || n - p < hdr + len) break;
-      if (count === heads.length) {
-        const more = new Int32Array(heads.length * 2);
-        more.set(heads);
-        this.runHeads = heads = more;
-        const bytes = new Uint8Array(heads.length * 4);
-        bytes.set(this.runBytes);
-        this.runBytes = bytes;
-      }
-      heads[count++] = p;
-      if (firstFrom === -1) firstFrom = p + hdr;
-      p += hdr + len;
-      end = p;
-    }
-    if (count < 2) return;
-    const saved = this.runBytes;
-    for (let i = 1; i < count; i++) {
-      const h = heads[i]!;
-      const hdr = buf[h + 1] === 126 ? 4 : 2;
-      for (let j = 0; j < hdr; j++) {
-        saved[i * 4 + j] = buf[h + j]!;
-        buf[h + j] = 0x20;
-      }
-    }
-    const ok = isUtf8(buf.subarray(firstFrom, end));
-    for (let i = 1; i < count; i++) {
-      const h = heads[i]!;
-      // The first byte was 0x81 and the second says the header's length: put back what was there.
-      buf[h] = saved[i * 4]!;
-      buf[h + 1] = saved[i * 4 + 1]!;
-      if (saved[i * 4 + 1] === 126) {
-        buf[h + 2] = saved[i * 4 + 2]!;
-        buf[h + 3] = saved[i * 4 + 3]!;
-      }
-    }
-    if (ok) {
-      this.validBuf = buf;
-      this.validEnd = end;
-    }
-  }
-
   private keepPartial(buf: Buffer, p: number, need: number): void {
     const rest = buf.subarray(p);
     this.partial = [rest];
@@ -273,14 +193,7 @@ export class FrameReader {
     const op = b0 & 0x0f;
     if (op === OP_TEXT || op === OP_BINARY) {
       if (this.fragmentOp !== -1) return this.fail(1002, 'a new message inside a fragmented one');
-      if (fin) {
-        if (op === OP_TEXT && buf === this.validBuf && to <= this.validEnd) {
-          // Checked with the rest of its run (validateRun).
-          this.handlers.onMessage(view(buf, from, to), false);
-          return true;
-        }
-        return this.message(view(buf, from, to), op);
-      }
+      if (fin) return this.message(view(buf, from, to), op);
       this.fragmentOp = op;
       this.fragments = [buf.subarray(from, to)];
       this.fragmentsLength = to - from;
