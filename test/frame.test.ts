@@ -1,6 +1,7 @@
 import t from 'tap';
 import { frameStream, dataOffset, keyPattern, readBinanceStreamSpan, readInt } from '../src/venues/binance/frame.js';
 import { hashBytes } from '../src/pipeline/stream-table.js';
+import { getVenue } from '../src/venues/index.js';
 import { binanceStreamType } from '../src/venues/binance/streams.js';
 import { keyScan, scanKeys } from '../src/venues/bytes.js';
 import { fixtureFrames } from './helpers/fixtures.js';
@@ -178,4 +179,33 @@ t.test('readBinanceStreamSpan: the span of frameStream, the hash of the table', 
   }
   t.equal(bad, 0, `${real.length} frames`);
   for (const s of ['', '{}', '{"stream":"abc', '{"stream":"btcusdt@trade"', '{"stream":"btcusdt@trade","dat":{}}']) t.equal(readBinanceStreamSpan(Buffer.from(s), out, span), false, JSON.stringify(s));
+});
+
+t.test('spot bookTicker: its key reader reads u and no E (a spot bookTicker has none: every real one checked)', async (t) => {
+  const spotType = getVenue('binance-spot')!.streamType('bookTicker')!;
+  const usdmType = getVenue('binance-usdm')!.streamType('bookTicker')!;
+  let spot = 0;
+  for (const { frame } of fixtureFrames('spot-stream')) {
+    const parsed = JSON.parse(frame) as { stream: string; data: Record<string, unknown> };
+    if (!parsed.stream.endsWith('@bookTicker')) continue;
+    t.equal(parsed.data.E, undefined, 'no E in a real spot bookTicker');
+    const buf = Buffer.from(frame);
+    const out = { from: dataOffset(parsed.stream.length), first: 0, last: 0, prev: 0, time: 0, flags: 0 };
+    t.equal(spotType.keys(buf, out), true);
+    t.equal(out.last, parsed.data.u);
+    t.ok(Number.isNaN(out.time));
+    spot++;
+  }
+  t.ok(spot > 10, `${spot} spot bookTicker frames`);
+  let usdm = 0;
+  for (const { frame } of fixtureFrames('usdm-stream')) {
+    const parsed = JSON.parse(frame) as { stream: string; data: Record<string, unknown> };
+    if (!parsed.stream.endsWith('@bookTicker')) continue;
+    const out = { from: dataOffset(parsed.stream.length), first: 0, last: 0, prev: 0, time: 0, flags: 0 };
+    t.equal(usdmType.keys(Buffer.from(frame), out), true);
+    t.equal(out.last, parsed.data.u);
+    t.equal(out.time, parsed.data.E, 'futures bookTicker: E read');
+    usdm++;
+  }
+  t.ok(usdm > 10, `${usdm} USD-M bookTicker frames`);
 });

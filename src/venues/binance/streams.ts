@@ -12,6 +12,11 @@ export interface BinanceStreamOptions {
   depthSpeeds: string[];
   hasAvgPrice: boolean;
   has1sKline: boolean;
+  /**
+   * Does bookTicker carry `E`? Futures' does (last key); spot's never does (binance-spot-api-docs:
+   * `{"u","s","b","B","a","A"}`), so its key reader does not scan the payload for one. Default true.
+   */
+  bookTickerTime?: boolean;
   /** Combined-stream paths: `book` for depth and bookTicker, `market` for the rest. */
   routes: { book: string; market: string };
 }
@@ -24,7 +29,8 @@ export function binanceStreamType(type: string, opts: BinanceStreamOptions): Str
   const t = streamTypeOf(type, opts);
   if (t === null) return null;
   const book = t.family === 'depth' || t.family === 'depthPartial' || t.family === 'bookTicker';
-  return { ...t, route: book ? opts.routes.book : opts.routes.market, keys: keyReader(t.sequence) };
+  const time = t.family !== 'bookTicker' || opts.bookTickerTime !== false;
+  return { ...t, route: book ? opts.routes.book : opts.routes.market, keys: keyReader(t.sequence, time) };
 }
 
 function streamTypeOf(type: string, opts: BinanceStreamOptions): Omit<StreamType, 'route' | 'keys'> | null {
@@ -69,8 +75,9 @@ function streamTypeOf(type: string, opts: BinanceStreamOptions): Omit<StreamType
 /**
  * The key reader of a Binance stream: the rule's fields read from the payload after `out.from`.
  * Diff depth reads U and u (and futures' pu); partial depth reads lastUpdateId, or futures' `u`.
+ * `time`: read `E` too (false only where the payload has none).
  */
-export function keyReader(rule: SequenceRule): KeyReader {
+export function keyReader(rule: SequenceRule, time = true): KeyReader {
   // One pass over the payload for every one-character key (scanKeys, src/venues/bytes.ts) instead
   // of a scan from the payload's start per key: the keys a rule reads plus `E`, the event time.
   const v = new Float64Array(3);
@@ -111,6 +118,19 @@ export function keyReader(rule: SequenceRule): KeyReader {
           out.prev = NaN;
           out.flags = 0;
           return e === e;
+        };
+      }
+      if (rule.field.length === 1 && !time) {
+        // No `E` in this payload (spot bookTicker): the scan stops at the key.
+        const scan = keyScan([rule.field]);
+        return (frame, out) => {
+          scanKeys(frame, out.from, scan, v);
+          const k = v[0]!;
+          out.first = out.last = k;
+          out.prev = NaN;
+          out.time = NaN;
+          out.flags = 0;
+          return k === k;
         };
       }
       if (rule.field.length === 1) {
