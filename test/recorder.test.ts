@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import type { Clock } from '../src/clock.js';
 import type { Logger } from '../src/log.js';
 import { createMetrics, type Metrics } from '../src/metrics/registry.js';
-import { decimalLength, encodeLine, MAX_RECV_MS } from '../src/recorder/encode.js';
+import { decimalLength, encodeLine, encodeStreamLine, MAX_RECV_MS } from '../src/recorder/encode.js';
 import { Recorder, recordingPath, type RecorderOptions } from '../src/recorder/recorder.js';
 import { fixtureFrames } from './helpers/fixtures.js';
 
@@ -211,6 +211,16 @@ t.test('encodeLine writes every recvMs the way JSON would', async (t) => {
     if (out.toString('latin1', 3, end) !== `{"recv":${JSON.stringify(v)},"s":1}\n` && bad++ < 5) t.fail(`recv ${v}: ${out.toString('latin1', 3, end)}`);
   }
   t.equal(bad, 0, `${values.length} values`);
+  // The digits are kept for the next line with the same recvMs (a socket chunk's messages share it):
+  // repeats, returns to an earlier value and a change of digit count in between all read right.
+  const seq = [5, 5, 123, 123, 5, 1e13, 1e13, 1e13 - 1, 5, 0, 0, 1e12, 1e13];
+  const head = Buffer.from(',"venue":"v",');
+  for (const v of seq) {
+    const end = encodeLine(out, 0, frame, v, decimalLength(v));
+    t.equal(out.toString('latin1', 0, end), `{"recv":${v},"s":1}\n`);
+    const end2 = encodeStreamLine(out, 1, head, frame, 1, false, v, decimalLength(v));
+    t.equal(out.toString('latin1', 1, end2), `{"recv":${v},"venue":"v","s":1}\n`);
+  }
 });
 
 t.test('refused input is dropped and counted, never thrown', async (t) => {

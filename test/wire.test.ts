@@ -112,6 +112,19 @@ t.test('frame reader: a message whole in its chunk is a view of it, not a copy',
   t.equal(views.length, 2);
   t.equal(views[0]!.buffer, chunk.buffer, 'same memory as the chunk');
   t.equal(views[1]!.byteOffset, chunk.byteOffset + 7);
+  // A Buffer in every way the pipeline uses one (it is made without Buffer#subarray).
+  const v = views[0]!;
+  t.ok(Buffer.isBuffer(v) && v instanceof Buffer && v instanceof Uint8Array);
+  t.equal(v.toString(), 'abc');
+  t.equal(v.toString('latin1', 1, 3), 'bc');
+  t.ok(v.equals(Buffer.from('abc')));
+  t.equal(v.indexOf(0x63), 2);
+  t.equal(Buffer.concat([v, views[1]!]).toString(), 'abcdefg');
+  t.equal(v.subarray(1).toString(), 'bc');
+  t.same(JSON.parse(views[1]!.toString('utf8').replace('defg', '"x"')), 'x');
+  const out = Buffer.alloc(4);
+  out.set(v, 1);
+  t.equal(out.subarray(1).toString(), 'abc');
 });
 
 t.test('frame reader: every protocol violation is refused with its close code, and nothing after it', async (t) => {
@@ -143,6 +156,44 @@ t.test('frame reader: every protocol violation is refused with its close code, a
     const cut = readAll([bytes.subarray(0, 2), bytes.subarray(2), after], 1024);
     t.same(cut.map((e) => e.slice(0, 2)), [['error', code]], `${name}: cut after its first bytes`);
   }
+});
+
+t.test('frame reader: invalid UTF-8 among many messages of a chunk: those before arrive, then 1007, at every cut', async (t) => {
+  // The messages before an invalid one arrive, the invalid one fails the reader with 1007, nothing
+  // after it arrives; a character cut between two frames (each half invalid) fails at the first
+  // half. (Kept for any check of UTF-8 over more than one message; the chunk is never changed.)
+  const good = (i: number): Buffer => frame(0x1, i % 3 === 0 ? `{"stream":"é€😀","data":{"t":${i}}}` : i % 3 === 1 ? 'x'.repeat(130 + i) : `{"t":${i}}`);
+  const euro = Buffer.from('€');
+  const bads: [string, Buffer][] = [
+    ['a stray 0xff', frame(0x1, Buffer.from([0x7b, 0xff, 0x7d]))],
+    ['a lone continuation byte', frame(0x1, Buffer.from([0x61, 0x80]))],
+    ['an overlong encoding', frame(0x1, Buffer.from([0xc0, 0xaf]))],
+    ['a surrogate', frame(0x1, Buffer.from([0xed, 0xa0, 0x80]))],
+    ['a character cut between two frames', Buffer.concat([frame(0x1, euro.subarray(0, 2)), frame(0x1, euro.subarray(2))])],
+    ['a character cut at a 16-bit-length header', Buffer.concat([frame(0x1, Buffer.concat([Buffer.alloc(200, 0x61), euro.subarray(0, 1)])), frame(0x1, Buffer.concat([euro.subarray(1), Buffer.alloc(200, 0x62)]))])],
+  ];
+  for (const [name, bad] of bads) {
+    for (const at of [0, 1, 5]) {
+      const before = Array.from({ length: at }, (_, i) => good(i));
+      const after = Array.from({ length: 4 }, (_, i) => good(i + 10));
+      const bytes = Buffer.concat([...before, bad, ...after]);
+      const copy = Buffer.from(bytes);
+      const want: Event[] = [...before.map((f) => ['message', f.subarray(f[1] === 126 ? 4 : 2).toString('latin1'), false] as Event), ['error', 1007, 'a text message that is not valid UTF-8']];
+      t.same(readAll([bytes]), want, `${name} after ${at} good messages, one chunk`);
+      t.ok(bytes.equals(copy), `${name}: the chunk's bytes are as they came`);
+      let wrong = 0;
+      for (let cut = 1; cut < bytes.length; cut++) if (JSON.stringify(readAll([bytes.subarray(0, cut), bytes.subarray(cut)])) !== JSON.stringify(want)) wrong++;
+      t.equal(wrong, 0, `${name} after ${at} good messages, cut in two at every offset`);
+    }
+  }
+  // All valid: every message arrives, multi-byte characters whole, and the chunk is unchanged.
+  const frames = Array.from({ length: 40 }, (_, i) => good(i));
+  const bytes = Buffer.concat(frames);
+  const copy = Buffer.from(bytes);
+  const got = readAll([bytes]);
+  t.equal(got.length, 40);
+  t.same(got[0], ['message', Buffer.from('{"stream":"é€😀","data":{"t":0}}').toString('latin1'), false]);
+  t.ok(bytes.equals(copy), 'chunk unchanged');
 });
 
 t.test('frame reader: pause holds back the rest of the chunk and what comes after, in order', async (t) => {

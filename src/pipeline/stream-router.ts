@@ -128,7 +128,7 @@ export class StreamRouter {
   private readonly k: FrameKeys = { from: 0, first: NaN, last: NaN, prev: NaN, time: NaN, flags: 0 };
   /** The venue's span reader, when it has one: streams are then found by their name's bytes. */
   private readonly readSpan: StreamSpanReader | null;
-  private readonly span: NameSpan = { start: 0, end: 0 };
+  private readonly span: NameSpan = { start: 0, end: 0, hash: -1 };
   /** The states of `streams` by their name's bytes (kept equal to it), for readSpan. */
   private readonly byBytes = new StreamTable<StreamState>();
   /** Switch-overs waiting for a connection to own none of its streams (released()). */
@@ -177,11 +177,13 @@ export class StreamRouter {
     let st: StreamState | undefined;
     if (this.readSpan !== null) {
       const span = this.span;
+      // A reader that does not hash the name leaves -1: the table hashes it.
+      span.hash = -1;
       if (!this.readSpan(frame, k, span)) {
         this.malformed(session, frame, 'not a data frame of this venue');
         return;
       }
-      st = this.byBytes.get(frame, span.start, span.end);
+      st = this.byBytes.get(frame, span.start, span.end, span.hash);
     } else {
       const name = this.venue.readStream(frame, k);
       if (name === null) {

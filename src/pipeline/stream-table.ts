@@ -29,10 +29,10 @@ export class StreamTable<T> {
     return this.entries.size;
   }
 
-  /** The value whose name is exactly buf[start, end), or undefined. */
-  get(buf: Buffer, start: number, end: number): T | undefined {
+  /** The value whose name is exactly buf[start, end), or undefined; `hash`: its hashBytes() if known. */
+  get(buf: Buffer, start: number, end: number, hash = -1): T | undefined {
     const len = end - start;
-    let i = hashBytes(buf, start, end) & this.mask;
+    let i = (hash === -1 ? hashBytes(buf, start, end) : hash) & this.mask;
     const names = this.names;
     for (;;) {
       const k = names[i];

@@ -58,18 +58,30 @@ export function encodeLine(out: Buffer, pos: number, frame: Buffer, recvMs: numb
   return end + 1;
 }
 
+/**
+ * `{"recv":` and the digits of the last recvMs written: the messages of one socket chunk share their
+ * receive time, so the digits are made once per time (writeDigits) and copied per line.
+ */
+const recvHead = Buffer.from('{"recv":0000000000000000000000');
+let recvHeadMs = -1;
+let recvHeadLength = 0;
+
 /** Writes `{"recv":` and the digits of recvMs at `pos`; returns the position after the digits. */
 function writeRecv(out: Buffer, pos: number, recvMs: number, digits: number): number {
-  out[pos] = OPEN_BRACE;
-  out[pos + 1] = QUOTE;
-  out[pos + 2] = 0x72; // r
-  out[pos + 3] = 0x65; // e
-  out[pos + 4] = 0x63; // c
-  out[pos + 5] = 0x76; // v
-  out[pos + 6] = QUOTE;
-  out[pos + 7] = 0x3a; // :
-  const after = pos + 8 + digits;
-  let p = after;
+  if (recvMs !== recvHeadMs || recvHeadLength !== 8 + digits) {
+    writeDigits(recvHead, recvMs, digits);
+    recvHeadMs = recvMs;
+    recvHeadLength = 8 + digits;
+  }
+  const h = recvHead;
+  const n = recvHeadLength;
+  for (let i = 0; i < n; i++) out[pos + i] = h[i]!;
+  return pos + n;
+}
+
+/** The `digits` decimal digits of recvMs into recvHead after its `{"recv":`. */
+function writeDigits(out: Buffer, recvMs: number, digits: number): void {
+  let p = 8 + digits;
   // Digits right to left. Split off the low 8 digits so that every division is on a small integer
   // (a 13-digit millisecond time does not fit in 32 bits; the two halves do).
   let high = recvMs;
@@ -94,7 +106,6 @@ function writeRecv(out: Buffer, pos: number, recvMs: number, digits: number): nu
     out[--p] = ZERO + high - q * 10;
     high = q;
   } while (high > 0);
-  return after;
 }
 
 /**

@@ -115,3 +115,82 @@ export function stringEnd(buf: Buffer, p: number): number {
 export function latin1(buf: Buffer, start: number, end: number): string {
   return (buf as unknown as Latin1).latin1Slice(start, end);
 }
+
+const COLON = 0x3a;
+
+/**
+ * The one-character keys (`"E":`, `"t":`, `"u":`...) a KeyScan looks for in one pass: which byte is
+ * which slot, and the skip of each byte (Horspool over the keys' four-byte patterns `"X":`).
+ */
+export interface KeyScan {
+  /** slot + 1 of each key character, 0 for others. */
+  readonly slot: Uint8Array;
+  /** How far the pattern can move when its last byte (the `:`) lines up with each byte value. */
+  readonly shift: Uint8Array;
+  /** Bit mask of every slot. */
+  readonly all: number;
+}
+
+/** Prepares the scan of the one-character `keys` (at most 8): `values[i]` gets `keys[i]`. */
+export function keyScan(keys: readonly string[]): KeyScan {
+  if (keys.length === 0 || keys.length > 8) throw new RangeError('a KeyScan reads 1 to 8 keys');
+  const slot = new Uint8Array(256);
+  const shift = new Uint8Array(256).fill(4);
+  keys.forEach((k, i) => {
+    if (k.length !== 1 || k.charCodeAt(0) > 0x7f || k === '"' || k === ':') throw new RangeError(`not a one-character key: ${k}`);
+    slot[k.charCodeAt(0)] = i + 1;
+    // The key byte sits at offset 1 of its pattern: two before the `:`.
+    if (shift[k.charCodeAt(0)]! > 2) shift[k.charCodeAt(0)] = 2;
+  });
+  // A quote is at offset 0 or 2: one before the `:` at the nearest.
+  shift[QUOTE] = 1;
+  return { slot, shift, all: (1 << keys.length) - 1 };
+}
+
+/**
+ * The integer values of a KeyScan's keys in buf[from..], into `values` (NaN where absent or not an
+ * integer): the same values as readInt of each key from `from` (the first occurrence of each key
+ * counts), read in one forward pass that stops once every key is found. The pass steps by the
+ * Horspool shift of the byte where a pattern's `:` would be: in JSON text most bytes are none of
+ * `"`, `:` or a key character, so it looks at about one byte in three or four.
+ */
+export function scanKeys(buf: Buffer, from: number, scan: KeyScan, values: Float64Array): void {
+  const slot = scan.slot;
+  const shift = scan.shift;
+  let missing = scan.all;
+  const n = buf.length;
+  const last = n - 4;
+  let i = from;
+  while (i <= last) {
+    const c = buf[i + 3]!;
+    if (c !== COLON) {
+      i += shift[c]!;
+      continue;
+    }
+    if (buf[i + 2] === QUOTE && buf[i] === QUOTE) {
+      const s = slot[buf[i + 1]!]!;
+      if (s !== 0 && (missing & (1 << (s - 1))) !== 0) {
+        missing &= ~(1 << (s - 1));
+        let p = i + 4;
+        const quoted = buf[p] === QUOTE;
+        if (quoted) p++;
+        let neg = false;
+        if (buf[p] === 0x2d) {
+          neg = true;
+          p++;
+        }
+        const start = p;
+        let v = 0;
+        for (; p < n; p++) {
+          const d = buf[p]! - 0x30;
+          if (d < 0 || d > 9) break;
+          v = v * 10 + d;
+        }
+        values[s - 1] = p === start || (quoted && buf[p] !== QUOTE) ? NaN : neg ? -v : v;
+        if (missing === 0) return;
+      }
+    }
+    i += 4;
+  }
+  for (let k = 0; missing !== 0; k++, missing >>>= 1) if ((missing & 1) !== 0) values[k] = NaN;
+}

@@ -193,6 +193,11 @@ export type StreamReader = (frame: Buffer, out: FrameKeys) => string | null;
 export interface NameSpan {
   start: number;
   end: number;
+  /**
+   * FNV-1a of the name's bytes (src/pipeline/stream-table.ts hashBytes) when the reader computed it
+   * while finding the name's end, else -1: the router's lookup then hashes the bytes itself.
+   */
+  hash: number;
 }
 
 /**

@@ -32,6 +32,20 @@ const OP_PING = 0x9;
 const OP_PONG = 0xa;
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * A Buffer view of a message's bytes made the way Node makes its own (FastBuffer: a Uint8Array
+ * subclass whose prototype is Buffer.prototype), without Buffer#subarray's argument handling:
+ * about 13 instead of 38 ns a message (docs/performance.md). `Buffer.isBuffer` and every Buffer
+ * method work on it as on any Buffer.
+ */
+class MessageView extends Uint8Array {}
+Object.setPrototypeOf(MessageView.prototype, Buffer.prototype);
+
+/** buf[from, to) as a Buffer over the same memory. */
+function view(buf: Buffer, from: number, to: number): Buffer {
+  return new MessageView(buf.buffer as ArrayBuffer, buf.byteOffset + from, to - from) as unknown as Buffer;
+}
+
 /** Close codes a peer may send (RFC 6455 §7.4, as `ws` accepts them). */
 export function isValidCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
@@ -51,7 +65,6 @@ export class FrameReader {
   private held: Buffer | null = null;
   private readonly queued: Buffer[] = [];
   private failed = false;
-
   constructor(
     private readonly handlers: FrameHandlers,
     private readonly maxPayload: number,
@@ -180,7 +193,7 @@ export class FrameReader {
     const op = b0 & 0x0f;
     if (op === OP_TEXT || op === OP_BINARY) {
       if (this.fragmentOp !== -1) return this.fail(1002, 'a new message inside a fragmented one');
-      if (fin) return this.message(buf.subarray(from, to), op);
+      if (fin) return this.message(view(buf, from, to), op);
       this.fragmentOp = op;
       this.fragments = [buf.subarray(from, to)];
       this.fragmentsLength = to - from;

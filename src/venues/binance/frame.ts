@@ -52,12 +52,27 @@ export function readBinanceStream(frame: Buffer, out: FrameKeys): string | null 
   return name;
 }
 
-/** readBinanceStream without the string: the venue's StreamSpanReader. */
+/**
+ * readBinanceStream without the string: the venue's StreamSpanReader. The name's FNV-1a hash
+ * (the StreamTable's) is computed in the same loop that finds its closing quote.
+ */
 export function readBinanceStreamSpan(frame: Buffer, out: FrameKeys, span: NameSpan): boolean {
-  const end = frameStreamEnd(frame);
-  if (end === -1) return false;
-  span.start = STREAM_PREFIX.length;
+  const n = frame.length;
+  const p = STREAM_PREFIX.length;
+  if (n < p + 10) return false;
+  for (let i = 0; i < p; i++) if (frame[i] !== STREAM_PREFIX[i]) return false;
+  let end = p;
+  let h = 0x811c9dc5;
+  for (; end < n; end++) {
+    const c = frame[end]!;
+    if (c === QUOTE) break;
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  if (end + DATA_SEP.length > n) return false;
+  for (let i = 0; i < DATA_SEP.length; i++) if (frame[end + i] !== DATA_SEP[i]) return false;
+  span.start = p;
   span.end = end;
+  span.hash = h >>> 0;
   out.from = end + DATA_SEP.length;
   return true;
 }

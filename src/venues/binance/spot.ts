@@ -29,6 +29,7 @@ export const binanceSpot = binanceVenue({
     depthSpeeds: ['100ms', '1000ms'],
     hasAvgPrice: true,
     has1sKline: true,
+    bookTickerTime: false,
     routes: { book: '/stream', market: '/stream' },
   },
   isSymbol: isBinanceSymbol,
