@@ -171,6 +171,8 @@ export function scanKeys(buf: Buffer, from: number, scan: KeyScan, values: Float
       const s = slot[buf[i + 1]!]!;
       if (s !== 0 && (missing & (1 << (s - 1))) !== 0) {
         missing &= ~(1 << (s - 1));
+        // intAt, written out: calling it cost 146 → 159 ns a message (four keys, best of 30 runs);
+        // test/frame.test.ts holds the two to the same values.
         let p = i + 4;
         const quoted = buf[p] === QUOTE;
         if (quoted) p++;
