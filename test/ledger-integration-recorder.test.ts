@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { recordingPath } from '../src/recorder/files.js';
 import { checkRun } from '../src/rehearse/check.js';
 import { checkInvariant, formatInvariant } from '../src/rehearse/invariant.js';
@@ -12,6 +12,25 @@ import { startStack, until, type Stack } from './helpers/stack.js';
 // what it accepted and refuses the rest. Each refused message must be in a `recorder_dropped` gap,
 // and the messages it kept must reach the file once the disk works again: the invariant, with the
 // recorder as the fault. An outage shorter than the hold loses nothing.
+
+/** One symbol's four streams at 50 events/s with the given recorder settings, once every stream records. */
+async function recordingStack(t: Test, recorder: { maxBufferBytes: number; holdReadsMs: number }): Promise<Stack> {
+  const s = await startStack(t, {
+    sim: { eventsPerSecond: 50, tickMs: 20 },
+    config: { symbols: ['BTCUSDT'], streams: ['trade', 'aggTrade', 'depth@100ms', 'bookTicker'], recorder },
+  });
+  const names = [...s.daemon.router.names];
+  t.ok(await until(() => names.every((n) => s.daemon.router.stream(n)!.received > 5), 5000), 'recording');
+  return s;
+}
+
+/** The invariant over what the daemon recorded (the moved-away file and the live directory) and its ledger. */
+async function invariantOf(s: Stack, moved: string) {
+  const recording = [...(await readRecording(moved, 'binance-spot')).messages, ...(await readRecording(s.config.recorder.dir, 'binance-spot')).messages];
+  const run = await checkRun(s.config, s.sim);
+  const invariant = checkInvariant({ venue: 'binance-spot', recording, ledger: run.entries, sent: new Map(run.invariant.streams.map((st) => [st.stream, s.sim.sentIds(st.stream)])) });
+  return { run, invariant };
+}
 
 /** Points the current hour's file (and the next's) at /dev/full; returns the undo. */
 async function fullDisk(s: Stack): Promise<{ moved: string; restore: () => void }> {
@@ -36,15 +55,9 @@ async function holdSeconds(s: Stack, end: string): Promise<number> {
 }
 
 t.test('a full disk: recorder_dropped gaps with exact ranges, then recording resumes', { skip: !existsSync('/dev/full') && 'no /dev/full' }, async (t) => {
-  const s = await startStack(t, {
-    sim: { eventsPerSecond: 50, tickMs: 20 },
-    config: { symbols: ['BTCUSDT'], streams: ['trade', 'aggTrade', 'depth@100ms', 'bookTicker'], recorder: { maxBufferBytes: 8192, holdReadsMs: 300 } },
-  });
+  const s = await recordingStack(t, { maxBufferBytes: 8192, holdReadsMs: 300 });
   const names = [...s.daemon.router.names];
-  t.ok(await until(() => names.every((n) => s.daemon.router.stream(n)!.received > 5), 5000), 'recording');
   const { moved, restore } = await fullDisk(s);
-
-
   t.ok(await until(() => names.every((n) => s.daemon.router.stream(n)!.gapOpen), 5000, 10), 'every stream has an open gap once the buffer is full');
   t.ok(s.daemon.recorder.stats.dropped > 0, `the recorder refused ${s.daemon.recorder.stats.dropped} messages`);
   t.ok(s.daemon.recorder.stats.writeErrors > 0, 'its writes failed');
@@ -55,9 +68,7 @@ t.test('a full disk: recorder_dropped gaps with exact ranges, then recording res
   t.ok(await until(() => names.every((n, i) => s.daemon.router.stream(n)!.received > received[i]! + 10), 5000), 'and recording goes on');
   await s.daemon.stop('test');
 
-  const recording = [...(await readRecording(moved, 'binance-spot')).messages, ...(await readRecording(s.config.recorder.dir, 'binance-spot')).messages];
-  const run = await checkRun(s.config, s.sim);
-  const invariant = checkInvariant({ venue: 'binance-spot', recording, ledger: run.entries, sent: new Map(run.invariant.streams.map((st) => [st.stream, s.sim.sentIds(st.stream)])) });
+  const { run, invariant } = await invariantOf(s, moved);
   t.equal(invariant.streams.length, 3);
   t.ok(invariant.ok, formatInvariant(invariant));
   const gaps = run.entries.filter((g) => g.cause !== 'shutdown');
@@ -70,12 +81,8 @@ t.test('a full disk: recorder_dropped gaps with exact ranges, then recording res
 });
 
 t.test('a disk outage shorter than holdReadsMs: the sockets wait, nothing is dropped', { skip: !existsSync('/dev/full') && 'no /dev/full' }, async (t) => {
-  const s = await startStack(t, {
-    sim: { eventsPerSecond: 50, tickMs: 20 },
-    config: { symbols: ['BTCUSDT'], streams: ['trade', 'aggTrade', 'depth@100ms', 'bookTicker'], recorder: { maxBufferBytes: 16_384, holdReadsMs: 8000 } },
-  });
+  const s = await recordingStack(t, { maxBufferBytes: 16_384, holdReadsMs: 8000 });
   const names = [...s.daemon.router.names];
-  t.ok(await until(() => names.every((n) => s.daemon.router.stream(n)!.received > 5), 5000), 'recording');
   const { moved, restore } = await fullDisk(s);
   t.ok(await until(() => s.daemon.recorder.stats.writeErrors > 0 && s.daemon.feeds[0]!.readsHeld, 5000, 10), 'the writes fail and the sockets stop reading');
   const received = names.map((n) => s.daemon.router.stream(n)!.received);
@@ -87,9 +94,7 @@ t.test('a disk outage shorter than holdReadsMs: the sockets wait, nothing is dro
   t.equal(s.daemon.recorder.stats.dropped, 0, 'the recorder dropped nothing');
   await s.daemon.stop('test');
 
-  const recording = [...(await readRecording(moved, 'binance-spot')).messages, ...(await readRecording(s.config.recorder.dir, 'binance-spot')).messages];
-  const run = await checkRun(s.config, s.sim);
-  const invariant = checkInvariant({ venue: 'binance-spot', recording, ledger: run.entries, sent: new Map(run.invariant.streams.map((st) => [st.stream, s.sim.sentIds(st.stream)])) });
+  const { run, invariant } = await invariantOf(s, moved);
   t.ok(invariant.ok, formatInvariant(invariant));
   t.same(run.entries.filter((g) => g.cause !== 'shutdown'), [], 'no gap: not one message was lost');
   t.ok(invariant.streams.every((st) => st.recorded > 0 && st.missed === 0), 'every sent event recorded');
