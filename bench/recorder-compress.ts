@@ -1,8 +1,8 @@
 /**
  * Compression ratio and CPU of recorder.compress (docs/performance.md, "Recording compression").
  * `npm run bench` runs measureCompression() at the default level on the real input; for every level
- * and both inputs, from the project directory: `npx tsc -p . && node
- * dist/bench/recorder-compress.js [MB=64] [rounds=3]`.
+ * and both inputs: `npx tsc -p . && node dist/bench/recorder-compress.js [MB=64] [rounds=3]` (the
+ * fixtures are found from this file, not the working directory).
  *
  * Two inputs, written as the recorder writes them (`{"recv":..,"venue":..,` + the frame):
  * - real: the Binance USD-M and spot frames of test/fixtures/binance (recorded by cryptofeed, real
@@ -13,10 +13,10 @@
  * Each is compressed through the daemon's own Compressor (one file, gzip stream on the threadpool)
  * at levels 1, 6 and 9; CPU is process.cpuUsage() (user + system, all threads) over the compression.
  */
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { silentLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics/registry.js';
 import { Compressor } from '../src/recorder/compress.js';
@@ -26,10 +26,23 @@ import { BENCH_STREAM_TYPES, benchSymbols, streamTemplate, writeFrame } from './
 const VENUE = 'binance-spot';
 const T0 = Date.UTC(2021, 9, 12, 10);
 
+/**
+ * test/fixtures/binance of the project this file belongs to (bench/ from source, dist/bench/ built),
+ * whatever the working directory.
+ */
+function fixturesDir(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    const d = join(dir, 'test', 'fixtures', 'binance');
+    if (existsSync(d)) return d;
+  }
+  throw new Error('test/fixtures/binance not found above bench/recorder-compress');
+}
+
 function realInput(bytes: number): Buffer {
   const frames: string[] = [];
+  const fixtures = fixturesDir();
   for (const f of ['usdm-stream.ndjson', 'spot-stream.ndjson']) {
-    for (const l of readFileSync(join('test/fixtures/binance', f), 'utf8').split('\n')) {
+    for (const l of readFileSync(join(fixtures, f), 'utf8').split('\n')) {
       if (l === '') continue;
       const o = JSON.parse(l) as { frame?: string };
       if (typeof o.frame === 'string' && o.frame.startsWith('{"stream"')) frames.push(o.frame);

@@ -66,6 +66,9 @@ t.test('SinkFanout: the recorder first, then each sink; a sink drop is counted, 
   const ok: Sink = { name: 'relay', write: (f) => (got.push(f.toString()), true), healthy: () => true };
   const full: Sink = { name: 'nats', write: () => false, healthy: () => false };
   const fan = new SinkFanout(primary, [ok, full], metrics);
+  const before = await metrics.registry.getSingleMetricAsString('feedkeeper_sink_dropped_total');
+  t.match(before, /feedkeeper_sink_dropped_total\{sink="relay"\} 0/, 'every sink is shown from the start, at 0');
+  t.match(before, /feedkeeper_sink_dropped_total\{sink="nats"\} 0/);
   const ref = streamRef(getVenue('binance-spot')!, 'btcusdt@trade');
   const frame = Buffer.from('{"stream":"btcusdt@trade","data":{"e":"trade","t":1}}');
   t.equal(fan.write(frame, 1, ref), true, "the recorder's answer");
@@ -74,4 +77,5 @@ t.test('SinkFanout: the recorder first, then each sink; a sink drop is counted, 
   t.same(got.length, 2, 'the working sink got both');
   const m = await metrics.registry.getSingleMetricAsString('feedkeeper_sink_dropped_total');
   t.match(m, /feedkeeper_sink_dropped_total\{sink="nats"\} 2/);
+  t.match(m, /feedkeeper_sink_dropped_total\{sink="relay"\} 0/, 'the working sink still at 0');
 });

@@ -36,7 +36,13 @@ export class SinkFanout implements FrameSink {
     private readonly sinks: readonly Sink[],
     metrics: Pick<Metrics, 'sinkDropped'>,
   ) {
-    this.dropped = sinks.map((s) => metrics.sinkDropped.labels({ sink: s.name }));
+    // Each configured sink's series exists from the start, at 0: a dashboard or an alert on it
+    // sees "nothing dropped", not "no data" (prom-client creates a series on its first inc()).
+    this.dropped = sinks.map((s) => {
+      const c = metrics.sinkDropped.labels({ sink: s.name });
+      c.inc(0);
+      return c;
+    });
   }
 
   write(frame: Buffer, recvMs: number, stream?: StreamRef, first?: number, last?: number): boolean {
