@@ -17,7 +17,11 @@ export class StreamTable<T> {
   set(name: string, value: T): void {
     const had = this.entries.has(name);
     this.entries.set(name, value);
-    if (had || this.entries.size * 2 > this.names.length) this.rebuild();
+    if (had) {
+      // A name already in the table keeps its slot, only its value changes (rare: no rebuild).
+      const k = Buffer.from(name, 'latin1');
+      this.values[this.names.findIndex((n) => n !== undefined && n.equals(k))] = value;
+    } else if (this.entries.size * 2 > this.names.length) this.rebuild();
     else this.insert(Buffer.from(name, 'latin1'), value);
   }
 
