@@ -167,6 +167,8 @@ t.test('a restart does not get a fresh attempt budget: the previous run’s atte
   const second = await startStack(t, { dir, sim: { eventsPerSecond: 2 }, config });
   t.ok(await until(() => second.sim.connections().length === 2, 5000), 'second run: 2 connect');
   t.ok(await until(() => second.daemon.supervisor.budget.waiting === 1, 5000), 'the third asked the budget and waits');
+  // The simulator counts a connection at its upgrade; the worker is open once subscribed, a moment later.
+  t.ok(await until(() => second.daemon.supervisor.workers.filter((w) => w.state === 'open').length === 2, 5000), 'the two are open');
   t.equal(second.sim.upgradeAttempts.length, 2, 'and the third waits for the window: 5 attempts in all');
   t.equal(second.daemon.supervisor.workers.filter((w) => w.state === 'connecting').length, 1);
   t.equal(second.daemon.supervisor.budget.remaining(), 0);
