@@ -8,6 +8,7 @@ import { inProcessRelayDriver } from '../bench/relay-run.js';
 import { buildRelayReport, formatRelayTable, runRelaySuite, RELAY_SMOKE } from '../bench/relay-suite.js';
 import { formatNatsTable, NATS_SMOKE, runNatsSuite } from '../bench/nats-suite.js';
 import { natsServerVersion, runNatsBench } from '../bench/nats-bench.js';
+import { runHotPath } from '../bench/hot-path.js';
 import { shape } from './helpers/shape.js';
 
 /**
@@ -152,4 +153,12 @@ t.test('the NATS sink phase at toy scale: both publishers, every message acknowl
   t.type(report.ratio.messagesPerSecond, 'number');
   t.equal(report.target.met, null, 'the target is not judged at toy scale');
   t.match(formatNatsTable(report), /NATS sink: 3,000 acknowledged publishes/);
+});
+
+t.test('the hot-path harness: every message through the frame reader, router and recorder is written', async (t) => {
+  // 20,000 messages of 64 streams: a chunk cut mid-frame every 64 KiB, the recorder flushed by the harness.
+  const r = await runHotPath(20_000, 64);
+  t.equal(r.written, 20_000, 'every message written');
+  t.equal(r.dropped, 0);
+  t.ok(r.nsPerMessage > 0, 'a time measured');
 });
