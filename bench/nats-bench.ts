@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../src/config/load.js';
 import { silentLogger } from '../src/log.js';
-import { streamRef } from '../src/pipeline/stream-ref.js';
+import { streamRef, type StreamRef } from '../src/pipeline/stream-ref.js';
 import { NatsSink } from '../src/sinks/nats/index.js';
 import type { PublisherKind } from '../src/sinks/nats/publisher.js';
 import { binanceSpot } from '../src/venues/binance/spot.js';
@@ -81,7 +81,7 @@ export function natsServerVersion(): string | null {
 }
 
 /** utime + stime of a process, in seconds (Linux /proc; NaN elsewhere). */
-function cpuSeconds(pid: number | undefined): number {
+export function cpuSeconds(pid: number | undefined): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -91,7 +91,7 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
-function round2(v: number): number {
+export function round2(v: number): number {
   return Math.round(v * 100) / 100;
 }
 
@@ -106,7 +106,36 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function startServer(): Promise<{ url: string; child: ChildProcess; dir: string; version: string }> {
+/** The Feedkeeper-Collector header of every bench publish (collector.id). */
+export const BENCH_COLLECTOR = 'bench';
+/** The receive time of every bench message (the recording line's `recv`). */
+export const BENCH_RECV_MS = 1700000000000;
+
+/** The bench's streams: `s<i>usdt@trade` on Binance spot, subject `md.binance-spot.trade.S<i>USDT`. */
+export function benchRefs(streams: number): StreamRef[] {
+  return Array.from({ length: streams }, (_, i) => streamRef(binanceSpot, `s${i}usdt@trade`));
+}
+
+/** The Binance combined trade frame of stream `i` with trade ID `id`. */
+export function benchTradeFrame(i: number, id: number): Buffer {
+  return Buffer.from(`{"stream":"s${i}usdt@trade","data":{"e":"trade","E":1700000000000,"s":"S${i}USDT","t":${id},"p":"27000.01000000","q":"0.00100000","T":1700000000000,"m":true,"M":true}}`);
+}
+
+/** The trade ID of message `n` (round robin over `streams`): every Msg-Id of a run is new. */
+export function benchTradeId(n: number, streams: number): number {
+  return 1_000_000 + Math.floor(n / streams);
+}
+
+export interface BenchNatsServer {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  dir: string;
+  version: string;
+}
+
+/** `nats-server -js -sd <tmp>` on a free loopback port, once it accepts connections. */
+export async function startNatsServer(): Promise<BenchNatsServer> {
   const version = natsServerVersion();
   if (version === null) throw new Error('nats-server not installed (apt-get install -y nats-server)');
   const port = await freePort();
@@ -118,32 +147,38 @@ async function startServer(): Promise<{ url: string; child: ChildProcess; dir: s
       c.once('connect', () => (c.destroy(), r(true)));
       c.once('error', () => r(false));
     });
-    if (ok) return { url: `nats://127.0.0.1:${port}`, child, dir, version };
+    if (ok) return { url: `nats://127.0.0.1:${port}`, port, child, dir, version };
     await new Promise((r) => setTimeout(r, 20));
   }
+  child.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
   throw new Error('nats-server did not start');
+}
+
+/** Kills the server and removes its store. */
+export function stopNatsServer(server: BenchNatsServer): void {
+  server.child.kill('SIGKILL');
+  rmSync(server.dir, { recursive: true, force: true });
 }
 
 /** One run: its own nats-server, one NatsSink, `messages` trade frames written and acknowledged. */
 export async function runNatsBench(args: NatsBenchOptions): Promise<NatsBenchResult> {
-  const server = await startServer();
+  const server = await startNatsServer();
   try {
     const base = loadConfig({ files: [], env: {} });
     const cfg = { ...base.sinks.nats, enabled: true, servers: [server.url], maxInflight: args.inflight, maxBufferBytes: 256 * 1024 * 1024, reconnectWaitMs: 100 };
     const registry = new Registry();
-    const sink = new NatsSink({ config: cfg, collector: 'bench', logger: silentLogger(), registry, env: {}, publisher: args.publisher });
+    const sink = new NatsSink({ config: cfg, collector: BENCH_COLLECTOR, logger: silentLogger(), registry, env: {}, publisher: args.publisher });
     sink.start();
     const t0 = Date.now();
     while (!sink.connected()) {
       if (Date.now() - t0 > 10_000) throw new Error('sink did not connect');
       await new Promise((r) => setTimeout(r, 10));
     }
-    const refs = Array.from({ length: args.streams }, (_, i) => streamRef(binanceSpot, `s${i}usdt@trade`));
-    const frame = (i: number, id: number): Buffer =>
-      Buffer.from(`{"stream":"s${i}usdt@trade","data":{"e":"trade","E":1700000000000,"s":"S${i}USDT","t":${id},"p":"27000.01000000","q":"0.00100000","T":1700000000000,"m":true,"M":true}}`);
+    const refs = benchRefs(args.streams);
     // Frames built before the clock starts: the exchange's bytes arrive ready-made.
-    const idOf = (n: number): number => 1_000_000 + Math.floor(n / args.streams);
-    const frames = Array.from({ length: args.messages }, (_, n) => frame(n % args.streams, idOf(n)));
+    const idOf = (n: number): number => benchTradeId(n, args.streams);
+    const frames = Array.from({ length: args.messages }, (_, n) => benchTradeFrame(n % args.streams, idOf(n)));
     const metrics = (): Promise<number> => registry.getSingleMetric('feedkeeper_nats_acked_total')!.get().then((v) => v.values[0]?.value ?? 0);
 
     let dropped = 0;
@@ -155,7 +190,7 @@ export async function runNatsBench(args: NatsBenchOptions): Promise<NatsBenchRes
     while (n < args.messages) {
       const end = Math.min(args.messages, n + 2000);
       // The trade ID as the router hands it over (it read it for its own sequence check).
-      for (; n < end; n++) if (!sink.write(frames[n]!, 1700000000000, refs[n % args.streams]!, idOf(n), idOf(n))) dropped++;
+      for (; n < end; n++) if (!sink.write(frames[n]!, BENCH_RECV_MS, refs[n % args.streams]!, idOf(n), idOf(n))) dropped++;
       await new Promise((r) => setImmediate(r));
     }
     const written = process.hrtime.bigint();
@@ -187,8 +222,7 @@ export async function runNatsBench(args: NatsBenchOptions): Promise<NatsBenchRes
     await sink.close();
     return result;
   } finally {
-    server.child.kill('SIGKILL');
-    rmSync(server.dir, { recursive: true, force: true });
+    stopNatsServer(server);
   }
 }
 

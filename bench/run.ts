@@ -10,6 +10,7 @@ import { buildReport, formatTable, FULL, QUICK, runSuite, type Driver, type Suit
 import { processRelayDriver } from './relay-run.js';
 import { buildRelayReport, formatRelayTable, RELAY_FULL, RELAY_QUICK, runRelaySuite, type RelaySettings } from './relay-suite.js';
 import { natsServerVersion, type NatsBenchOptions, type NatsBenchResult } from './nats-bench.js';
+import type { NatsFloorOptions, NatsFloorResult } from './nats-floor.js';
 import { formatNatsTable, NATS_FULL, NATS_QUICK, runNatsSuite, type NatsReport, type NatsSettings } from './nats-suite.js';
 
 /**
@@ -23,7 +24,8 @@ import { formatNatsTable, NATS_FULL, NATS_QUICK, runNatsSuite, type NatsReport, 
  * exits when this process goes away and after a time limit of its own. Then the relay fan-out
  * (bench/relay-suite.ts): the daemon with its relay and the clients, each in a process of its own.
  * Then the NATS sink (bench/nats-suite.ts): acknowledged publishes into a nats-server of its own,
- * one process per run (dist/bench/nats-bench.js), skipped with a line when nats-server is missing.
+ * one process per run (dist/bench/nats-bench.js), then the broker floor (dist/bench/nats-floor.js),
+ * skipped with a line when nats-server is missing.
  */
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -175,20 +177,30 @@ function runChild(spec: PhaseSpec, window: (edge: 'start' | 'end') => void, cpuP
 }
 
 /** One NATS run in a process of its own (its own event loop and nats-server), its result read from --json. */
-async function runNatsChild(opts: NatsBenchOptions, cpuProf: string | null): Promise<NatsBenchResult> {
+function runNatsChild(opts: NatsBenchOptions, cpuProf: string | null): Promise<NatsBenchResult> {
+  return runJsonChild('nats-bench.js', ['--messages', String(opts.messages), '--streams', String(opts.streams), '--inflight', String(opts.inflight), '--publisher', opts.publisher], opts.publisher, cpuProf);
+}
+
+/** The broker floor (bench/nats-floor.ts) the same way. */
+function runNatsFloorChild(opts: NatsFloorOptions, cpuProf: string | null): Promise<NatsFloorResult> {
+  const variant = [...(opts.msgId ? [] : ['--no-msgid']), ...(opts.ack ? [] : ['--no-ack'])];
+  return runJsonChild('nats-floor.js', ['--messages', String(opts.messages), '--streams', String(opts.streams), '--inflight', String(opts.inflight), ...variant], 'floor', cpuProf);
+}
+
+async function runJsonChild<T>(script: string, scriptArgs: string[], label: string, cpuProf: string | null): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'feedkeeper-nats-run-'));
   const out = join(dir, 'result.json');
-  const args = ['--messages', String(opts.messages), '--streams', String(opts.streams), '--inflight', String(opts.inflight), '--publisher', opts.publisher, '--json', out];
-  const execArgv = cpuProf !== null ? ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `nats-${opts.publisher}-${Date.now()}.cpuprofile`] : [];
-  const child = fork(resolve(HERE, 'nats-bench.js'), args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv });
+  const args = [...scriptArgs, '--json', out];
+  const execArgv = cpuProf !== null ? ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `nats-${label}-${Date.now()}.cpuprofile`] : [];
+  const child = fork(resolve(HERE, script), args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv });
   try {
     const code = await new Promise<number | null>((resolveExit, reject) => {
       const killer = setTimeout(() => child.kill('SIGKILL'), 300_000);
       child.once('error', reject);
       child.once('exit', (c) => (clearTimeout(killer), resolveExit(c)));
     });
-    if (code !== 0) throw new Error(`NATS run (${opts.publisher}) exited ${code}`);
-    return JSON.parse(readFileSync(out, 'utf8')) as NatsBenchResult;
+    if (code !== 0) throw new Error(`NATS run (${label}) exited ${code}`);
+    return JSON.parse(readFileSync(out, 'utf8')) as T;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -218,7 +230,7 @@ async function main(): Promise<void> {
         natsReport = { skipped: 'nats-server not installed (apt-get install -y nats-server)' };
         log(`NATS phase skipped: ${natsReport.skipped}`);
       } else {
-        natsReport = await runNatsSuite(args.natsSettings, (o) => runNatsChild(o, args.cpuProf), log);
+        natsReport = await runNatsSuite(args.natsSettings, (o) => runNatsChild(o, args.cpuProf), log, (o) => runNatsFloorChild(o, args.cpuProf));
       }
     }
     log(`done in ${Math.round((performance.now() - started) / 1000)} s`);

@@ -151,8 +151,18 @@ t.test('the NATS sink phase at toy scale: both publishers, every message acknowl
     t.ok(r.messagesPerSecond > 0 && r.clientCpuMicros > 0, `${r.publisher}: figures`);
   }
   t.type(report.ratio.messagesPerSecond, 'number');
+  // The broker floor: the sink's frames prebuilt (checked byte for byte against FramePublisher's), one raw socket.
+  const floor = report.floor;
+  t.equal(floor.publisher, 'floor');
+  t.equal(floor.acked, NATS_SMOKE.messages, 'floor: every message acknowledged');
+  t.equal(floor.errors + floor.duplicates, 0, 'floor: no error, no duplicate');
+  t.equal(floor.stored, NATS_SMOKE.messages, 'floor: every message in the stream');
+  t.ok(floor.sampled > 0, 'floor: acks read as text');
+  t.ok(floor.messagesPerSecond > 0 && floor.serverCpuMicros > 0, 'floor: figures');
+  t.type(floor.framesRatio.messagesPerSecond, 'number');
   t.equal(report.target.met, null, 'the target is not judged at toy scale');
   t.match(formatNatsTable(report), /NATS sink: 3,000 acknowledged publishes/);
+  t.match(formatNatsTable(report), /broker floor \(raw socket\)/);
 });
 
 t.test('the hot-path harness: every message through the frame reader, router and recorder is written', async (t) => {
