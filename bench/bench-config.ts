@@ -24,6 +24,17 @@ export function streamsPerConnection(streams: number, connections: number): numb
  */
 export const HOLD_READS_ENV = 'FEEDKEEPER_BENCH_HOLD_READS_MS';
 
+/**
+ * `--read-threads N` (bench/run.ts) reaches the phase processes as this variable:
+ * connection.readThreads of every feedkeeper the bench starts, for an A/B. Unset: the default (0).
+ */
+export const READ_THREADS_ENV = 'FEEDKEEPER_BENCH_READ_THREADS';
+
+function benchConnection(): { readThreads?: number } {
+  const v = process.env[READ_THREADS_ENV];
+  return v === undefined || v === '' ? {} : { readThreads: Number(v) };
+}
+
 function benchRecorder(): { holdReadsMs?: number } {
   const v = process.env[HOLD_READS_ENV];
   return v === undefined || v === '' ? {} : { holdReadsMs: Number(v) };
@@ -44,6 +55,7 @@ export function benchConfig(dir: string, url: string, streams: number, connectio
     symbols: benchSymbols(streams),
     streams: [...BENCH_STREAM_TYPES],
     limits: { streamsPerConnection: streamsPerConnection(streams, connections) },
+    connection: benchConnection(),
     recorder: { enabled: true, dir: join(dir, 'recordings'), ...benchRecorder() },
     ledger: { path: join(dir, 'ledger.ndjson'), statePath: join(dir, 'state.json') },
     metrics: { enabled: true, host: '127.0.0.1', port: 0 },

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HOLD_READS_ENV } from './bench-config.js';
+import { HOLD_READS_ENV, READ_THREADS_ENV } from './bench-config.js';
 import type { SourceMode } from './flood-server.js';
 import type { ConsumerEvent, SourceCommand, ConsumerRequest, PhaseResult, PhaseSpec, SourceReply, SourceRequest, SourceStats } from './protocol.js';
 import { buildReport, formatTable, FULL, QUICK, runSuite, type Driver, type SuiteSettings } from './suite.js';
@@ -16,7 +16,7 @@ import { formatNatsTable, NATS_FULL, NATS_QUICK, runNatsSuite, type NatsReport, 
 /**
  * `npm run bench [-- --quick] [--json FILE] [--cpu-prof DIR] [--latency-rate N] [--latency-connections N]
  *   [--relay-only | --no-relay] [--relay-clients 1,10,50] [--relay-rate N] [--relay-reps N]
- *   [--nats-only | --no-nats] [--nats-pairs N] [--nats-messages N] [--hold-reads-ms N]`
+ *   [--nats-only | --no-nats] [--nats-pairs N] [--nats-messages N] [--hold-reads-ms N] [--read-threads N]`
  *
  * Forks the flood source (dist/bench/flood-server.js) once, then one child per phase
  * (dist/bench/phase.js) for the baseline and for feedkeeper in turn, so the three never share an
@@ -67,9 +67,10 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--nats-pairs') natsOverrides.pairs = positive(a, argv[++i]);
     else if (a === '--nats-messages') natsOverrides.messages = positive(a, argv[++i]);
     else if (a === '--hold-reads-ms') process.env[HOLD_READS_ENV] = String(nonNegative(a, argv[++i]));
+    else if (a === '--read-threads') process.env[READ_THREADS_ENV] = String(nonNegative(a, argv[++i]));
     else if (a === '--relay-clients') relayOverrides.clients = (argv[++i] ?? '').split(',').map((v) => (v === '0' ? 0 : positive(a, v)));
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: npm run bench -- [--quick] [--json FILE] [--cpu-prof DIR] [--latency-rate N] [--latency-connections N] [--relay-only | --no-relay] [--relay-clients 0,1,10,50] [--relay-rate N] [--relay-reps N] [--nats-only | --no-nats] [--nats-pairs N] [--nats-messages N] [--hold-reads-ms N]\n');
+      process.stdout.write('usage: npm run bench -- [--quick] [--json FILE] [--cpu-prof DIR] [--latency-rate N] [--latency-connections N] [--relay-only | --no-relay] [--relay-clients 0,1,10,50] [--relay-rate N] [--relay-reps N] [--nats-only | --no-nats] [--nats-pairs N] [--nats-messages N] [--hold-reads-ms N] [--read-threads N]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a} (see --help)`);
   }

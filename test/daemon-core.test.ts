@@ -20,63 +20,67 @@ t.test('2,500 streams: 3 connections, none over 1024 streams or the message rate
   t.same(sim.violations, [], 'the exchange saw no limit broken');
 });
 
-t.test('a lifetime rotation and a serverShutdown lose nothing and double nothing', async (t) => {
-  const { sim, daemon, config } = await startStack(t, {
-    sim: { eventsPerSecond: 20, tickMs: 50 },
-    config: {
-      symbols: ['BTCUSDT', 'ETHUSDT'],
-      streams: ['trade', 'aggTrade', 'bookTicker'],
-      connection: { maxLifetimeMs: 3500, rotateBeforeMs: 2000, handshakeTimeoutMs: 1000, switchoverTimeoutMs: 1000 },
-    },
+// Both with the sockets read on the main thread and on a read thread (connection.readThreads).
+for (const readThreads of [0, 1]) {
+  const how = readThreads === 0 ? '' : ' (sockets on a read thread)';
+  t.test(`a lifetime rotation and a serverShutdown lose nothing and double nothing${how}`, async (t) => {
+    const { sim, daemon, config } = await startStack(t, {
+      sim: { eventsPerSecond: 20, tickMs: 50 },
+      config: {
+        symbols: ['BTCUSDT', 'ETHUSDT'],
+        streams: ['trade', 'aggTrade', 'bookTicker'],
+        connection: { maxLifetimeMs: 3500, rotateBeforeMs: 2000, handshakeTimeoutMs: 1000, switchoverTimeoutMs: 1000, readThreads },
+      },
+    });
+    await until(() => daemon.router.stream('btcusdt@trade')!.received > 0, 5000);
+    // The lifetime rotation happens 1.5 s after the open: awaited, not slept for.
+    t.ok(await until(() => sim.totalConnections >= 2 && sim.connections().length === 1, 5000), `rotated (${sim.totalConnections} connections so far), the old one closed`);
+    const beforeShutdown = sim.totalConnections;
+    t.equal(sim.serverShutdown(), 1, 'serverShutdown sent');
+    await until(() => sim.totalConnections > beforeShutdown, 5000);
+    // The replacement delivers for a while before the stop: 20 more trades of one stream, and enough
+    // of each stream in all for the checks below.
+    const after = daemon.router.stream('btcusdt@trade')!.received;
+    const enough = (): boolean => daemon.router.stream('btcusdt@trade')!.received >= Math.max(after + 20, 70) && daemon.router.stream('ethusdt@aggTrade')!.received >= 70;
+    await until(enough, 6000);
+    await daemon.stop('test');
+    const lines = readRecording(config.recorder.dir);
+    for (const [stream, field] of [
+      ['btcusdt@trade', 't'],
+      ['ethusdt@aggTrade', 'a'],
+    ] as const) {
+      const got = recordedIds(lines, stream, field);
+      t.ok(got.length > 50, `${stream}: ${got.length} recorded`);
+      t.equal(new Set(got).size, got.length, `${stream}: no ID twice`);
+      const sent = sim.sentIds(stream);
+      const expect = sent.slice(sent.indexOf(got[0]!), sent.indexOf(got[got.length - 1]!) + 1);
+      t.same(got, expect, `${stream}: every ID the exchange sent between the first and last recorded, in order`);
+    }
+    const gaps = (await ledgerEntries(config)).filter((g) => g.cause !== 'shutdown');
+    t.same(gaps, [], 'no gap for a switch-over that lost nothing');
+    t.same(sim.violations, []);
   });
-  await until(() => daemon.router.stream('btcusdt@trade')!.received > 0, 5000);
-  // The lifetime rotation happens 1.5 s after the open: awaited, not slept for.
-  t.ok(await until(() => sim.totalConnections >= 2 && sim.connections().length === 1, 5000), `rotated (${sim.totalConnections} connections so far), the old one closed`);
-  const beforeShutdown = sim.totalConnections;
-  t.equal(sim.serverShutdown(), 1, 'serverShutdown sent');
-  await until(() => sim.totalConnections > beforeShutdown, 5000);
-  // The replacement delivers for a while before the stop: 20 more trades of one stream, and enough
-  // of each stream in all for the checks below.
-  const after = daemon.router.stream('btcusdt@trade')!.received;
-  const enough = (): boolean => daemon.router.stream('btcusdt@trade')!.received >= Math.max(after + 20, 70) && daemon.router.stream('ethusdt@aggTrade')!.received >= 70;
-  await until(enough, 6000);
-  await daemon.stop('test');
-  const lines = readRecording(config.recorder.dir);
-  for (const [stream, field] of [
-    ['btcusdt@trade', 't'],
-    ['ethusdt@aggTrade', 'a'],
-  ] as const) {
-    const got = recordedIds(lines, stream, field);
-    t.ok(got.length > 50, `${stream}: ${got.length} recorded`);
-    t.equal(new Set(got).size, got.length, `${stream}: no ID twice`);
-    const sent = sim.sentIds(stream);
-    const expect = sent.slice(sent.indexOf(got[0]!), sent.indexOf(got[got.length - 1]!) + 1);
-    t.same(got, expect, `${stream}: every ID the exchange sent between the first and last recorded, in order`);
-  }
-  const gaps = (await ledgerEntries(config)).filter((g) => g.cause !== 'shutdown');
-  t.same(gaps, [], 'no gap for a switch-over that lost nothing');
-  t.same(sim.violations, []);
-});
 
-t.test('a silent stall is caught within staleAfterMs and the connection replaced', async (t) => {
-  const { sim, daemon } = await startStack(t, {
-    sim: { eventsPerSecond: 10, tickMs: 50 },
-    config: { symbols: ['BTCUSDT'], streams: ['trade'], connection: { staleAfterMs: 1500 } },
+  t.test(`a silent stall is caught within staleAfterMs and the connection replaced${how}`, async (t) => {
+    const { sim, daemon } = await startStack(t, {
+      sim: { eventsPerSecond: 10, tickMs: 50 },
+      config: { symbols: ['BTCUSDT'], streams: ['trade'], connection: { staleAfterMs: 1500, readThreads } },
+    });
+    t.equal(daemon.feeds[0]!.holdReadsMs, 750, 'the read hold is at most half of staleAfterMs');
+    await until(() => daemon.router.stream('btcusdt@trade')!.received > 0, 5000);
+    const lastBefore = daemon.supervisor.workers[0]!.session!.lastFrameAt;
+    sim.stall();
+    const stalledAt = Date.now();
+    const replaced = await until(() => sim.totalConnections >= 2, 6000);
+    t.ok(replaced, 'a new connection was opened');
+    const stale = (await daemon.metrics.reconnects.get()).values.find((v) => v.labels.reason === 'stale');
+    t.equal(stale?.value, 1, 'counted as a stale reconnect');
+    const detectedAfter = Date.now() - lastBefore;
+    t.ok(detectedAfter < 1500 + 2500, `terminated ${Date.now() - stalledAt} ms after the stall (frames stopped ${detectedAfter} ms ago)`);
+    await until(() => daemon.supervisor.readiness().ready, 5000);
+    t.ok(daemon.supervisor.readiness().ready, 'ready again after the reconnect');
   });
-  t.equal(daemon.feeds[0]!.holdReadsMs, 750, 'the read hold is at most half of staleAfterMs');
-  await until(() => daemon.router.stream('btcusdt@trade')!.received > 0, 5000);
-  const lastBefore = daemon.supervisor.workers[0]!.session!.lastFrameAt;
-  sim.stall();
-  const stalledAt = Date.now();
-  const replaced = await until(() => sim.totalConnections >= 2, 6000);
-  t.ok(replaced, 'a new connection was opened');
-  const stale = (await daemon.metrics.reconnects.get()).values.find((v) => v.labels.reason === 'stale');
-  t.equal(stale?.value, 1, 'counted as a stale reconnect');
-  const detectedAfter = Date.now() - lastBefore;
-  t.ok(detectedAfter < 1500 + 2500, `terminated ${Date.now() - stalledAt} ms after the stall (frames stopped ${detectedAfter} ms ago)`);
-  await until(() => daemon.supervisor.readiness().ready, 5000);
-  t.ok(daemon.supervisor.readiness().ready, 'ready again after the reconnect');
-});
+}
 
 t.test('a mass drop of 20 connections reconnects without one attempt over the budget', async (t) => {
   const budget = 50;

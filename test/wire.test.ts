@@ -4,7 +4,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { WebSocketServer, type WebSocket as ServerSocket } from 'ws';
 import { FrameReader, type FrameHandlers } from '../src/connection/wire/frame-reader.js';
-import { CLOSED, FeedSocket, OPEN, type FeedSocketHandlers } from '../src/connection/wire/feed-socket.js';
+import { CLOSED, FeedSocket, OPEN, type FeedSocketHandlers, type FeedSocketOptions, type WireSocket } from '../src/connection/wire/feed-socket.js';
+import { ReadThread, readThread, ThreadedFeedSocket } from '../src/connection/wire/threaded-socket.js';
 
 // The session's WebSocket client (src/connection/wire/): the frame reader on byte streams cut at
 // every offset, every protocol violation it must refuse, pause/resume; the socket against a real
@@ -290,75 +291,6 @@ async function wsServer(t: Test): Promise<{ url: string; next: () => Promise<Ser
   };
 }
 
-t.test('socket against a ws server: messages, fragments, pings both ways, client frames masked', async (t) => {
-  const srv = await wsServer(t);
-  const p = probe();
-  const sock = new FeedSocket(srv.url, OPTS, p.handlers);
-  const server = await srv.next();
-  await p.next('open');
-  t.equal(sock.readyState, OPEN);
-  server.send('{"stream":"a","data":{}}');
-  server.send(Buffer.from('bin'), { binary: true });
-  server.send('frag', { fin: false });
-  server.send('mented', { fin: true });
-  server.ping('hello');
-  t.same(await p.next('message'), ['message', '{"stream":"a","data":{}}', false]);
-  t.same(await p.next('message'), ['message', 'bin', true]);
-  t.same(await p.next('message'), ['message', 'fragmented', false]);
-  t.same(await p.next('ping'), ['ping', 'hello']);
-  // ws's server refuses unmasked client frames (1002): these arriving proves the masking.
-  const got = new Promise<string>((r) => server.once('message', (d) => r(d.toString())));
-  sock.send('{"method":"SUBSCRIBE","params":["c"],"id":1}');
-  t.equal(await got, '{"method":"SUBSCRIBE","params":["c"],"id":1}');
-  const long = 'L'.repeat(70_000);
-  const gotLong = new Promise<string>((r) => server.once('message', (d) => r(d.toString())));
-  sock.send(long);
-  t.equal((await gotLong).length, 70_000, 'a 64-bit-length client frame');
-  const pinged = new Promise<string>((r) => server.once('ping', (d) => r(d.toString())));
-  sock.ping(Buffer.from('p1'));
-  t.equal(await pinged, 'p1');
-  t.same(await p.next('pong'), ['pong', 'p1'], 'the server pongs our ping');
-  const serverClosed = new Promise<[number, string]>((r) => server.once('close', (code, reason) => r([code, reason.toString()])));
-  sock.close(1000, 'rotation');
-  t.same(await serverClosed, [1000, 'rotation'], 'closing handshake: the server got our code and reason');
-  t.same(await p.next('close'), ['close', 1000, 'rotation'], 'and echoed it');
-  t.equal(sock.readyState, CLOSED);
-  t.notOk(p.events.some((e) => e[0] === 'error'), 'no error');
-});
-
-t.test('socket: a close from the server is answered and reported with its code', async (t) => {
-  const srv = await wsServer(t);
-  const p = probe();
-  new FeedSocket(srv.url, OPTS, p.handlers);
-  const server = await srv.next();
-  await p.next('open');
-  const echoed = new Promise<number>((r) => server.once('close', (code) => r(code)));
-  server.close(4001, 'maintenance');
-  t.same(await p.next('close'), ['close', 4001, 'maintenance']);
-  t.equal(await echoed, 4001, 'the server saw its code echoed');
-});
-
-t.test('socket: a connection cut without a close frame is 1006; terminate is immediate', async (t) => {
-  const srv = await wsServer(t);
-  const p = probe();
-  new FeedSocket(srv.url, OPTS, p.handlers);
-  (await srv.next()).terminate();
-  t.same((await p.next('close')).slice(0, 2), ['close', 1006]);
-
-  const q = probe();
-  const s2 = new FeedSocket(srv.url, OPTS, q.handlers);
-  await srv.next();
-  await q.next('open');
-  s2.terminate();
-  t.same((await q.next('close')).slice(0, 2), ['close', 1006]);
-
-  const r = probe();
-  const s3 = new FeedSocket(srv.url, OPTS, r.handlers);
-  s3.terminate();
-  t.same((await r.next('close')).slice(0, 2), ['close', 1006], 'terminate before the upgrade');
-  t.notOk(r.events.some((e) => e[0] === 'open'), 'never opened');
-});
-
 /** An HTTP server whose upgrade handler is the test's. */
 async function rawServer(t: Test, onUpgrade: (req: IncomingMessage, socket: Socket) => void, onRequest?: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
   const server: Server = createServer(onRequest ?? ((_, res) => res.end()));
@@ -382,71 +314,248 @@ function accept(req: IncomingMessage, socket: Socket, key?: string): void {
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${k}\r\n\r\n`);
 }
 
-t.test('socket: an upgrade refused with 429 reaches unexpectedResponse with its Retry-After', async (t) => {
-  const url = await rawServer(t, (_req, socket) => {
-    socket.end('HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+type Make = (url: string, opts: FeedSocketOptions, handlers: FeedSocketHandlers) => WireSocket;
+
+// Every socket test runs twice: FeedSocket on the main thread, and ThreadedFeedSocket, whose
+// FeedSocket runs on a read thread (connection.readThreads): the same events in the same order.
+const thread = new ReadThread();
+t.teardown(() => thread.stop());
+const KINDS: [string, Make][] = [
+  ['main thread', (url, opts, handlers) => new FeedSocket(url, opts, handlers)],
+  ['read thread', (url, opts, handlers) => new ThreadedFeedSocket(url, opts, handlers, thread)],
+];
+
+for (const [kind, make] of KINDS) {
+  t.test(`${kind}: socket against a ws server: messages, fragments, pings both ways, client frames masked`, async (t) => {
+    const srv = await wsServer(t);
+    const p = probe();
+    const sock = make(srv.url, OPTS, p.handlers);
+    const server = await srv.next();
+    await p.next('open');
+    t.equal(sock.readyState, OPEN);
+    server.send('{"stream":"a","data":{}}');
+    server.send(Buffer.from('bin'), { binary: true });
+    server.send('frag', { fin: false });
+    server.send('mented', { fin: true });
+    server.ping('hello');
+    t.same(await p.next('message'), ['message', '{"stream":"a","data":{}}', false]);
+    t.same(await p.next('message'), ['message', 'bin', true]);
+    t.same(await p.next('message'), ['message', 'fragmented', false]);
+    t.same(await p.next('ping'), ['ping', 'hello']);
+    // ws's server refuses unmasked client frames (1002): these arriving proves the masking.
+    const got = new Promise<string>((r) => server.once('message', (d) => r(d.toString())));
+    sock.send('{"method":"SUBSCRIBE","params":["c"],"id":1}');
+    t.equal(await got, '{"method":"SUBSCRIBE","params":["c"],"id":1}');
+    const long = 'L'.repeat(70_000);
+    const gotLong = new Promise<string>((r) => server.once('message', (d) => r(d.toString())));
+    sock.send(long);
+    t.equal((await gotLong).length, 70_000, 'a 64-bit-length client frame');
+    const pinged = new Promise<string>((r) => server.once('ping', (d) => r(d.toString())));
+    sock.ping(Buffer.from('p1'));
+    t.equal(await pinged, 'p1');
+    t.same(await p.next('pong'), ['pong', 'p1'], 'the server pongs our ping');
+    const serverClosed = new Promise<[number, string]>((r) => server.once('close', (code, reason) => r([code, reason.toString()])));
+    sock.close(1000, 'rotation');
+    t.same(await serverClosed, [1000, 'rotation'], 'closing handshake: the server got our code and reason');
+    t.same(await p.next('close'), ['close', 1000, 'rotation'], 'and echoed it');
+    t.equal(sock.readyState, CLOSED);
+    t.notOk(p.events.some((e) => e[0] === 'error'), 'no error');
   });
+
+  t.test(`${kind}: socket: a close from the server is answered and reported with its code`, async (t) => {
+    const srv = await wsServer(t);
+    const p = probe();
+    make(srv.url, OPTS, p.handlers);
+    const server = await srv.next();
+    await p.next('open');
+    const echoed = new Promise<number>((r) => server.once('close', (code) => r(code)));
+    server.close(4001, 'maintenance');
+    t.same(await p.next('close'), ['close', 4001, 'maintenance']);
+    t.equal(await echoed, 4001, 'the server saw its code echoed');
+  });
+
+  t.test(`${kind}: socket: a connection cut without a close frame is 1006; terminate is immediate`, async (t) => {
+    const srv = await wsServer(t);
+    const p = probe();
+    make(srv.url, OPTS, p.handlers);
+    (await srv.next()).terminate();
+    t.same((await p.next('close')).slice(0, 2), ['close', 1006]);
+
+    const q = probe();
+    const s2 = make(srv.url, OPTS, q.handlers);
+    await srv.next();
+    await q.next('open');
+    s2.terminate();
+    t.same((await q.next('close')).slice(0, 2), ['close', 1006]);
+
+    const r = probe();
+    const s3 = make(srv.url, OPTS, r.handlers);
+    s3.terminate();
+    t.same((await r.next('close')).slice(0, 2), ['close', 1006], 'terminate before the upgrade');
+    t.notOk(r.events.some((e) => e[0] === 'open'), 'never opened');
+  });
+
+  t.test(`${kind}: socket: an upgrade refused with 429 reaches unexpectedResponse with its Retry-After`, async (t) => {
+    const url = await rawServer(t, (_req, socket) => {
+      socket.end('HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    });
+    const p = probe();
+    make(url, OPTS, p.handlers);
+    t.same(await p.next('unexpected'), ['unexpected', 429, '7']);
+    t.notOk(p.events.some((e) => e[0] === 'open' || e[0] === 'error'), 'neither open nor error');
+  });
+
+  t.test(`${kind}: socket: a wrong Sec-WebSocket-Accept, an extension nobody asked for, frames in the upgrade response`, async (t) => {
+    const wrong = await rawServer(t, (req, socket) => accept(req, socket, 'AAAAAAAAAAAAAAAAAAAAAAAAAAA='));
+    const p = probe();
+    make(wrong, OPTS, p.handlers);
+    t.same(await p.next('error'), ['error', 'Invalid Sec-WebSocket-Accept header']);
+    t.same((await p.next('close')).slice(0, 2), ['close', 1006]);
+    t.notOk(p.events.some((e) => e[0] === 'open'), 'never open');
+
+    const ext = await rawServer(t, (req, socket) => {
+      const k = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${k}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n`);
+    });
+    const q = probe();
+    make(ext, OPTS, q.handlers);
+    t.match((await q.next('error'))[1], /Sec-WebSocket-Extensions/);
+
+    // A server may send its first frames in the same packet as the 101.
+    const eager = await rawServer(t, (req, socket) => {
+      accept(req, socket);
+      socket.write(frame(0x1, 'first'));
+    });
+    const r = probe();
+    make(eager, OPTS, r.handlers);
+    await r.next('open');
+    t.same(await r.next('message'), ['message', 'first', false]);
+  });
+
+  t.test(`${kind}: socket: invalid UTF-8 from the server fails the connection with 1007, after the messages before it`, async (t) => {
+    const url = await rawServer(t, (req, socket) => {
+      accept(req, socket);
+      socket.write(Buffer.concat([frame(0x1, 'good'), frame(0x1, Buffer.from([0x22, 0xc3, 0x28, 0x22])), frame(0x1, 'never')]));
+      socket.on('data', () => undefined);
+    });
+    const p = probe();
+    make(url, OPTS, p.handlers);
+    t.same(await p.next('message'), ['message', 'good', false]);
+    t.same(await p.next('error'), ['error', 'a text message that is not valid UTF-8']);
+    t.same((await p.next('close')).slice(0, 2), ['close', 1007]);
+    t.equal(p.events.filter((e) => e[0] === 'message').length, 1, 'nothing after the bad frame');
+  });
+
+  t.test(`${kind}: socket: a server that never answers the upgrade times out`, async (t) => {
+    const silent = createTcpServer((s) => s.on('data', () => undefined));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    t.teardown(() => new Promise<void>((r) => silent.close(() => r())));
+    const p = probe();
+    const started = Date.now();
+    make(`ws://127.0.0.1:${(silent.address() as AddressInfo).port}/`, { ...OPTS, handshakeTimeoutMs: 200 }, p.handlers);
+    t.same(await p.next('error'), ['error', 'Opening handshake has timed out']);
+    t.same((await p.next('close')).slice(0, 2), ['close', 1006]);
+    t.ok(Date.now() - started >= 150, 'after the timeout, not before');
+    const refused = probe();
+    // A port nothing listens on (the silent server's, once closed, could be reused: use port 9 of loopback).
+    make('ws://127.0.0.1:9/', OPTS, refused.handlers);
+    t.match((await refused.next('error'))[1], /ECONNREFUSED/);
+    t.same((await refused.next('close')).slice(0, 2), ['close', 1006]);
+    t.throws(() => make('http://127.0.0.1:9/', OPTS, probe().handlers), /not a WebSocket URL/);
+  });
+}
+
+// The read thread's own behaviour: flow control through TCP, pause across batches, its death.
+
+/** Resolves once `read()` has not changed over three looks 50 ms apart. */
+async function settled(read: () => number): Promise<number> {
+  let last = read();
+  let same = 0;
+  while (same < 3) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = read();
+    same = now === last ? same + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
+t.test('read thread: paused, it stops reading the socket (the exchange is held back by TCP); resumed, every message in order', async (t) => {
+  const srv = await wsServer(t);
   const p = probe();
-  new FeedSocket(url, OPTS, p.handlers);
-  t.same(await p.next('unexpected'), ['unexpected', 429, '7']);
-  t.notOk(p.events.some((e) => e[0] === 'open' || e[0] === 'error'), 'neither open nor error');
+  let seen = 0;
+  let inOrder = true;
+  const handlers: FeedSocketHandlers = {
+    ...p.handlers,
+    message: (d) => {
+      if (d.readUInt32BE(0) !== seen) inOrder = false;
+      seen++;
+      // Paused from inside a batch, as the session's burst yield and the read hold do.
+      if (seen === 10) sock.pause();
+    },
+  };
+  const sock = new ThreadedFeedSocket(srv.url, OPTS, handlers, thread);
+  const server = await srv.next();
+  await p.next('open');
+  const N = 2000;
+  const SIZE = 16 * 1024;
+  for (let i = 0; i < N; i++) {
+    const m = Buffer.alloc(SIZE, 0x41);
+    m.writeUInt32BE(i, 0);
+    server.send(m, { binary: true });
+  }
+  const buffered = await settled(() => server.bufferedAmount);
+  t.equal(seen, 10, 'nothing handed on after the pause');
+  // 32 MiB sent; the thread holds at most 8 reads of 64 KiB, the kernel a few MiB of socket buffers.
+  t.ok(buffered > 16 * 1024 * 1024, `the rest waits at the sender: ${buffered} bytes not written`);
+  sock.resume();
+  await new Promise<void>((resolve) => {
+    const check = (): void => (seen >= N ? resolve() : void setTimeout(check, 10));
+    check();
+  });
+  t.equal(seen, N, 'every message');
+  t.ok(inOrder, 'in order');
+  t.equal(server.bufferedAmount, 0, 'the sender drained');
+  sock.close(1000, '');
+  await p.next('close');
 });
 
-t.test('socket: a wrong Sec-WebSocket-Accept, an extension nobody asked for, frames in the upgrade response', async (t) => {
-  const wrong = await rawServer(t, (req, socket) => accept(req, socket, 'AAAAAAAAAAAAAAAAAAAAAAAAAAA='));
+t.test('read thread: terminate while batches wait drops them and closes', async (t) => {
+  const srv = await wsServer(t);
   const p = probe();
-  new FeedSocket(wrong, OPTS, p.handlers);
-  t.same(await p.next('error'), ['error', 'Invalid Sec-WebSocket-Accept header']);
+  let seen = 0;
+  const sock = new ThreadedFeedSocket(srv.url, OPTS, { ...p.handlers, message: () => void (++seen === 1 && sock.pause()) }, thread);
+  const server = await srv.next();
+  await p.next('open');
+  for (let i = 0; i < 100; i++) server.send(`m${i}`);
+  await settled(() => server.bufferedAmount);
+  sock.terminate();
   t.same((await p.next('close')).slice(0, 2), ['close', 1006]);
-  t.notOk(p.events.some((e) => e[0] === 'open'), 'never open');
+  sock.resume();
+  t.equal(seen, 1, 'nothing handed on after terminate');
+});
 
-  const ext = await rawServer(t, (req, socket) => {
-    const k = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${k}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n`);
-  });
+t.test('read thread: a thread that dies ends its connections (error, 1006); the next connection gets a new one', async (t) => {
+  const srv = await wsServer(t);
+  const first = readThread(1);
+  const p = probe();
+  new ThreadedFeedSocket(srv.url, OPTS, p.handlers, first);
+  await srv.next();
+  await p.next('open');
+  await first.stop();
+  t.match((await p.next('error'))[1], /read thread lost/);
+  t.same((await p.next('close')).slice(0, 2), ['close', 1006]);
+  t.notOk(first.alive);
+  const second = readThread(1);
+  t.not(second, first, 'a new thread');
+  t.ok(second.alive);
   const q = probe();
-  new FeedSocket(ext, OPTS, q.handlers);
-  t.match((await q.next('error'))[1], /Sec-WebSocket-Extensions/);
-
-  // A server may send its first frames in the same packet as the 101.
-  const eager = await rawServer(t, (req, socket) => {
-    accept(req, socket);
-    socket.write(frame(0x1, 'first'));
-  });
-  const r = probe();
-  new FeedSocket(eager, OPTS, r.handlers);
-  await r.next('open');
-  t.same(await r.next('message'), ['message', 'first', false]);
-});
-
-t.test('socket: invalid UTF-8 from the server fails the connection with 1007, after the messages before it', async (t) => {
-  const url = await rawServer(t, (req, socket) => {
-    accept(req, socket);
-    socket.write(Buffer.concat([frame(0x1, 'good'), frame(0x1, Buffer.from([0x22, 0xc3, 0x28, 0x22])), frame(0x1, 'never')]));
-    socket.on('data', () => undefined);
-  });
-  const p = probe();
-  new FeedSocket(url, OPTS, p.handlers);
-  t.same(await p.next('message'), ['message', 'good', false]);
-  t.same(await p.next('error'), ['error', 'a text message that is not valid UTF-8']);
-  t.same((await p.next('close')).slice(0, 2), ['close', 1007]);
-  t.equal(p.events.filter((e) => e[0] === 'message').length, 1, 'nothing after the bad frame');
-});
-
-t.test('socket: a server that never answers the upgrade times out', async (t) => {
-  const silent = createTcpServer((s) => s.on('data', () => undefined));
-  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
-  t.teardown(() => new Promise<void>((r) => silent.close(() => r())));
-  const p = probe();
-  const started = Date.now();
-  new FeedSocket(`ws://127.0.0.1:${(silent.address() as AddressInfo).port}/`, { ...OPTS, handshakeTimeoutMs: 200 }, p.handlers);
-  t.same(await p.next('error'), ['error', 'Opening handshake has timed out']);
-  t.same((await p.next('close')).slice(0, 2), ['close', 1006]);
-  t.ok(Date.now() - started >= 150, 'after the timeout, not before');
-  const refused = probe();
-  // A port nothing listens on (the silent server's, once closed, could be reused: use port 9 of loopback).
-  new FeedSocket('ws://127.0.0.1:9/', OPTS, refused.handlers);
-  t.match((await refused.next('error'))[1], /ECONNREFUSED/);
-  t.same((await refused.next('close')).slice(0, 2), ['close', 1006]);
-  t.throws(() => new FeedSocket('http://127.0.0.1:9/', OPTS, probe().handlers), /not a WebSocket URL/);
+  const s = new ThreadedFeedSocket(srv.url, OPTS, q.handlers, second);
+  const server = await srv.next();
+  await q.next('open');
+  server.send('after');
+  t.same(await q.next('message'), ['message', 'after', false]);
+  s.close(1000, '');
+  await q.next('close');
+  await second.stop();
 });

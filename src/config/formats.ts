@@ -242,6 +242,7 @@ export const formats = {
     check: (v) => (v === 'gzip' || v === 'none' ? null : problem(`must be "gzip" or "none", got ${show(v)}`)),
   },
   'fk-compress-level': integer(1, 9, 'an integer from 1 (fastest) to 9 (smallest)'),
+  'fk-read-threads': integer(0, 16, 'an integer from 0 (read on the main thread) to 16'),
   'fk-hold-reads-ms': integer(0, 10_000, 'an integer from 0 (never hold reads) to 10000 ms'),
   'fk-rotate-every-ms': {
     envKind: 'number',

@@ -102,7 +102,7 @@ function feedRaw(top: RawConfig, feed: Record<string, unknown>, i: number, keys:
   const cv = convict(buildSchema(), { env: {}, args: [] });
   const c = top.connection;
   cv.load({
-    connection: { rotateBeforeMs: c.rotateBeforeMs, switchoverTimeoutMs: c.switchoverTimeoutMs, handshakeTimeoutMs: c.handshakeTimeoutMs, probeIntervalMs: c.probeIntervalMs, backoff: { ...c.backoff } },
+    connection: { rotateBeforeMs: c.rotateBeforeMs, switchoverTimeoutMs: c.switchoverTimeoutMs, handshakeTimeoutMs: c.handshakeTimeoutMs, probeIntervalMs: c.probeIntervalMs, readThreads: c.readThreads, backoff: { ...c.backoff } },
     maintenance: { statusPollMs: top.maintenance.statusPollMs },
   });
   cv.load(feed);
@@ -259,6 +259,7 @@ function resolve(raw: RawConfig, venue: Venue, universe: UniverseSpec | null): C
       switchoverTimeoutMs: raw.connection.switchoverTimeoutMs,
       handshakeTimeoutMs: raw.connection.handshakeTimeoutMs,
       probeIntervalMs: raw.connection.probeIntervalMs,
+      readThreads: raw.connection.readThreads,
       backoff: { ...raw.connection.backoff },
     },
     recorder: { ...raw.recorder },

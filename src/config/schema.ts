@@ -95,6 +95,7 @@ export function buildSchema(): convict.Schema<RawConfig> {
       rotateBeforeMs: leaf('fk-positive-int', 300_000, 'Open the replacement this long before maxLifetimeMs.'),
       switchoverTimeoutMs: leaf('fk-positive-int', 10_000, 'Longest a switch-over may take before the old connection is closed anyway.'),
       handshakeTimeoutMs: leaf('fk-positive-int', 10_000, 'Time allowed for the WebSocket handshake.'),
+      readThreads: leaf('fk-read-threads', 0, 'Threads that read the sockets, shared by all connections (0: the main thread reads them).'),
       probeIntervalMs: leaf('fk-positive-int', 1000, 'While upgrades are refused with 503 (maintenance), one connection probes this often and the others wait for it.'),
       backoff: {
         initialMs: leaf('fk-positive-int', 1000, 'First reconnect delay.'),

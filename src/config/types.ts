@@ -50,6 +50,8 @@ export interface Config {
     handshakeTimeoutMs: number;
     /** While upgrades are refused with 503, one connection probes this often; the others wait for it. */
     probeIntervalMs: number;
+    /** Threads reading the sockets, shared by all connections; 0: the main thread reads them. */
+    readThreads: number;
     backoff: {
       initialMs: number;
       maxMs: number;

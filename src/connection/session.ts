@@ -7,7 +7,8 @@ import type { GapCause, SessionRef, StreamRouter } from '../pipeline/stream-rout
 import type { ClientPing, MarketProtocol, ProtocolIO } from '../venues/types.js';
 import { OutgoingLimiter } from './outgoing-limiter.js';
 import { StaleWatchdog } from './stale-watchdog.js';
-import { FeedSocket, HANDSHAKE_TIMEOUT, OPEN } from './wire/feed-socket.js';
+import { FeedSocket, HANDSHAKE_TIMEOUT, OPEN, type FeedSocketHandlers, type WireSocket } from './wire/feed-socket.js';
+import { readThread, ThreadedFeedSocket } from './wire/threaded-socket.js';
 
 /** How a session ended. */
 export interface SessionEnd {
@@ -66,6 +67,8 @@ export interface SessionOptions {
   onShutdownNotice: (session: Session) => void;
   /** The feed's read hold: the socket stops reading while the recording is behind (read-hold.ts). */
   reads?: ReadHold;
+  /** `connection.readThreads`: 0 (or absent) reads the socket on this thread, N on one of N read threads. */
+  readThreads?: number;
 }
 
 /**
@@ -110,7 +113,7 @@ export class Session implements SessionRef, ReadHolder {
   readonly connectionId: string;
   readonly ended: Promise<SessionEnd>;
   openedAt = 0;
-  private ws: FeedSocket | null = null;
+  private ws: WireSocket | null = null;
   private readonly limiter: OutgoingLimiter;
   private readonly watchdog: StaleWatchdog;
   private resolveEnd!: (e: SessionEnd) => void;
@@ -352,7 +355,7 @@ export class Session implements SessionRef, ReadHolder {
         if (err === null) resolve();
         else reject(err);
       };
-      const ws = new FeedSocket(url, { handshakeTimeoutMs: this.opts.handshakeTimeoutMs, maxPayload: 16 * 1024 * 1024, clock: this.opts.clock }, {
+      const handlers: FeedSocketHandlers = {
         unexpectedResponse: (res) => {
           const err = new UpgradeRejectedError(res.statusCode ?? 0, parseRetryAfter(res.headers['retry-after']));
           res.resume();
@@ -401,7 +404,10 @@ export class Session implements SessionRef, ReadHolder {
         },
         pong: () => this.watchdog.touch(this.opts.clock.now()),
         message: (data, isBinary, at) => this.onMessage(data, isBinary, at),
-      });
+      };
+      const socketOpts = { handshakeTimeoutMs: this.opts.handshakeTimeoutMs, maxPayload: 16 * 1024 * 1024, clock: this.opts.clock };
+      const threads = this.opts.readThreads ?? 0;
+      const ws: WireSocket = threads > 0 ? new ThreadedFeedSocket(url, socketOpts, handlers, readThread(threads)) : new FeedSocket(url, socketOpts, handlers);
       this.ws = ws;
     });
   }

@@ -296,6 +296,7 @@ export class ConnectionWorker {
         messagesPerSecond: c.limits.messagesPerSecond,
         staleAfterMs: c.connection.staleAfterMs,
         handshakeTimeoutMs: c.connection.handshakeTimeoutMs,
+        readThreads: c.connection.readThreads,
         router: this.opts.router,
         logger: this.log,
         metrics: this.opts.metrics,

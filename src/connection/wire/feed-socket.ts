@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
-import { request as httpRequest, type ClientRequest, type ClientRequestArgs, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type ClientRequest, type ClientRequestArgs, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -27,10 +27,35 @@ export const OPEN = 1;
 export const CLOSING = 2;
 export const CLOSED = 3;
 
+/** What the session reads of a refused upgrade: node:http's IncomingMessage, or its copy from a read thread. */
+export interface UpgradeResponse {
+  statusCode?: number;
+  headers: IncomingHttpHeaders;
+  /** Read and discard the body, then drop the connection. */
+  resume(): unknown;
+  destroy(): unknown;
+}
+
+/**
+ * A socket as the session uses it: FeedSocket on the main thread, or ThreadedFeedSocket
+ * (threaded-socket.ts) whose FeedSocket runs on a read thread.
+ */
+export interface WireSocket {
+  readonly readyState: number;
+  readonly isPaused: boolean;
+  send(text: string): void;
+  ping(data?: Buffer): void;
+  pong(data: Buffer): void;
+  close(code: number, reason: string): void;
+  terminate(): void;
+  pause(): void;
+  resume(): void;
+}
+
 export interface FeedSocketHandlers {
   open(): void;
   /** The server answered the upgrade with another status (429, 418, 403, 503...). */
-  unexpectedResponse(res: IncomingMessage): void;
+  unexpectedResponse(res: UpgradeResponse): void;
   /** A network error, a failed handshake or a protocol violation; `close` follows. */
   error(err: Error): void;
   /** The connection is closed: the peer's close code, or 1006 when none came. */
@@ -57,7 +82,7 @@ const OP_CLOSE = 0x8;
 const OP_PING = 0x9;
 const OP_PONG = 0xa;
 
-export class FeedSocket {
+export class FeedSocket implements WireSocket {
   readyState = CONNECTING;
   private socket: Socket | null = null;
   private readonly req: ClientRequest;
