@@ -52,6 +52,7 @@ t.test('defaults', async (t) => {
     switchoverTimeoutMs: 10_000,
     handshakeTimeoutMs: 10_000,
     probeIntervalMs: 1000,
+    readThreads: 0,
     backoff: { initialMs: 1000, maxMs: 60_000, multiplier: 2 },
   });
   t.same(c.recorder, { enabled: true, dir: './data/recordings', maxBufferBytes: 67_108_864, flushIntervalMs: 100, fsyncIntervalMs: 1000, holdReadsMs: 2000, rotateEveryMs: 3_600_000, compress: 'gzip', compressLevel: 6 });
@@ -397,4 +398,10 @@ t.test('an object where the schema has a value is refused, naming the key: every
   const err = configError(() => loadConfig({ files: files({ symbols: { nested: { deeper: [1, 2] } } }), env: {} }));
   t.equal(err.key, 'symbols.nested');
   t.match(err.message, /unknown key \(a universe has from, quoteAssets/);
+});
+
+t.test('connection.readThreads: 0 to 16, named when out of range', async (t) => {
+  t.equal(loadConfig({ files: [], env: { FEEDKEEPER_CONNECTION_READ_THREADS: '1' } }).connection.readThreads, 1);
+  t.throws(() => loadConfig({ files: [], env: { FEEDKEEPER_CONNECTION_READ_THREADS: '17' } }), /connection\.readThreads/);
+  t.throws(() => loadConfig({ files: [], env: { FEEDKEEPER_CONNECTION_READ_THREADS: '-1' } }), /connection\.readThreads/);
 });
