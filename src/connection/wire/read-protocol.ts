@@ -33,3 +33,8 @@ export type FromReader =
    * indexes of binary messages (null: all text, as every venue sends).
    */
   | { t: 'batch'; id: number; buf: ArrayBuffer; ends: Int32Array; binary: number[] | null };
+
+/** A Uint8Array that crossed the thread boundary, as a Buffer over the same memory. */
+export function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}

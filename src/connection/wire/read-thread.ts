@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import { FeedSocket } from './feed-socket.js';
-import { MAX_BATCHES_IN_FLIGHT, type FromReader, type ToReader } from './read-protocol.js';
+import { asBuffer, MAX_BATCHES_IN_FLIGHT, type FromReader, type ToReader } from './read-protocol.js';
 
 /**
  * A read thread (`connection.readThreads`, docs/performance.md): the exchange's sockets, their
@@ -132,10 +132,10 @@ port.on('message', (m: ToReader) => {
       c.socket.send(m.text);
       break;
     case 'ping':
-      c.socket.ping(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+      c.socket.ping(asBuffer(m.data));
       break;
     case 'pong':
-      c.socket.pong(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+      c.socket.pong(asBuffer(m.data));
       break;
     case 'close':
       c.socket.close(m.code, m.reason);

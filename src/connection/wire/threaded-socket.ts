@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { systemClock, type Clock } from '../../clock.js';
 import { CLOSED, CLOSING, CONNECTING, OPEN, type FeedSocketHandlers, type FeedSocketOptions, type WireSocket } from './feed-socket.js';
-import type { FromReader, ToReader } from './read-protocol.js';
+import { asBuffer, type FromReader, type ToReader } from './read-protocol.js';
 
 /**
  * A FeedSocket whose socket, handshake and frame reading run on a read thread (read-thread.ts):
@@ -164,13 +164,13 @@ export class ThreadedFeedSocket implements WireSocket {
       }
       case 'close':
         this.end();
-        this.handlers.close(m.code, Buffer.from(m.reason.buffer, m.reason.byteOffset, m.reason.byteLength));
+        this.handlers.close(m.code, asBuffer(m.reason));
         return;
       case 'ping':
-        this.handlers.ping(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+        this.handlers.ping(asBuffer(m.data));
         return;
       case 'pong':
-        this.handlers.pong(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+        this.handlers.pong(asBuffer(m.data));
         return;
     }
   }
