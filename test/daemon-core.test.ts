@@ -94,7 +94,8 @@ t.test('a mass drop of 20 connections reconnects without one attempt over the bu
   t.ok(await until(() => open() === 20 && sim.totalConnections === 40 && sim.connections().length === 20, 10_000), 'all 20 back (40 attempts of 50)');
   t.equal(sim.dropAll(), 20, 'dropped again');
   // 10 attempts left in the window: 10 come back, the other 10 wait for the window to roll.
-  t.ok(await until(() => sim.totalConnections === 50 && sim.connections().length === 10, 10_000), '10 back');
+  // Back on both sides: the exchange has them, and the daemon has them open (subscribed), not still confirming.
+  t.ok(await until(() => sim.totalConnections === 50 && sim.connections().length === 10 && open() === 10, 10_000), '10 back');
   // The other 10 end their backoff and ask the budget: awaited, each worker's `connecting` status.
   const down = daemon.supervisor.workers.filter((w) => w.state !== 'open');
   t.equal(down.length, 10);
