@@ -38,7 +38,7 @@ const EMPTY = Buffer.alloc(0);
  * about 13 instead of 38 ns a message (docs/performance.md). `Buffer.isBuffer` and every Buffer
  * method work on it as on any Buffer.
  */
-class MessageView extends Uint8Array {}
+export class MessageView extends Uint8Array {}
 Object.setPrototypeOf(MessageView.prototype, Buffer.prototype);
 
 /** buf[from, to) as a Buffer over the same memory. */

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { systemClock, type Clock } from '../../clock.js';
 import { CLOSED, CLOSING, CONNECTING, OPEN, type FeedSocketHandlers, type FeedSocketOptions, type WireSocket } from './feed-socket.js';
+import { MessageView } from './frame-reader.js';
 import { asBuffer, type FromReader, type ToReader } from './read-protocol.js';
 
 /**
@@ -19,10 +20,6 @@ import { asBuffer, type FromReader, type ToReader } from './read-protocol.js';
  * - A read thread that dies ends each of its sockets with an error and close 1006; the next
  *   connection gets a new thread.
  */
-
-/** A view type the way Node makes Buffer views (frame-reader.ts: MessageView). */
-class BatchView extends Uint8Array {}
-Object.setPrototypeOf(BatchView.prototype, Buffer.prototype);
 
 const EMPTY = Buffer.alloc(0);
 
@@ -188,7 +185,7 @@ export class ThreadedFeedSocket implements WireSocket {
       }
       const from = i === 0 ? 0 : ends[i - 1]!;
       const isBinary = binary !== null && binary.includes(i);
-      const data = new BatchView(buf, from, ends[i]! - from) as unknown as Buffer;
+      const data = new MessageView(buf, from, ends[i]! - from) as unknown as Buffer;
       i++;
       this.handlers.message(data, isBinary, at);
     }
