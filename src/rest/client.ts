@@ -165,7 +165,10 @@ export class RestClient {
           this.logger.warn({ event: 'rest_weight_wait', usedWeight: this.host.usedWeight, weight, weightLimit: this.weightLimit, waitMs }, 'REST weight budget spent: waiting for the next minute');
         }
       }
-      if (waitMs === 0) return;
+      if (waitMs === 0) {
+        this.host.endPauseIfOver(this.clock);
+        return;
+      }
       try {
         await delay(waitMs, signal, this.clock);
       } catch {

@@ -70,6 +70,16 @@ export class RestHost {
     this.clearTimer.unref?.();
   }
 
+  /**
+   * A caller found the pause over before the clear timer fired (timers due at the same time run in
+   * either order): end it now, so restPaused is 0 before the call it lets through is sent.
+   */
+  endPauseIfOver(clock: Clock): void {
+    if (this.pausedUntil === 0 || this.pausedUntil > clock.now()) return;
+    if (this.clearClock) this.clearClock.clearTimeout(this.clearTimer);
+    this.endPause(clock);
+  }
+
   private endPause(clock: Clock): void {
     const left = this.pausedUntil - clock.now();
     if (left > 0) {
