@@ -244,3 +244,53 @@ t.test('IDs that went back below the recent window are a new epoch (sequence_res
   t.equal(ids(recorder.lines).length, 50);
   t.equal(gaps.list().length, 1);
 });
+
+// The socket hands each frame on as a view of one read buffer that the next read overwrites
+// (feed-socket.ts): the router must copy what it keeps past the call. Here every frame is routed
+// from one scratch buffer, scribbled over right after.
+function reusedRoute(router: StreamRouter): (s: SessionRef, frame: Buffer, recv: number) => void {
+  const scratch = Buffer.alloc(4096);
+  return (s, frame, recv) => {
+    frame.copy(scratch);
+    router.route(s, scratch.subarray(0, frame.length), recv);
+    scratch.fill(0x20);
+  };
+}
+
+t.test('from a reused read buffer: the frames a replacement delivers while it waits to take over are recorded intact', async (t) => {
+  const { router, gaps, recorder } = setup();
+  const route = reusedRoute(router);
+  const old = session('c0');
+  const next = session('c0');
+  for (let id = 1; id <= 5; id++) route(old, trade(id), id);
+  // Ahead of the old one: 9..12 wait in the router until the two overlap.
+  for (let id = 9; id <= 12; id++) route(next, trade(id), 50 + id);
+  for (let id = 6; id <= 10; id++) route(old, trade(id), 60 + id);
+  t.equal(router.stream('btcusdt@trade')!.owner, next.id, 'handed over');
+  t.same(ids(recorder.lines), Array.from({ length: 12 }, (_, i) => i + 1), 'the waiting frames, whole');
+  t.equal(gaps.list().length, 0);
+});
+
+t.test('from a reused read buffer: a stream with ties still tells a repeat from a new event at the same key', async (t) => {
+  const bybit = getVenue('bybit-spot')!;
+  const name = 'publicTrade:BTCUSDT';
+  const streams = new Map<string, StreamType>([[name, bybit.streamType('publicTrade')!]]);
+  const recorder = new MemoryRecorder();
+  const metrics = createMetrics({ defaultMetrics: false });
+  const router = new StreamRouter({ venue: bybit, streams, gaps: new MemoryGaps(), recorder, metrics, logger: silentLogger() });
+  const route = reusedRoute(router);
+  const tradeAt = (T: number, i: string) => Buffer.from(`{"topic":"publicTrade.BTCUSDT","ts":${T},"type":"snapshot","data":[{"T":${T},"s":"BTCUSDT","S":"Buy","v":"0.1","p":"1","i":"${i}","BT":false}]}`);
+  const old = session('c0');
+  const next = session('c0');
+  route(old, tradeAt(100, 'a'), 1);
+  route(old, tradeAt(100, 'b'), 2); // same key, another trade
+  route(old, tradeAt(100, 'b'), 3); // a repeat
+  route(next, tradeAt(100, 'a'), 4); // the replacement's overlap: repeats
+  route(next, tradeAt(100, 'b'), 5);
+  route(next, tradeAt(101, 'c'), 6);
+  route(old, tradeAt(101, 'c'), 7);
+  route(next, tradeAt(101, 'd'), 8);
+  const trades = recorder.lines.map((l) => (JSON.parse(l) as { data: { i: string }[] }).data[0]!.i);
+  t.same(trades, ['a', 'b', 'c', 'd'], 'each trade once');
+  t.equal((await metrics.messagesDuplicate.get()).values[0]!.value, 4, 'four repeats dropped');
+});

@@ -6,6 +6,7 @@ import { missedBetween } from '../ledger/missed.js';
 import { streamRef, type StreamRef } from './stream-ref.js';
 import { StreamTable } from './stream-table.js';
 import type { GapCause, Missed } from '../ledger/types.js';
+import { TieFrames } from './tie-frames.js';
 
 /**
  * Where a message goes after the socket. One router for the whole daemon, shared by every
@@ -70,8 +71,8 @@ interface StreamState {
   readonly ref: StreamRef;
   /** Rule `none`: the last frames accepted, to drop the same event delivered twice in a switch-over. */
   readonly recent: Set<string> | null;
-  /** Rule `ordered` with ties: the frames accepted at the current key (duplicates among equals). */
-  readonly atKey: Buffer[] | null;
+  /** Rule `ordered` with ties: the frames accepted at the current key, copied (duplicates among equals). */
+  readonly atKey: TieFrames | null;
   /** Last accepted order key (trade t, aggTrade a, depth u, bookTicker u, E...). NaN: none yet. */
   key: number;
   /**
@@ -232,7 +233,8 @@ export class StreamRouter {
       st.candidate = session;
       st.pending.length = 0;
     }
-    st.pending.push({ frame, recv, first: k.first, last: k.last, prev: k.prev, flags: k.flags });
+    // A copy: the frame is a view of the socket's reused read buffer, and this one waits.
+    st.pending.push({ frame: Buffer.from(frame), recv, first: k.first, last: k.last, prev: k.prev, flags: k.flags });
     this.tryHandover(st);
   }
 
@@ -425,10 +427,7 @@ export class StreamRouter {
     // `u` after 3 s idle; `u`=1 restarts the sequence): only a replayed overlap can double it.
     if ((flags & KEY_RESET) !== 0 && !this.replaying) return false;
     if (st.rule.kind === 'linked' && prev === st.key) return false;
-    if (st.atKey !== null && last === st.key) {
-      for (const f of st.atKey) if (f.equals(frame)) return true;
-      return false;
-    }
+    if (st.atKey !== null && last === st.key) return st.atKey.has(frame);
     return true;
   }
 
@@ -474,8 +473,8 @@ export class StreamRouter {
       this.gaps.instant({ venue: this.venue.name, stream: st.name, connection: session.connectionId, at: recv, cause: 'sequence', missed: this.missedBefore(st, first, last, prev, false) });
     }
     if (st.atKey !== null) {
-      if (last !== st.key) st.atKey.length = 0;
-      st.atKey.push(frame);
+      if (last !== st.key) st.atKey.clear();
+      st.atKey.add(frame);
     }
     st.key = last;
     st.lastRecv = recv;
@@ -567,7 +566,7 @@ function newState(name: string, type: StreamType, ref: StreamRef): StreamState {
     rule,
     ref,
     recent: rule.kind === 'none' ? new Set() : null,
-    atKey: rule.kind === 'ordered' && rule.ties === true ? [] : null,
+    atKey: rule.kind === 'ordered' && rule.ties === true ? new TieFrames() : null,
     key: NaN,
     floor: NaN,
     floorNext: NaN,

@@ -11,7 +11,7 @@ export const MAX_BATCHES_IN_FLIGHT = 8;
 
 /** Main thread → read thread. */
 export type ToReader =
-  | { t: 'open'; id: number; url: string; handshakeTimeoutMs: number; maxPayload: number }
+  | { t: 'open'; id: number; url: string; handshakeTimeoutMs: number; maxPayload: number; ca?: string }
   | { t: 'text'; id: number; text: string }
   | { t: 'ping'; id: number; data: Uint8Array }
   | { t: 'pong'; id: number; data: Uint8Array }

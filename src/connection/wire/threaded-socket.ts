@@ -47,7 +47,7 @@ export class ThreadedFeedSocket implements WireSocket {
     const u = new URL(url);
     if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new TypeError(`not a WebSocket URL: ${u.protocol}`);
     this.id = thread.attach(this);
-    thread.post({ t: 'open', id: this.id, url, handshakeTimeoutMs: opts.handshakeTimeoutMs, maxPayload: opts.maxPayload });
+    thread.post({ t: 'open', id: this.id, url, handshakeTimeoutMs: opts.handshakeTimeoutMs, maxPayload: opts.maxPayload, ca: opts.ca === undefined ? undefined : String(opts.ca) });
   }
 
   readonly id: number;
@@ -89,6 +89,11 @@ export class ThreadedFeedSocket implements WireSocket {
 
   pause(): void {
     this.paused = true;
+  }
+
+  /** The batch yield: here a pause (a batch is this thread's own memory, nothing needs copying). */
+  yieldReads(): void {
+    this.pause();
   }
 
   resume(): void {
