@@ -56,7 +56,7 @@ class CountingGaps implements GapSink {
 }
 
 /** `messages` frames round-robin over `streams` streams, cut into socket-sized chunks. */
-function buildChunks(messages: number, streams: number): Buffer[] {
+export function buildChunks(messages: number, streams: number): Buffer[] {
   const names = benchSymbols(streams).flatMap((s) => BENCH_STREAM_TYPES.map((t) => `${s.toLowerCase()}@${t}`)).slice(0, streams);
   const templates = names.map((n) => streamTemplate(n)!);
   const chunks: Buffer[] = [];

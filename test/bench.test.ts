@@ -9,6 +9,7 @@ import { buildRelayReport, formatRelayTable, runRelaySuite, RELAY_SMOKE } from '
 import { formatNatsTable, NATS_SMOKE, runNatsSuite } from '../bench/nats-suite.js';
 import { natsServerVersion, runNatsBench } from '../bench/nats-bench.js';
 import { runHotPath } from '../bench/hot-path.js';
+import { runReadPath } from '../bench/read-path.js';
 import { shape } from './helpers/shape.js';
 
 /**
@@ -171,4 +172,9 @@ t.test('the hot-path harness: every message through the frame reader, router and
   t.equal(r.written, 20_000, 'every message written');
   t.equal(r.dropped, 0);
   t.ok(r.nsPerMessage > 0, 'a time measured');
+});
+
+t.test('the read-path harness: every message through a real socket, FeedSocket, router and recorder is written', async (t) => {
+  const r = await runReadPath(20_000);
+  t.equal(r.written, 20_000, 'every message written');
 });

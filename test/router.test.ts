@@ -245,9 +245,9 @@ t.test('IDs that went back below the recent window are a new epoch (sequence_res
   t.equal(gaps.list().length, 1);
 });
 
-// The socket hands each frame on as a view of one read buffer that the next read overwrites
-// (feed-socket.ts): the router must copy what it keeps past the call. Here every frame is routed
-// from one scratch buffer, scribbled over right after.
+// The socket hands each frame on as a view of its chunk (frame-reader.ts): what the router keeps
+// past the call, it copies (a view would keep the chunk alive, and break if its memory were reused).
+// Here every frame is routed from one scratch buffer, scribbled over right after.
 function reusedRoute(router: StreamRouter): (s: SessionRef, frame: Buffer, recv: number) => void {
   const scratch = Buffer.alloc(4096);
   return (s, frame, recv) => {
@@ -257,7 +257,7 @@ function reusedRoute(router: StreamRouter): (s: SessionRef, frame: Buffer, recv:
   };
 }
 
-t.test('from a reused read buffer: the frames a replacement delivers while it waits to take over are recorded intact', async (t) => {
+t.test('frames routed from one reused buffer: the frames a replacement delivers while it waits to take over are recorded intact', async (t) => {
   const { router, gaps, recorder } = setup();
   const route = reusedRoute(router);
   const old = session('c0');
@@ -271,7 +271,7 @@ t.test('from a reused read buffer: the frames a replacement delivers while it wa
   t.equal(gaps.list().length, 0);
 });
 
-t.test('from a reused read buffer: a stream with ties still tells a repeat from a new event at the same key', async (t) => {
+t.test('frames routed from one reused buffer: a stream with ties still tells a repeat from a new event at the same key', async (t) => {
   const bybit = getVenue('bybit-spot')!;
   const name = 'publicTrade:BTCUSDT';
   const streams = new Map<string, StreamType>([[name, bybit.streamType('publicTrade')!]]);

@@ -75,9 +75,7 @@ export interface SessionOptions {
  * Messages one socket may deliver before it yields the event loop. Under a burst libuv reads up to
  * 2 MiB per readable socket per turn and ws emits every message in it at once; with many sockets a
  * turn grew to 300 ms, starving timers, pongs and the recorder's write completions
- * (docs/performance.md). Stopping the socket's reads for one setImmediate hop bounds a turn: at
- * the end of the read the 1,000th message came in, so a turn holds at most one read (256 KiB,
- * READ_BUFFER_BYTES) per socket past it.
+ * (docs/performance.md). Pausing the socket for one setImmediate hop bounds a turn.
  */
 const BURST_MESSAGES = 1000;
 /**
@@ -121,8 +119,6 @@ export class Session implements SessionRef, ReadHolder {
   private resolveEnd!: (e: SessionEnd) => void;
   private state: SessionState = { kind: 'dialing' };
   private pongPayload: Buffer | null = null;
-  /** The socket reads nothing until the next turn of the event loop (yieldLoop). */
-  private yielding = false;
   /** Messages since the socket last yielded the event loop. */
   private burst = 0;
   /** Streams confirmed subscribed on this socket (the URL's, the subscribe's, live additions). */
@@ -395,7 +391,7 @@ export class Session implements SessionRef, ReadHolder {
           // Only the newest ping needs an answer, so at most one pong waits: pings arriving faster
           // than the rate allows never crowd out everything else.
           const queued = this.pongPayload !== null;
-          this.pongPayload = data; // a copy (FeedSocketHandlers.ping): it may wait in the limiter
+          this.pongPayload = data;
           if (queued) return;
           this.limiter.enqueue(() => {
             const payload = this.pongPayload;
@@ -458,12 +454,9 @@ export class Session implements SessionRef, ReadHolder {
 
   private yieldLoop(): void {
     const ws = this.ws;
-    if (ws === null || this.yielding || ws.isPaused) return;
-    // At the end of the current socket read: its other messages are handed on in this turn.
-    this.yielding = true;
-    ws.yieldReads();
+    if (ws === null || ws.isPaused) return;
+    ws.pause();
     setImmediate(() => {
-      this.yielding = false;
       this.burst = 0;
       if (ws.readyState === OPEN && !this.readsHeld) ws.resume();
     });

@@ -233,7 +233,8 @@ export class StreamRouter {
       st.candidate = session;
       st.pending.length = 0;
     }
-    // A copy: the frame is a view of the socket's reused read buffer, and this one waits.
+    // A copy: the frame is a view of the socket's chunk, and this one waits (up to MAX_PENDING of
+    // them, which as views would keep as many 64 KiB chunks alive).
     st.pending.push({ frame: Buffer.from(frame), recv, first: k.first, last: k.last, prev: k.prev, flags: k.flags });
     this.tryHandover(st);
   }

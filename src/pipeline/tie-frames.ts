@@ -1,9 +1,10 @@
 /**
  * The frames a stream with ties (rule `ordered`, `ties: true`) accepted at its current key, to tell
  * a repeat from a new event with the same key by their bytes. Frames reach the router as views of
- * the socket's reused read buffer (feed-socket.ts), valid only during the call, so each is kept as
- * a copy: into slots that are reused from one key to the next, so a running stream allocates
- * nothing here (a slot grows only for a frame longer than any before it).
+ * the socket's chunk (frame-reader.ts): keeping the view would keep the whole chunk (64 KiB) alive,
+ * per stream with ties, and would break as soon as a chunk's memory is reused. So each is kept as
+ * a copy, into slots reused from one key to the next: a running stream allocates nothing here (a
+ * slot grows only for a frame longer than any before it).
  */
 
 /** Smallest slot: room for any trade or ticker frame of the venues we read. */

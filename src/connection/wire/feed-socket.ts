@@ -1,20 +1,19 @@
-import { randomBytes, randomFillSync } from 'node:crypto';
-import type { IncomingHttpHeaders } from 'node:http';
+import { createHash, randomBytes, randomFillSync } from 'node:crypto';
+import { request as httpRequest, type ClientRequest, type ClientRequestArgs, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
 import { systemClock, type Clock, type Timer } from '../../clock.js';
 import { FrameReader } from './frame-reader.js';
-import { headEnd, MAX_RESPONSE_HEAD, parseResponseHead, upgradeProblem, upgradeRequest } from './upgrade.js';
 
 /** `code` of the error a handshake that did not finish within handshakeTimeoutMs ends with. */
 export const HANDSHAKE_TIMEOUT = 'EHANDSHAKETIMEOUT';
 
 /**
  * A WebSocket client for one exchange connection (RFC 6455), built for the market-data hot path:
- * the socket reads into one buffer that every socket of the thread reuses (net `onread`, no new
- * memory per read), the opening handshake is done here on that socket (upgrade.ts), frames are
- * read by FrameReader (a message handed on as a view of the read buffer, one handler call per
- * message, valid only during the call), client frames masked as the RFC requires. The subset of `ws`'s client the session uses, with the same meanings: readyState,
+ * the opening handshake over node:http's upgrade, frames read by FrameReader (a message handed on
+ * as a view of the socket's chunk, one handler call per message), client frames masked as the RFC
+ * requires. The subset of `ws`'s client the session uses, with the same meanings: readyState,
  * send, ping, pong, close (the closing handshake) and terminate, pause and resume; handlers given
  * once instead of events. `ws` stays the server side everywhere (simulator, relay) and the bench's
  * bare client, so the two interoperate in every test.
@@ -28,7 +27,7 @@ export const OPEN = 1;
 export const CLOSING = 2;
 export const CLOSED = 3;
 
-/** What the session reads of a refused upgrade: the response's status and headers (its body is not read). */
+/** What the session reads of a refused upgrade: node:http's IncomingMessage, or its copy from a read thread. */
 export interface UpgradeResponse {
   statusCode?: number;
   headers: IncomingHttpHeaders;
@@ -50,8 +49,6 @@ export interface WireSocket {
   close(code: number, reason: string): void;
   terminate(): void;
   pause(): void;
-  /** Read nothing after the current socket read until resume() (the burst yield: session.ts). */
-  yieldReads(): void;
   resume(): void;
 }
 
@@ -66,8 +63,7 @@ export interface FeedSocketHandlers {
   ping(data: Buffer): void;
   pong(data: Buffer): void;
   /**
-   * A whole message, valid only during the call: its bytes are in the reused read buffer (a
-   * handler that keeps them copies them). Ping, pong and close payloads are copies. `at` is the clock's time when the socket chunk it came in began to be read
+   * A whole message. `at` is the clock's time when the socket chunk it came in began to be read
    * (every message of one chunk arrived together): one clock read per chunk, not per message.
    */
   message(data: Buffer, isBinary: boolean, at: number): void;
@@ -82,44 +78,20 @@ export interface FeedSocketOptions {
   ca?: string | Buffer;
 }
 
-const EMPTY = Buffer.alloc(0);
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const OP_TEXT = 0x1;
 const OP_CLOSE = 0x8;
 const OP_PING = 0x9;
 const OP_PONG = 0xa;
 
-/** Bytes of the reused read buffer: a socket read takes at most this much. */
-export const READ_BUFFER_BYTES = 256 * 1024;
-let sharedReadBuffer: Buffer | null = null;
-
-/**
- * The read buffer of this thread (the main thread and each read thread have their own). One
- * buffer for every socket is safe because a read's callback runs to its end before the next read
- * into the buffer: reads come only from the event loop, never from inside a call of ours, and
- * FrameReader copies whatever it keeps (a cut frame, fragments, what a pause holds back). Reused,
- * it stays in the CPU's cache and costs V8 nothing: a new 64 KiB buffer per read made external
- * memory that V8 collected with mark-compacts (docs/performance.md "One reused read buffer").
- */
-function readBuffer(): Buffer {
-  return (sharedReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
-}
-
-/** The error a connection that ended before the upgrade response ends with, as node:http names it. */
-function hangUp(): Error {
-  return Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
-}
-
 export class FeedSocket implements WireSocket {
   readyState = CONNECTING;
-  private readonly socket: Socket;
+  private socket: Socket | null = null;
+  private readonly req: ClientRequest;
   private readonly reader: FrameReader;
-  private readonly key: string;
-  /** The response head read so far (a copy: the read buffer is reused); null once the handshake is over. */
-  private response: Buffer | null = EMPTY;
-  private opened = false;
   /** The peer's close code (or the one sent for a protocol violation); 1006: none. */
   private closeCode = 1006;
-  private closeReason: Buffer = EMPTY;
+  private closeReason: Buffer = Buffer.alloc(0);
   private closeSent = false;
   private errored = false;
   private closedEmitted = false;
@@ -136,7 +108,7 @@ export class FeedSocket implements WireSocket {
     const u = new URL(url);
     const secure = u.protocol === 'wss:';
     if (!secure && u.protocol !== 'ws:') throw new TypeError(`not a WebSocket URL: ${u.protocol}`);
-    this.key = randomBytes(16).toString('base64');
+    const key = randomBytes(16).toString('base64');
     const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
     const port = u.port !== '' ? Number(u.port) : secure ? 443 : 80;
     this.reader = new FrameReader(
@@ -149,25 +121,31 @@ export class FeedSocket implements WireSocket {
       },
       opts.maxPayload,
     );
-    this.clock = opts.clock ?? systemClock;
-    // Every read of every socket of this thread lands in the same buffer, handled before the next
-    // read can reuse it (module doc: readBuffer).
-    const onread = { buffer: readBuffer(), callback: (n: number, buf: Uint8Array): boolean => this.onRead(n, buf as Buffer) };
-    // tls.connect takes onread too (Node's docs; its typings do not list it).
-    this.socket = secure
-      ? tlsConnect({ host, port, servername: isIP(host) ? undefined : host, ca: opts.ca, onread } as ConnectionOptions)
-      : netConnect({ host, port, onread });
-    this.socket.setNoDelay(true);
-    this.handshakeTimer = this.clock.setTimeout(() => this.abortHandshake(Object.assign(new Error('Opening handshake has timed out'), { code: HANDSHAKE_TIMEOUT })), opts.handshakeTimeoutMs);
-    this.socket.on('error', (err) => (this.opened ? this.fail(err) : this.abortHandshake(err)));
-    this.socket.on('close', () => (this.opened ? this.socketClosed() : this.abortHandshake(hangUp())));
-    this.socket.on('end', () => {
-      // The server ended its side: after a closing handshake that is the normal end.
-      if (this.readyState === OPEN) this.readyState = CLOSING;
-      this.socket.end();
+    const request = secure ? httpsRequest : httpRequest;
+    this.req = request({
+      host,
+      port,
+      path: `${u.pathname}${u.search}`,
+      headers: {
+        Host: u.host,
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': key,
+      },
+      createConnection: secure ? (o: ClientRequestArgs) => secureConnect(o, opts.ca) : plainConnect,
     });
-    // Written before the connection is up: the socket sends it once it is (after TLS's handshake).
-    this.socket.write(upgradeRequest(u, this.key));
+    this.clock = opts.clock ?? systemClock;
+    this.handshakeTimer = this.clock.setTimeout(() => this.abortHandshake(Object.assign(new Error('Opening handshake has timed out'), { code: HANDSHAKE_TIMEOUT })), opts.handshakeTimeoutMs);
+    this.req.on('error', (err) => this.abortHandshake(err));
+    this.req.on('response', (res) => {
+      this.clock.clearTimeout(this.handshakeTimer);
+      this.readyState = CLOSED;
+      this.closedEmitted = true;
+      this.handlers.unexpectedResponse(res);
+    });
+    this.req.on('upgrade', (res, socket, head) => this.upgraded(res, socket as Socket, head, key));
+    this.req.end();
   }
 
   get isPaused(): boolean {
@@ -178,7 +156,7 @@ export class FeedSocket implements WireSocket {
     this.write(OP_TEXT, Buffer.from(text, 'utf8'));
   }
 
-  ping(data: Buffer = EMPTY): void {
+  ping(data: Buffer = Buffer.alloc(0)): void {
     this.write(OP_PING, data);
   }
 
@@ -197,10 +175,10 @@ export class FeedSocket implements WireSocket {
   /** Cut the connection at once, without a closing handshake. */
   terminate(): void {
     if (this.readyState === CLOSED) return;
-    if (!this.opened) {
+    if (this.socket === null) {
       this.clock.clearTimeout(this.handshakeTimer);
       this.readyState = CLOSING;
-      this.socket.destroy();
+      this.req.destroy();
       this.emitClose();
       return;
     }
@@ -211,83 +189,58 @@ export class FeedSocket implements WireSocket {
   /** Stop reading: messages already parsed from the current chunk wait too. */
   pause(): void {
     this.reader.pause();
-    if (this.opened) this.socket.pause();
-  }
-
-  /**
-   * Read nothing after the current socket read until resume(); the rest of this read's messages are
-   * still handed on (so nothing of the reused read buffer has to be copied aside, as pause() must).
-   */
-  yieldReads(): void {
-    if (this.opened) this.socket.pause();
+    this.socket?.pause();
   }
 
   resume(): void {
     // What was held back is read now: its messages get the time they are handed on.
     this.chunkAt = this.clock.now();
     this.reader.resume();
-    if (!this.reader.isPaused && this.opened) this.socket.resume();
+    if (!this.reader.isPaused) this.socket?.resume();
   }
 
   // ---------------------------------------------------------------------------------------------
 
-  /** A socket read: `buf[0, n)` is valid only during this call (the buffer is reused). */
-  private onRead(n: number, buf: Buffer): boolean {
-    if (this.response !== null) this.readResponse(buf.subarray(0, n));
-    else {
-      this.chunkAt = this.clock.now();
-      this.reader.push(buf.subarray(0, n));
-    }
-    // true: go on reading (a pause is pause()'s, which stops the socket itself).
-    return true;
-  }
-
-  /** Bytes of the upgrade response: once its head is whole, the handshake is decided. */
-  private readResponse(bytes: Buffer): void {
-    if (this.closedEmitted) return;
-    const so = this.response!;
-    const all = so.length === 0 ? Buffer.from(bytes) : Buffer.concat([so, bytes]);
-    const end = headEnd(all);
-    if (end < 0) {
-      if (all.length > MAX_RESPONSE_HEAD) return this.abortHandshake(new Error(`upgrade response head over ${MAX_RESPONSE_HEAD} bytes`));
-      this.response = all;
-      return;
-    }
-    this.response = null;
+  private upgraded(res: IncomingMessage, socket: Socket, head: Buffer, key: string): void {
     this.clock.clearTimeout(this.handshakeTimer);
-    const head = parseResponseHead(all.toString('latin1', 0, end - 4));
-    if (head instanceof Error) return this.abortHandshake(head);
-    if (head.statusCode !== 101) {
-      // Refused (429, 418, 403, 503...): the session reads the status and headers; the body is not read.
-      this.readyState = CLOSED;
-      this.closedEmitted = true;
-      const socket = this.socket;
-      this.handlers.unexpectedResponse({ statusCode: head.statusCode, headers: head.headers, resume: () => undefined, destroy: () => socket.destroy() });
+    const accept = createHash('sha1').update(key + GUID).digest('base64');
+    let problem: string | null = null;
+    if (String(res.headers.upgrade ?? '').toLowerCase() !== 'websocket') problem = 'Invalid Upgrade header';
+    else if (res.headers['sec-websocket-accept'] !== accept) problem = 'Invalid Sec-WebSocket-Accept header';
+    else if (res.headers['sec-websocket-extensions'] !== undefined) problem = 'Server sent a Sec-WebSocket-Extensions header but no extension was requested';
+    else if (res.headers['sec-websocket-protocol'] !== undefined) problem = 'Server sent a subprotocol but none was requested';
+    this.socket = socket;
+    socket.on('close', () => this.socketClosed());
+    socket.on('error', (err) => this.fail(err));
+    if (problem !== null) {
+      this.fail(new Error(problem));
       socket.destroy();
       return;
     }
-    const problem = upgradeProblem(head.headers, this.key);
-    this.opened = true;
-    if (problem !== null) {
-      this.fail(new Error(problem));
-      this.socket.destroy();
-      return;
-    }
+    socket.setTimeout(0);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      this.chunkAt = this.clock.now();
+      this.reader.push(chunk);
+    });
+    socket.on('end', () => {
+      // The server ended its side: after a closing handshake that is the normal end.
+      if (this.readyState === OPEN) this.readyState = CLOSING;
+      socket.end();
+    });
     this.readyState = OPEN;
     this.handlers.open();
-    if (end < all.length && this.readyState === OPEN) {
-      // Frames that came with the response.
+    if (head.length > 0 && this.readyState === OPEN) {
       this.chunkAt = this.clock.now();
-      this.reader.push(all.subarray(end));
+      this.reader.push(head);
     }
   }
 
   private abortHandshake(err: Error): void {
-    if (this.opened || this.closedEmitted) return;
-    this.response = null;
+    if (this.socket !== null || this.closedEmitted) return;
     this.clock.clearTimeout(this.handshakeTimer);
     this.readyState = CLOSING;
-    this.socket.destroy();
+    this.req.destroy();
     this.fail(err);
     this.emitClose();
   }
@@ -298,7 +251,7 @@ export class FeedSocket implements WireSocket {
     if (this.readyState === OPEN) this.readyState = CLOSING;
     // Answer with the same code (RFC 6455 §5.5.1), then end our side; the server closes the TCP.
     if (!this.closeSent) this.sendClose(code === 1005 ? -1 : code, '');
-    this.socket.end();
+    this.socket?.end();
   }
 
   private protocolError(code: number, message: string): void {
@@ -307,7 +260,7 @@ export class FeedSocket implements WireSocket {
     this.closeCode = code;
     this.sendClose(code, '');
     this.fail(new Error(message));
-    this.socket.destroy();
+    this.socket?.destroy();
   }
 
   private fail(err: Error): void {
@@ -332,7 +285,7 @@ export class FeedSocket implements WireSocket {
   private sendClose(code: number, reason: string): void {
     if (this.closeSent) return;
     this.closeSent = true;
-    let payload = EMPTY;
+    let payload = Buffer.alloc(0);
     if (code >= 0) {
       const r = Buffer.from(reason, 'utf8').subarray(0, 123);
       payload = Buffer.allocUnsafe(2 + r.length);
@@ -349,7 +302,7 @@ export class FeedSocket implements WireSocket {
 
   private writeFrame(op: number, payload: Buffer): void {
     const socket = this.socket;
-    if (!this.opened || socket.destroyed || !socket.writable) return;
+    if (socket === null || socket.destroyed || !socket.writable) return;
     socket.write(encodeClientFrame(op, payload));
   }
 }
@@ -373,4 +326,13 @@ export function encodeClientFrame(op: number, payload: Buffer): Buffer {
   randomFillSync(mask);
   for (let i = 0; i < n; i++) out[hdr + 4 + i] = payload[i]! ^ mask[i & 3]!;
   return out;
+}
+
+function plainConnect(options: ClientRequestArgs): Socket {
+  return netConnect({ host: options.host ?? undefined, port: Number(options.port) });
+}
+
+function secureConnect(options: ClientRequestArgs, ca: string | Buffer | undefined): Socket {
+  const host = options.host ?? '';
+  return tlsConnect({ host, port: Number(options.port), servername: isIP(host) ? undefined : host, ca });
 }

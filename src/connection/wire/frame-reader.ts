@@ -3,13 +3,9 @@ import { isUtf8 } from 'node:buffer';
 /**
  * The reading half of a WebSocket client (RFC 6455 §5), for the market-data hot path: frames are
  * parsed where they sit in the socket's chunk, and a message that lies whole in one chunk is handed
- * on as a view of it (one Buffer object per message, no copy). No stream machinery, no event
+ * on as a view of it (one Buffer object per message, no copy). Only a frame that spans chunks is
+ * copied, once, with just the bytes it needs from the next chunk. No stream machinery, no event
  * emitter: one handler call per message.
- *
- * A chunk is valid only during push(): the socket reads into one reused buffer (feed-socket.ts). So
- * whatever outlives the call is copied: the start of a frame cut at the chunk's end (then joined
- * once with just the bytes it needs from the next chunk), fragments of a fragmented message, the
- * rest of a chunk held back by pause(), chunks pushed while paused, ping/pong/close payloads.
  *
  * What it checks, as `ws` does: no RSV bits (no extension is negotiated), no mask from a server,
  * known opcodes, control frames unfragmented and at most 125 bytes, continuation frames only inside
@@ -18,12 +14,11 @@ import { isUtf8 } from 'node:buffer';
  */
 
 export interface FrameHandlers {
-  /** A whole message (fragments joined): a view of the chunk's bytes, valid only during the call. */
+  /** A whole message (fragments joined): a view of the socket's bytes, valid until the next one. */
   onMessage(data: Buffer, isBinary: boolean): void;
-  /** Ping and pong payloads (at most 125 bytes) are copies: they may be kept. */
   onPing(data: Buffer): void;
   onPong(data: Buffer): void;
-  /** The peer's close frame: code 1005 when it carried none; the reason is a copy. */
+  /** The peer's close frame: code 1005 when it carried none. */
   onClose(code: number, reason: Buffer): void;
   /** A protocol violation: the close code to answer with, and why. */
   onError(closeCode: number, message: string): void;
@@ -98,7 +93,7 @@ export class FrameReader {
   push(chunk: Buffer): void {
     if (this.failed) return;
     if (this.paused) {
-      this.queued.push(Buffer.from(chunk));
+      this.queued.push(chunk);
       return;
     }
     let p = 0;
@@ -119,7 +114,7 @@ export class FrameReader {
       const head = Buffer.concat([...this.partial, chunk.subarray(0, 14)]);
       this.partialNeed = frameLength(head, 0, head.length);
       if (this.partialNeed === 0) {
-        this.partial.push(Buffer.from(chunk));
+        this.partial.push(chunk);
         this.partialLength += chunk.length;
         return -1;
       }
@@ -131,11 +126,10 @@ export class FrameReader {
     }
     const take = this.partialNeed - this.partialLength;
     if (chunk.length < take) {
-      this.partial.push(Buffer.from(chunk));
+      this.partial.push(chunk);
       this.partialLength += chunk.length;
       return -1;
     }
-    // Joined at once: a view of the chunk will do.
     this.partial.push(take === chunk.length ? chunk : chunk.subarray(0, take));
     const frame = Buffer.concat(this.partial, this.partialNeed);
     this.partial = [];
@@ -144,7 +138,7 @@ export class FrameReader {
     this.parse(frame, 0);
     if (this.paused || this.failed) {
       // The frame's own handler paused: keep the rest of this chunk for resume().
-      if (take < chunk.length && !this.failed) this.queued.unshift(Buffer.from(chunk.subarray(take)));
+      if (take < chunk.length && !this.failed) this.queued.unshift(chunk.subarray(take));
       return -1;
     }
     return take;
@@ -155,7 +149,7 @@ export class FrameReader {
     let p = start;
     while (p < n) {
       if (this.paused) {
-        this.held = Buffer.from(buf.subarray(p));
+        this.held = buf.subarray(p);
         return;
       }
       const avail = n - p;
@@ -186,7 +180,7 @@ export class FrameReader {
   }
 
   private keepPartial(buf: Buffer, p: number, need: number): void {
-    const rest = Buffer.from(buf.subarray(p));
+    const rest = buf.subarray(p);
     this.partial = [rest];
     this.partialLength = rest.length;
     this.partialNeed = need;
@@ -201,7 +195,7 @@ export class FrameReader {
       if (this.fragmentOp !== -1) return this.fail(1002, 'a new message inside a fragmented one');
       if (fin) return this.message(view(buf, from, to), op);
       this.fragmentOp = op;
-      this.fragments = [Buffer.from(buf.subarray(from, to))];
+      this.fragments = [buf.subarray(from, to)];
       this.fragmentsLength = to - from;
       return true;
     }
@@ -209,12 +203,9 @@ export class FrameReader {
       if (this.fragmentOp === -1) return this.fail(1002, 'a continuation frame outside a fragmented message');
       this.fragmentsLength += to - from;
       if (this.fragmentsLength > this.maxPayload) return this.fail(1009, `a message over ${this.maxPayload} bytes`);
-      if (!fin) {
-        this.fragments.push(Buffer.from(buf.subarray(from, to)));
-        return true;
-      }
-      // The last fragment is joined at once: a view of the chunk will do.
+      // The fragments are views of chunks that the socket does not reuse: they stay valid.
       this.fragments.push(buf.subarray(from, to));
+      if (!fin) return true;
       const data = Buffer.concat(this.fragments, this.fragmentsLength);
       const kind = this.fragmentOp;
       this.fragmentOp = -1;
@@ -225,7 +216,7 @@ export class FrameReader {
     if (op !== OP_CLOSE && op !== OP_PING && op !== OP_PONG) return this.fail(1002, `unknown opcode ${op}`);
     if (!fin) return this.fail(1002, 'a fragmented control frame');
     if (to - from > 125) return this.fail(1002, 'a control frame over 125 bytes');
-    const data = to > from ? Buffer.from(buf.subarray(from, to)) : EMPTY;
+    const data = to > from ? buf.subarray(from, to) : EMPTY;
     if (op === OP_PING) this.handlers.onPing(data);
     else if (op === OP_PONG) this.handlers.onPong(data);
     else return this.close(data);

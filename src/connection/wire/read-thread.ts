@@ -5,8 +5,7 @@ import { asBuffer, MAX_BATCHES_IN_FLIGHT, type FromReader, type ToReader } from 
 /**
  * A read thread (`connection.readThreads`, docs/performance.md): the exchange's sockets, their
  * handshakes and FrameReader run here, off the main thread, each socket in the same FeedSocket as
- * on the main thread (reading into this thread's own reused read buffer; a message is copied into
- * the batch during its handler call, control payloads come as copies) (the same checks: a bad frame, invalid UTF-8 end the connection just the same).
+ * on the main thread (the same checks: a bad frame, invalid UTF-8 end the connection just the same).
  * The messages of a socket read go to the main thread as one batch (of several reads while the
  * main thread is busy, up to 64 KiB); what the main thread has not
  * handed on yet is bounded per socket (MAX_BATCHES_IN_FLIGHT): past it this thread stops reading

@@ -91,11 +91,6 @@ export class ThreadedFeedSocket implements WireSocket {
     this.paused = true;
   }
 
-  /** The batch yield: here a pause (a batch is this thread's own memory, nothing needs copying). */
-  yieldReads(): void {
-    this.pause();
-  }
-
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
