@@ -8,7 +8,7 @@ import { createMetrics, venueMetrics } from '../src/metrics/registry.js';
 import { StreamRouter, type GapSink } from '../src/pipeline/stream-router.js';
 import { Recorder } from '../src/recorder/recorder.js';
 import { getVenue } from '../src/venues/index.js';
-import type { ProtocolIO } from '../src/venues/types.js';
+import type { MarketProtocol, ProtocolIO } from '../src/venues/types.js';
 import { BENCH_STREAM_TYPES, benchSymbols, nowMicros, streamTemplate, writeFrame } from './frames.js';
 
 /**
@@ -89,7 +89,7 @@ export function buildChunks(messages: number, streams: number): Buffer[] {
 }
 
 /** One line from stdin (the callgrind script's go-ahead). */
-function nextLine(): Promise<void> {
+export function nextLine(): Promise<void> {
   return new Promise((resolve) => {
     process.stdin.once('data', () => {
       process.stdin.pause();
@@ -99,30 +99,49 @@ function nextLine(): Promise<void> {
   });
 }
 
+export interface BenchPipeline {
+  recorder: Recorder;
+  protocol: MarketProtocol;
+  /** What the protocol hands data frames to: the router, then `afterData`. */
+  io: ProtocolIO;
+}
+
+/**
+ * The daemon's pipeline after the socket, for binance-spot's `streams` bench streams: protocol →
+ * router → recorder (opened, in `dir`, no flush or fsync timer: the harness flushes).
+ */
+export async function benchPipeline(dir: string, streams: number, maxBufferBytes: number, afterData: () => void = () => undefined): Promise<BenchPipeline> {
+  const venue = getVenue('binance-spot')!;
+  const metrics = venueMetrics(createMetrics({ defaultMetrics: false }), venue.name);
+  const logger = silentLogger();
+  const recorder = new Recorder({ dir, venue: venue.name, maxBufferBytes, flushIntervalMs: 3_600_000, fsyncIntervalMs: 3_600_000, logger, metrics });
+  await recorder.open();
+  const names = benchSymbols(streams).flatMap((s) => BENCH_STREAM_TYPES.map((t) => `${s.toLowerCase()}@${t}`)).slice(0, streams);
+  const router = new StreamRouter({ venue, streams: new Map(names.map((n) => [n, venue.streamType(venue.typeOf(n))!])), gaps: new CountingGaps(), recorder, metrics, logger });
+  const session = { id: 'c0#1', connectionId: 'c0', alive: true, seq: 1 };
+  const protocol = venue.protocol({ base: 'ws://127.0.0.1', path: '/stream', streams: names, streamsPerSubscribe: names.length, replyTimeoutMs: 1000, clock: { setTimeout, clearTimeout } });
+  const io: ProtocolIO = {
+    id: session.id,
+    send: () => undefined,
+    data: (frame, at) => {
+      router.route(session, frame, at);
+      afterData();
+    },
+    malformed: (frame, why) => router.malformed(session, frame, why),
+    shutdownNotice: () => undefined,
+    unexpected: () => undefined,
+  };
+  return { recorder, protocol, io };
+}
+
 /** `pause`: before and after the measured part, say so on stderr and wait for a line on stdin. */
 export async function runHotPath(messages: number, streams: number, pause = false): Promise<HotPathResult> {
-  const venue = getVenue('binance-spot')!;
   const dir = mkdtempSync(join(tmpdir(), 'feedkeeper-hot-path-'));
   try {
-    const metrics = venueMetrics(createMetrics({ defaultMetrics: false }), venue.name);
-    const logger = silentLogger();
     // No timer fires inside the measured part (the harness flushes every FLUSH_CHUNKS chunks itself),
     // so two runs of the same build do the same work and callgrind counts the same.
-    const recorder = new Recorder({ dir, venue: venue.name, maxBufferBytes: 64 * 1024 * 1024, flushIntervalMs: 3_600_000, fsyncIntervalMs: 3_600_000, logger, metrics });
-    await recorder.open();
-    const names = benchSymbols(streams).flatMap((s) => BENCH_STREAM_TYPES.map((t) => `${s.toLowerCase()}@${t}`)).slice(0, streams);
-    const router = new StreamRouter({ venue, streams: new Map(names.map((n) => [n, venue.streamType(venue.typeOf(n))!])), gaps: new CountingGaps(), recorder, metrics, logger });
-    const session = { id: 'c0#1', connectionId: 'c0', alive: true, seq: 1 };
-    const protocol = venue.protocol({ base: 'ws://127.0.0.1', path: '/stream', streams: names, streamsPerSubscribe: names.length, replyTimeoutMs: 1000, clock: { setTimeout, clearTimeout } });
+    const { recorder, protocol, io } = await benchPipeline(dir, streams, 64 * 1024 * 1024);
     let now = Date.now();
-    const io: ProtocolIO = {
-      id: session.id,
-      send: () => undefined,
-      data: (frame, at) => router.route(session, frame, at),
-      malformed: (frame, why) => router.malformed(session, frame, why),
-      shutdownNotice: () => undefined,
-      unexpected: () => undefined,
-    };
     const reader = new FrameReader(
       {
         onMessage: (data, isBinary) => protocol.onFrame(io, data, isBinary, now),

@@ -6,14 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FeedSocket } from '../src/connection/wire/feed-socket.js';
-import { silentLogger } from '../src/log.js';
-import { createMetrics, venueMetrics } from '../src/metrics/registry.js';
-import { StreamRouter, type GapSink } from '../src/pipeline/stream-router.js';
-import { Recorder } from '../src/recorder/recorder.js';
-import { getVenue } from '../src/venues/index.js';
-import type { ProtocolIO } from '../src/venues/types.js';
-import { BENCH_STREAM_TYPES, benchSymbols } from './frames.js';
-import { buildChunks } from './hot-path.js';
+import { benchPipeline, buildChunks, nextLine } from './hot-path.js';
 
 /**
  * The hot path of bench/hot-path.ts with the socket in it: the same pre-built frames come from a
@@ -31,20 +24,6 @@ const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const STREAMS = 256;
 /** The recorder is flushed every this many messages (no timer inside the counted part). */
 const FLUSH_EVERY = 4096;
-
-class CountingGaps implements GapSink {
-  opened = 0;
-  openGap(): string {
-    return `g${++this.opened}`;
-  }
-  closeGap(): void {}
-  instant(): string {
-    return `g${++this.opened}`;
-  }
-  inMaintenance(): boolean {
-    return false;
-  }
-}
 
 /** The child: accept one upgrade, write every chunk as fast as the socket drains, close. */
 function serve(messages: number): void {
@@ -70,43 +49,16 @@ function serve(messages: number): void {
   server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as AddressInfo).port }));
 }
 
-function nextLine(): Promise<void> {
-  return new Promise((resolve) => {
-    process.stdin.once('data', () => {
-      process.stdin.pause();
-      resolve();
-    });
-    process.stdin.resume();
-  });
-}
-
 export async function runReadPath(messages: number, pause = false): Promise<{ written: number; ms: number }> {
   // This same file (built or, under the tests, the source) is the server.
   const child = fork(fileURLToPath(import.meta.url), ['--serve', '--messages', String(messages)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve) => child.once('message', (m: { port: number }) => resolve(m.port)));
-  const venue = getVenue('binance-spot')!;
   const dir = mkdtempSync(join(tmpdir(), 'feedkeeper-read-path-'));
   try {
-    const metrics = venueMetrics(createMetrics({ defaultMetrics: false }), venue.name);
-    const logger = silentLogger();
-    const recorder = new Recorder({ dir, venue: venue.name, maxBufferBytes: 256 * 1024 * 1024, flushIntervalMs: 3_600_000, fsyncIntervalMs: 3_600_000, logger, metrics });
-    await recorder.open();
-    const names = benchSymbols(STREAMS).flatMap((s) => BENCH_STREAM_TYPES.map((t) => `${s.toLowerCase()}@${t}`)).slice(0, STREAMS);
-    const router = new StreamRouter({ venue, streams: new Map(names.map((n) => [n, venue.streamType(venue.typeOf(n))!])), gaps: new CountingGaps(), recorder, metrics, logger });
-    const session = { id: 'c0#1', connectionId: 'c0', alive: true, seq: 1 };
-    const protocol = venue.protocol({ base: 'ws://127.0.0.1', path: '/stream', streams: names, streamsPerSubscribe: names.length, replyTimeoutMs: 1000, clock: { setTimeout, clearTimeout } });
     let count = 0;
-    const io: ProtocolIO = {
-      id: session.id,
-      send: () => undefined,
-      data: (frame, at) => {
-        router.route(session, frame, at);
-        if (++count % FLUSH_EVERY === 0) void recorder.flush();
-      },
-      malformed: (frame, why) => router.malformed(session, frame, why),
-      shutdownNotice: () => undefined,
-      unexpected: () => undefined,
-    };
+    const { recorder, protocol, io } = await benchPipeline(dir, STREAMS, 256 * 1024 * 1024, () => {
+      if (++count % FLUSH_EVERY === 0) void recorder.flush();
+    });
     if (pause) {
       process.stderr.write('ready\n');
       await nextLine();
