@@ -11,6 +11,7 @@ import type { Logger } from '../src/log.js';
 import { createMetrics, type Metrics } from '../src/metrics/registry.js';
 import { decimalLength, encodeLine, encodeStreamLine, MAX_RECV_MS } from '../src/recorder/encode.js';
 import { Recorder, recordingPath, type RecorderOptions } from '../src/recorder/recorder.js';
+import { streamRef } from '../src/pipeline/stream-ref.js';
 import { fixtureFrames } from './helpers/fixtures.js';
 
 /**
@@ -221,6 +222,34 @@ t.test('encodeLine writes every recvMs the way JSON would', async (t) => {
     const end2 = encodeStreamLine(out, 1, head, frame, 1, false, v, decimalLength(v));
     t.equal(out.toString('latin1', 1, end2), `{"recv":${v},"venue":"v","s":1}\n`);
   }
+  // The envelope prefix is kept per (time, head): lines of two venues' heads and of a wrapping
+  // head (start 0, per stream) interleaved at one time, and at the next, each read with its own head.
+  const other = Buffer.from(',"venue":"binance-usdm",');
+  const wrap = Buffer.from(',"venue":"okx","stream":"trades:BTC-USDT","data":');
+  const wide = Buffer.alloc(128);
+  for (const v of [7, 7, 8, 1e12]) {
+    for (const [h, start, close, want] of [
+      [head, 1, false, `{"recv":${v},"venue":"v","s":1}\n`],
+      [other, 1, false, `{"recv":${v},"venue":"binance-usdm","s":1}\n`],
+      [wrap, 0, true, `{"recv":${v},"venue":"okx","stream":"trades:BTC-USDT","data":{"s":1}}\n`],
+      [head, 1, false, `{"recv":${v},"venue":"v","s":1}\n`],
+    ] as const) {
+      const end = encodeStreamLine(wide, 2, h, frame, start, close, v, decimalLength(v));
+      t.equal(wide.toString('latin1', 2, end), want);
+    }
+  }
+});
+
+t.test('an envelope venue shares one head among its streams; a wrapping venue has one per stream', async (t) => {
+  const a = streamRef({ name: 'binance-spot', recordingShape: 'envelope' }, 'btcusdt@trade');
+  const b = streamRef({ name: 'binance-spot', recordingShape: 'envelope' }, 'ethusdt@trade');
+  const c = streamRef({ name: 'binance-usdm', recordingShape: 'envelope' }, 'btcusdt@trade');
+  t.equal(a.head, b.head, 'one Buffer for the venue');
+  t.not(a.head, c.head);
+  t.equal(c.head.toString(), ',"venue":"binance-usdm",');
+  const x = streamRef({ name: 'okx', recordingShape: 'wrap' }, 'trades:BTC-USDT');
+  t.equal(x.head.toString(), ',"venue":"okx","stream":"trades:BTC-USDT","data":');
+  t.same([x.start, x.close], [0, true]);
 });
 
 t.test('refused input is dropped and counted, never thrown', async (t) => {

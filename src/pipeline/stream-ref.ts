@@ -16,8 +16,14 @@ export interface StreamRef {
 }
 
 
+/** An envelope venue's head, one Buffer per venue: encodeStreamLine keeps its line prefix per head. */
+const envelopeHeads = new Map<string, Buffer>();
+
 export function streamRef(venue: Pick<Venue, 'name' | 'recordingShape'>, name: string): StreamRef {
-  return venue.recordingShape === 'envelope'
-    ? { venue: venue.name, name, head: Buffer.from(`,"venue":${JSON.stringify(venue.name)},`), start: 1, close: false }
-    : { venue: venue.name, name, head: Buffer.from(`,"venue":${JSON.stringify(venue.name)},"stream":${JSON.stringify(name)},"data":`), start: 0, close: true };
+  if (venue.recordingShape === 'envelope') {
+    let head = envelopeHeads.get(venue.name);
+    if (head === undefined) envelopeHeads.set(venue.name, (head = Buffer.from(`,"venue":${JSON.stringify(venue.name)},`)));
+    return { venue: venue.name, name, head, start: 1, close: false };
+  }
+  return { venue: venue.name, name, head: Buffer.from(`,"venue":${JSON.stringify(venue.name)},"stream":${JSON.stringify(name)},"data":`), start: 0, close: true };
 }

@@ -115,22 +115,48 @@ function writeDigits(out: Buffer, recvMs: number, digits: number): void {
  * head's last byte (a `,`), which is then put back: no view of the frame is allocated.
  */
 export function encodeStreamLine(out: Buffer, pos: number, head: Buffer, frame: Buffer, start: number, close: boolean, recvMs: number, digits: number): number {
-  let p = writeRecv(out, pos, recvMs, digits);
-  // The head is a few dozen bytes: a byte loop costs less than a TypedArray.set into C++.
-  const h = head.length - start;
-  for (let i = 0; i < h; i++) out[p + i] = head[i]!;
-  p += h;
+  let p: number;
   if (start === 1) {
+    // `{"recv":<ms>` + the head but its last byte, made once per (time, head) and copied in one
+    // TypedArray.set: a socket chunk's messages share their time, and an envelope venue's streams
+    // share their head (streamRef), so this is one copy per line instead of a byte loop of about
+    // 45 bytes (docs/performance.md, "The line's prefix in one copy").
+    if (recvMs !== prefixMs || head !== prefixHead || digits !== prefixDigits) makePrefix(head, recvMs, digits);
+    out.set(prefix, pos);
+    p = pos + prefix.length;
     // The frame's `{` lands on the head's last byte (its `,`), which is put back.
     out.set(frame, p);
-    out[p] = head[h]!;
+    out[p] = head[head.length - 1]!;
   } else {
+    p = writeRecv(out, pos, recvMs, digits);
+    // The head is a few dozen bytes and differs per stream: a byte loop costs less than a
+    // TypedArray.set into C++.
+    const h = head.length;
+    for (let i = 0; i < h; i++) out[p + i] = head[i]!;
+    p += h;
     out.set(frame, p);
   }
   let end = p + frame.length;
   if (close) out[end++] = CLOSE_BRACE;
   out[end] = NEWLINE;
   return end + 1;
+}
+
+/** The prefix of encodeStreamLine's envelope lines for the last (recvMs, head) seen. */
+let prefix: Buffer = Buffer.alloc(0);
+let prefixMs = -1;
+let prefixDigits = 0;
+let prefixHead: Buffer | null = null;
+
+function makePrefix(head: Buffer, recvMs: number, digits: number): void {
+  const n = 8 + digits;
+  const next = Buffer.allocUnsafe(n + head.length - 1);
+  writeRecv(next, 0, recvMs, digits);
+  head.copy(next, n, 0, head.length - 1);
+  prefix = next;
+  prefixMs = recvMs;
+  prefixDigits = digits;
+  prefixHead = head;
 }
 
 /** Bytes of the line encodeStreamLine writes. */

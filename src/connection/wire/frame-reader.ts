@@ -41,9 +41,12 @@ const EMPTY = Buffer.alloc(0);
 export class MessageView extends Uint8Array {}
 Object.setPrototypeOf(MessageView.prototype, Buffer.prototype);
 
-/** buf[from, to) as a Buffer over the same memory. */
-function view(buf: Buffer, from: number, to: number): Buffer {
-  return new MessageView(buf.buffer as ArrayBuffer, buf.byteOffset + from, to - from) as unknown as Buffer;
+/**
+ * [from, to) of a chunk as a Buffer over the same memory: `ab` and `base` are the chunk's `buffer`
+ * and `byteOffset`, read once per chunk (reading `buffer` is a call into C++, about 90 instructions).
+ */
+function view(ab: ArrayBuffer, base: number, from: number, to: number): Buffer {
+  return new MessageView(ab, base + from, to - from) as unknown as Buffer;
 }
 
 /** Close codes a peer may send (RFC 6455 §7.4, as `ws` accepts them). */
@@ -146,6 +149,8 @@ export class FrameReader {
 
   private parse(buf: Buffer, start: number): void {
     const n = buf.length;
+    const ab = buf.buffer as ArrayBuffer;
+    const base = buf.byteOffset;
     let p = start;
     while (p < n) {
       if (this.paused) {
@@ -175,7 +180,7 @@ export class FrameReader {
       if (avail < hdr + len) return this.keepPartial(buf, p, hdr + len);
       const from = p + hdr;
       p = from + len;
-      if (!this.frame(b0, buf, from, p)) return;
+      if (!this.frame(b0, buf, ab, base, from, p)) return;
     }
   }
 
@@ -186,14 +191,14 @@ export class FrameReader {
     this.partialNeed = need;
   }
 
-  /** One whole frame: payload is buf[from, to). False when the reader failed. */
-  private frame(b0: number, buf: Buffer, from: number, to: number): boolean {
+  /** One whole frame: payload is buf[from, to) (`ab`, `base`: buf's memory). False when the reader failed. */
+  private frame(b0: number, buf: Buffer, ab: ArrayBuffer, base: number, from: number, to: number): boolean {
     if ((b0 & 0x70) !== 0) return this.fail(1002, 'RSV bits set without a negotiated extension');
     const fin = (b0 & 0x80) !== 0;
     const op = b0 & 0x0f;
     if (op === OP_TEXT || op === OP_BINARY) {
       if (this.fragmentOp !== -1) return this.fail(1002, 'a new message inside a fragmented one');
-      if (fin) return this.message(view(buf, from, to), op);
+      if (fin) return this.message(view(ab, base, from, to), op);
       this.fragmentOp = op;
       this.fragments = [buf.subarray(from, to)];
       this.fragmentsLength = to - from;
