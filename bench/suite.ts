@@ -21,6 +21,11 @@ export interface SuiteSettings {
   rssMs: number;
   /** Baseline/feedkeeper pairs per throughput figure (the median is reported). */
   reps: number;
+  /**
+   * Pairs at the first connection count (1), where the 2× target is judged: a single pair on a
+   * shared 2-core machine moves by 30 %, mostly with the baseline's share of the machine.
+   */
+  targetReps: number;
   /** Baseline/feedkeeper pairs for the latency figures (median reported, best and each kept). */
   latencyReps: number;
   throughputStreams: number;
@@ -43,6 +48,7 @@ export const QUICK: SuiteSettings = {
   latencyMs: 3000,
   rssMs: 1000,
   reps: 1,
+  targetReps: 3,
   latencyReps: 1,
   throughputStreams: 256,
   connections: [1, 8, 16],
@@ -64,6 +70,7 @@ export const SMOKE: SuiteSettings = {
   latencyMs: 500,
   rssMs: 300,
   throughputStreams: 8,
+  targetReps: 1,
   connections: [1],
   compressMb: 1,
   latencyRate: 2000,
@@ -158,8 +165,10 @@ export async function runSuite(settings: SuiteSettings, driver: Driver, log: (li
         `, ${m.cpuSecPerMillion} CPU s/M, RSS ${m.rssMb} MB, loop delay p99 ${m.loopDelayMs.p99} ms, source CPU ${m.sourceCpuPct}%${extra}`,
     );
 
-  for (let rep = 0; rep < s.reps; rep++) {
+  const throughputReps = Math.max(s.reps, s.targetReps);
+  for (let rep = 0; rep < throughputReps; rep++) {
     for (const c of s.connections) {
+      if (rep >= (c === s.connections[0] ? throughputReps : s.reps)) continue;
       const slot = (results.throughput[String(c)] ??= { baseline: [], feedkeeper: [], floor: [] });
       for (const role of [...order(rep), 'floor' as const]) {
         const m = await measure(driver, spec(role, 'throughput', s.throughputStreams, c, s.throughputMs), { kind: 'flood' });
@@ -225,6 +234,8 @@ export interface BenchReport {
     byConnections: Record<
       string,
       Pair & {
+        /** fk / baseline of each pair, in run order (`ratio` is their median). */
+        ratios: number[];
         /** feedkeeper: messages/s that reached the router (the hot path's pace, recorded or not). */
         feedkeeperReceived: number;
         /** feedkeeperReceived / baseline: the hot path alone against JSON.parse. */
@@ -293,6 +304,7 @@ export function buildReport(r: SuiteResults): BenchReport {
   for (const [c, slot] of Object.entries(r.throughput)) {
     byConnections[c] = {
       ...pair(slot, (m) => m.rate),
+      ratios: slot.baseline.map((b, i) => Math.round(ratio(slot.feedkeeper[i]!.rate, b.rate) * 1000) / 1000),
       feedkeeperReceived: med(slot.feedkeeper, (m) => m.receivedRate),
       receivedRatio: Math.round(median(slot.baseline.map((b, i) => ratio(slot.feedkeeper[i]!.receivedRate, b.rate))) * 1000) / 1000,
       feedkeeperDroppedPerSec: med(slot.feedkeeper, (m) => Math.round(m.dropped / m.seconds)),
@@ -393,6 +405,7 @@ export function formatTable(rep: BenchReport): string {
   const add = (label: string, p: Pair, digits = 0): void => void rows.push([label, num(p.baseline, digits), num(p.feedkeeper, digits), num(p.ratio, 2)]);
   for (const [c, p] of Object.entries(rep.throughput.byConnections)) {
     add(`throughput, ${c} connection${c === '1' ? '' : 's'} (msg/s)`, p);
+    if (p.ratios.length > 1) rows.push([`  fk / base of each of ${p.ratios.length} pairs (median above)`, '', '', p.ratios.map((v) => num(v, 2)).join(' ')]);
     rows.push([`  feedkeeper: received / dropped per s`, '', `${num(p.feedkeeperReceived)} / ${num(p.feedkeeperDroppedPerSec)}`, num(p.receivedRatio, 2)]);
     rows.push([`  event-loop delay p99 (ms)`, num(p.loopDelayP99Ms.baseline, 1), num(p.loopDelayP99Ms.feedkeeper, 1), '']);
     rows.push([`  CPU µs per message`, num(p.cpuUsPerMessage.baseline, 2), num(p.cpuUsPerMessage.feedkeeper, 2), num(ratio(p.cpuUsPerMessage.feedkeeper, p.cpuUsPerMessage.baseline), 2)]);

@@ -81,8 +81,14 @@ t.test('the whole suite, both consumers, every phase, at toy scale: the report h
     sourceStats: async () => server.stats(),
     run: (spec, window) => runPhase(spec, { window }),
   };
-  const report = buildReport(await runSuite(SMOKE, driver));
+  // Two pairs at 1 connection (where the target is judged), as --quick runs three.
+  const report = buildReport(await runSuite({ ...SMOKE, targetReps: 2 }, driver));
   const json = JSON.parse(JSON.stringify(report)) as typeof report;
+  const at1 = json.throughput.byConnections['1']!;
+  t.equal(at1.ratios.length, 2, 'a ratio per pair at 1 connection');
+  t.equal(json.runs.filter((m) => m.kind === 'throughput' && m.role === 'feedkeeper').length, 2, 'two feedkeeper throughput runs');
+  t.ok(at1.ratio >= Math.min(...at1.ratios) - 0.001 && at1.ratio <= Math.max(...at1.ratios) + 0.001, 'the reported ratio is their median');
+  t.match(formatTable(report), /fk \/ base of each of 2 pairs/);
 
   for (const k of ['baseline', 'feedkeeper', 'ratio'] as const) t.type(json.throughput[k], 'number', `throughput.${k}`);
   t.ok(json.throughput.byConnections['1'], 'per connection count');
