@@ -120,7 +120,7 @@ export function encodeStreamLine(out: Buffer, pos: number, head: Buffer, frame: 
     // `{"recv":<ms>` + the head but its last byte, made once per (time, head) and copied in one
     // TypedArray.set: a socket chunk's messages share their time, and an envelope venue's streams
     // share their head (streamRef), so this is one copy per line instead of a byte loop of about
-    // 45 bytes (docs/performance.md, "The line's prefix in one copy").
+    // 45 bytes (docs/performance.md, "Fourth pass").
     if (recvMs !== prefixMs || head !== prefixHead || digits !== prefixDigits) makePrefix(head, recvMs, digits);
     out.set(prefix, pos);
     p = pos + prefix.length;
